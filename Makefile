@@ -1,0 +1,33 @@
+# ceilgrid: every target sets up what it needs on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install dev test test-fast bench train lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip uv
+	@$(BIN)/uv pip install -q --python $(BIN)/python -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install ceilgrid with its test dependencies
+
+dev: $(STAMP)  ## local Postgres + dagster dev on 127.0.0.1:3000 with example buildings in the inbox
+	$(BIN)/python -m ceilgrid_assets.devserver
+
+test: $(STAMP)  ## the whole suite (starts Postgres, Docker, nginx, Chromium as needed)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)  ## the suite without slow, docker and browser tests
+	$(BIN)/python -m pytest -q -m "not slow and not docker and not browser"
+
+bench: $(STAMP)  ## layout-engine benchmark (time per room, rooms per second)
+	$(BIN)/python scripts/bench_layout.py
+
+train: $(STAMP)  ## train the default learned models into ceilgrid_assets/models_default
+	$(BIN)/ceilgrid train --out ceilgrid_assets/models_default
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ceilgrid

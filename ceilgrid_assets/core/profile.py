@@ -1,0 +1,117 @@
+"""Rulebook parameters: one frozen profile object per code regime.
+
+Every number a rule or a placement model uses lives here, so a new profile is
+added by constructing another :class:`Profile`, without touching placement code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Parameters of the rulebook, with their sources.
+
+    - ``smoke_radius_m``: every coverage point within this distance of a smoke
+      detector. NFPA 72 17.7.3.2.3: 0.7 x 9.14 m listed spacing = 6.40 m;
+      BS 5839-1: 7.5 m radius.
+    - ``smoke_to_air_m``: detector to air supply/return, 1.5 m (NFPA 72 A.17.7.4.1:
+      0.91 m from the diffuser edge, plus the diffuser half-width and margin).
+    - ``smoke_to_light_m``: detector to light fitting, 1.0 m (BS 5839-1 asks 0.5 m
+      from fittings; kept at 1.0 m for heat plumes of luminaires).
+    - ``lamp_flux_lm`` F = 3600 lm, ``utilisation_factor`` UF = 0.6,
+      ``maintenance_factor`` MF = 0.8: lumen method N >= E*A/(F*UF*MF).
+    - ``spacing_to_height`` SHR = 1.5: every point within SHR*Hm/sqrt(2) of a light.
+    - ``work_plane_m`` = 0.8: Hm = ceiling height - work plane.
+    - ``supply_rate_l_s_m2`` q_area = 5.0 L/s/m^2 (~1 cfm/ft^2) and
+      ``diffuser_flow_l_s`` q_diff = 120 L/s; coverage radius
+      sqrt(q_diff/q_area)/sqrt(2) after the ASHRAE separation distance.
+    - ``return_min_area_m2`` = 9: returns >= ceil(supplies/2) from this area (project
+      convention); ``return_to_supply_m`` = 1.8 m against short-circuiting.
+    - ``illuminance_lx``: maintained illuminance by room type, EN 12464-1.
+    - ``uniformity_target``: U0 = Emin/Eavg target, 0.6 for office and meeting
+      rooms, 0.4 elsewhere (EN 12464-1).
+    """
+
+    name: str
+    smoke_radius_m: float = 6.40
+    smoke_to_air_m: float = 1.50
+    smoke_to_light_m: float = 1.00
+    lamp_flux_lm: float = 3600.0
+    utilisation_factor: float = 0.6
+    maintenance_factor: float = 0.8
+    spacing_to_height: float = 1.5
+    work_plane_m: float = 0.8
+    supply_rate_l_s_m2: float = 5.0
+    diffuser_flow_l_s: float = 120.0
+    return_min_area_m2: float = 9.0
+    return_to_supply_m: float = 1.80
+    illuminance_lx: dict[str, float] = field(
+        default_factory=lambda: {
+            "office": 500.0,
+            "meeting": 500.0,
+            "classroom": 300.0,
+            "corridor": 100.0,
+            "lobby": 200.0,
+            "restroom": 200.0,
+            "storage": 100.0,
+        }
+    )
+    uniformity_target: dict[str, float] = field(
+        default_factory=lambda: {"office": 0.6, "meeting": 0.6}
+    )
+    default_uniformity_target: float = 0.4
+
+    @property
+    def room_types(self) -> tuple[str, ...]:
+        return tuple(self.illuminance_lx)
+
+    def mounting_height_m(self, ceiling_height_m: float) -> float:
+        """Hm: distance from the fitting to the work plane."""
+        return ceiling_height_m - self.work_plane_m
+
+    def light_radius_m(self, ceiling_height_m: float) -> float:
+        return self.spacing_to_height * self.mounting_height_m(ceiling_height_m) / math.sqrt(2)
+
+    @property
+    def supply_radius_m(self) -> float:
+        return math.sqrt(self.diffuser_flow_l_s / self.supply_rate_l_s_m2) / math.sqrt(2)
+
+    def min_lights(self, area_m2: float, room_type: str) -> int:
+        lumens = self.lamp_flux_lm * self.utilisation_factor * self.maintenance_factor
+        return _ceil_count(self.illuminance_lx[room_type] * area_m2 / lumens)
+
+    def min_supplies(self, area_m2: float) -> int:
+        if area_m2 <= 0:
+            return 0
+        return max(1, _ceil_count(self.supply_rate_l_s_m2 * area_m2 / self.diffuser_flow_l_s))
+
+    def min_returns(self, area_m2: float, supplies: int) -> int:
+        return _ceil_count(supplies / 2) if area_m2 >= self.return_min_area_m2 else 0
+
+    def target_u0(self, room_type: str) -> float:
+        return self.uniformity_target.get(room_type, self.default_uniformity_target)
+
+
+def _ceil_count(value: float) -> int:
+    """ceil() that ignores float noise such as 2.0000000000000004."""
+    return int(math.ceil(round(value, 9)))
+
+
+PROFILES: dict[str, Profile] = {
+    "nfpa72": Profile(name="nfpa72"),
+    "bs5839": Profile(name="bs5839", smoke_radius_m=7.50),
+}
+DEFAULT_PROFILE = "nfpa72"
+
+
+def get_profile(name: str | Profile) -> Profile:
+    """Look a profile up by name; unknown names raise ``KeyError`` listing the known ones."""
+    if isinstance(name, Profile):
+        return name
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise KeyError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None
