@@ -1,0 +1,244 @@
+"""Exact placement as integer programmes, solved by HiGHS through ``scipy.optimize.milp``.
+
+Two programmes:
+
+- :func:`solve_stage` — one component: minimum devices on allowed cells such
+  that every coverage point is reached and the count rule holds (set cover
+  with a cardinality floor). It labels the training corpus and competes at
+  serving time within a time budget.
+- :func:`solve_joint` — all four components at once, with the clearance and
+  separation rules as pairwise conflicts. Used as a rescue for small rooms
+  where the series could not find a compliant layout: if one exists, this
+  finds it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from .grid import CODE, EMPTY, Room
+from .profile import Profile
+from .rules import EPSILON_M, distance_to
+from .stages import SERIES, StageContext, disk_stencil
+
+#: HiGHS statuses as scipy reports them.
+STATUS = {0: "optimal", 1: "limit", 2: "infeasible", 3: "unbounded", 4: "error"}
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """An optimiser outcome; ``added`` is None when no usable solution was found."""
+
+    added: np.ndarray | None
+    status: str  # optimal | limit | infeasible | error | trivial
+    gap: float | None
+    seconds: float
+
+
+def coverage_matrix(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> sparse.csr_matrix:
+    """Sparse (points x sites) matrix: 1 where a site is within the disk of a point.
+
+    ``points`` and ``sites`` are (h, w) masks; rows and columns follow their
+    flat order. Built offset by offset from the stencil, vectorised over cells.
+    """
+    height, width = points.shape
+    point_index = np.full(points.size, -1, dtype=np.int64)
+    point_index[points.ravel()] = np.arange(int(points.sum()))
+    site_index = np.full(sites.size, -1, dtype=np.int64)
+    site_index[sites.ravel()] = np.arange(int(sites.sum()))
+    py, px = np.nonzero(points)
+    reach = disk.shape[0] // 2
+    rows, cols = [], []
+    for dy, dx in np.argwhere(disk) - reach:
+        sy, sx = py + dy, px + dx
+        inside = (sy >= 0) & (sy < height) & (sx >= 0) & (sx < width)
+        site = np.full(py.shape, -1, dtype=np.int64)
+        site[inside] = site_index[sy[inside] * width + sx[inside]]
+        hit = site >= 0
+        rows.append(point_index[py[hit] * width + px[hit]])
+        cols.append(site[hit])
+    row = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+    col = np.concatenate(cols) if cols else np.empty(0, dtype=np.int64)
+    return sparse.csr_matrix(
+        (np.ones(row.size), (row, col)), shape=(int(points.sum()), int(sites.sum()))
+    )
+
+
+def _run(c: np.ndarray, constraints: list[LinearConstraint], upper: np.ndarray,
+         time_limit_s: float) -> tuple[np.ndarray | None, str, float | None]:
+    result = milp(
+        c,
+        constraints=constraints,
+        integrality=np.ones_like(c),
+        bounds=Bounds(np.zeros_like(c), upper),
+        options={"time_limit": max(0.05, time_limit_s), "presolve": True},
+    )
+    status = STATUS.get(result.status, "error")
+    gap = getattr(result, "mip_gap", None)
+    if result.x is None:
+        return None, status, gap
+    return np.round(result.x).astype(bool), status, (float(gap) if gap is not None else None)
+
+
+def solve_stage(context: StageContext, time_limit_s: float) -> SolveResult:
+    """Fewest devices of one type on allowed cells meeting coverage and count."""
+    started = time.perf_counter()
+    sites = context.allowed
+    need = max(0, context.required_count - int(context.existing.sum()))
+    uncovered = context.uncovered(context.existing)
+    n_sites = int(sites.sum())
+    if need == 0 and not uncovered.any():
+        return SolveResult(np.zeros_like(sites), "trivial", 0.0, time.perf_counter() - started)
+    if n_sites == 0:
+        return SolveResult(None, "infeasible", None, time.perf_counter() - started)
+    constraints = []
+    if uncovered.any():
+        cover = coverage_matrix(uncovered, sites, context.disk)
+        reachable = np.asarray(cover.sum(axis=1)).ravel() > 0
+        if not reachable.all():
+            return SolveResult(None, "infeasible", None, time.perf_counter() - started)
+        constraints.append(LinearConstraint(cover, lb=1, ub=np.inf))
+    if need:
+        constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=need, ub=np.inf))
+    chosen, status, gap = _run(np.ones(n_sites), constraints, np.ones(n_sites), time_limit_s)
+    elapsed = time.perf_counter() - started
+    if chosen is None:
+        return SolveResult(None, status, gap, elapsed)
+    added = np.zeros_like(sites)
+    added[sites] = chosen
+    return SolveResult(added, status, gap, elapsed)
+
+
+def _conflict_rows(sites_a: np.ndarray, var_a: np.ndarray, sites_b: np.ndarray,
+                   var_b: np.ndarray, minimum_m: float, tile_size_m: float,
+                   n_vars: int) -> sparse.csr_matrix:
+    """Rows ``x_a + x_b <= 1`` for every pair closer than ``minimum_m``."""
+    # disk_stencil is inclusive; shrinking the radius makes "strictly closer".
+    stencil = disk_stencil(minimum_m - 2 * EPSILON_M, tile_size_m)
+    offsets = np.argwhere(stencil) - stencil.shape[0] // 2
+    height, width = sites_a.shape
+    ay, ax = np.nonzero(sites_a)
+    rows_a, rows_b = [], []
+    for dy, dx in offsets:
+        by, bx = ay + dy, ax + dx
+        inside = (by >= 0) & (by < height) & (bx >= 0) & (bx < width)
+        inside[inside] = sites_b[by[inside], bx[inside]]
+        rows_a.append(var_a[ay[inside], ax[inside]])
+        rows_b.append(var_b[by[inside], bx[inside]])
+    a = np.concatenate(rows_a) if rows_a else np.empty(0, dtype=np.int64)
+    b = np.concatenate(rows_b) if rows_b else np.empty(0, dtype=np.int64)
+    n = a.size
+    data = np.ones(2 * n)
+    return sparse.csr_matrix(
+        (data, (np.concatenate([np.arange(n), np.arange(n)]), np.concatenate([a, b]))),
+        shape=(n, n_vars),
+    )
+
+
+def solve_joint(room: Room, profile: Profile, time_limit_s: float) -> SolveResult:
+    """All four components at once; ``added`` holds component codes (0 where nothing new)."""
+    started = time.perf_counter()
+    cells, t = room.cells, room.tile_size_m
+    usable = room.usable
+    empty = cells == EMPTY
+    existing = {name: cells == CODE[name] for name in SERIES}
+    air = existing["air_supply"] | existing["air_return"]
+    # Cells where each type may go at all, given devices already in the input.
+    d_light = distance_to(existing["light"], t)
+    d_air = distance_to(air, t)
+    d_smoke = distance_to(existing["smoke_detector"], t)
+    d_supply = distance_to(existing["air_supply"], t)
+    sites = {
+        "light": empty & (d_smoke >= profile.smoke_to_light_m - EPSILON_M),
+        "air_supply": empty & (d_smoke >= profile.smoke_to_air_m - EPSILON_M),
+        "air_return": empty & (d_smoke >= profile.smoke_to_air_m - EPSILON_M)
+        & (d_supply >= profile.return_to_supply_m - EPSILON_M),
+        "smoke_detector": empty & (d_light >= profile.smoke_to_light_m - EPSILON_M)
+        & (d_air >= profile.smoke_to_air_m - EPSILON_M),
+    }
+    # Variable numbering: one block per component.
+    var: dict[str, np.ndarray] = {}
+    offset = 0
+    for name in SERIES:
+        index = np.full(cells.shape, -1, dtype=np.int64)
+        count = int(sites[name].sum())
+        index[sites[name]] = offset + np.arange(count)
+        var[name], offset = index, offset + count
+    n_vars = offset
+    if n_vars == 0:
+        return SolveResult(None, "infeasible", None, time.perf_counter() - started)
+    blocks: list[sparse.csr_matrix] = []
+    lower: list[np.ndarray] = []
+    upper: list[np.ndarray] = []
+
+    def add(matrix: sparse.spmatrix, lb: float | np.ndarray, ub: float | np.ndarray) -> None:
+        matrix = sparse.csr_matrix(matrix)
+        blocks.append(matrix)
+        lower.append(np.broadcast_to(np.asarray(lb, dtype=float), (matrix.shape[0],)))
+        upper.append(np.broadcast_to(np.asarray(ub, dtype=float), (matrix.shape[0],)))
+
+    def selector(name: str) -> sparse.csr_matrix:
+        """(n_sites x n_vars) picking the block of one component."""
+        columns = var[name][sites[name]]
+        return sparse.csr_matrix(
+            (np.ones(columns.size), (np.arange(columns.size), columns)),
+            shape=(columns.size, n_vars),
+        )
+
+    # One device per cell.
+    cell_of_var = np.full(n_vars, -1, dtype=np.int64)
+    for name in SERIES:
+        cell_of_var[var[name][sites[name]]] = np.flatnonzero(sites[name].ravel())
+    add(sparse.csr_matrix((np.ones(n_vars), (cell_of_var, np.arange(n_vars))),
+                          shape=(cells.size, n_vars)), -np.inf, 1)
+    # Coverage.
+    area = room.area_m2
+    radii = {
+        "light": profile.light_radius_m(room.ceiling_height_m),
+        "air_supply": profile.supply_radius_m,
+        "smoke_detector": profile.smoke_radius_m,
+    }
+    for name, radius in radii.items():
+        uncovered = usable & (distance_to(existing[name], t) > radius + EPSILON_M)
+        if uncovered.any():
+            cover = coverage_matrix(uncovered, sites[name], disk_stencil(radius, t))
+            if (np.asarray(cover.sum(axis=1)).ravel() == 0).any():
+                return SolveResult(None, "infeasible", None, time.perf_counter() - started)
+            add(cover @ selector(name), 1, np.inf)
+    # Counts.
+    ones = {name: np.asarray(selector(name).sum(axis=0)) for name in SERIES}
+    n_existing = {name: int(existing[name].sum()) for name in SERIES}
+    add(ones["light"], profile.min_lights(area, room.room_type) - n_existing["light"], np.inf)
+    add(ones["air_supply"], profile.min_supplies(area) - n_existing["air_supply"], np.inf)
+    if area >= profile.return_min_area_m2:
+        # 2 * returns >= supplies  <=>  returns >= ceil(supplies / 2)
+        add(2 * ones["air_return"] - ones["air_supply"],
+            n_existing["air_supply"] - 2 * n_existing["air_return"], np.inf)
+    # Pairwise clearances.
+    for first, second, minimum in (
+        ("smoke_detector", "light", profile.smoke_to_light_m),
+        ("smoke_detector", "air_supply", profile.smoke_to_air_m),
+        ("smoke_detector", "air_return", profile.smoke_to_air_m),
+        ("air_return", "air_supply", profile.return_to_supply_m),
+    ):
+        rows = _conflict_rows(sites[first], var[first], sites[second], var[second], minimum, t,
+                              n_vars)
+        if rows.shape[0]:
+            add(rows, -np.inf, 1)
+    constraint = LinearConstraint(sparse.vstack(blocks).tocsr(), np.concatenate(lower),
+                                  np.concatenate(upper))
+    chosen, status, gap = _run(np.ones(n_vars), [constraint], np.ones(n_vars), time_limit_s)
+    elapsed = time.perf_counter() - started
+    if chosen is None:
+        return SolveResult(None, status, gap, elapsed)
+    codes = np.zeros(cells.size, dtype=np.uint8)
+    for name in SERIES:
+        picked = chosen[var[name][sites[name]]]
+        codes[np.flatnonzero(sites[name].ravel())[picked]] = CODE[name]
+    return SolveResult(codes.reshape(cells.shape), status, gap, elapsed)
+

@@ -1,0 +1,256 @@
+"""Completing rooms: stages in series, candidates compete, the selector picks.
+
+``complete_room`` is the one function the CLI, the Dagster assets and the tests
+call. For each stage (lights -> air supply -> air return -> smoke detectors)
+every model proposes, the engine repairs, validates and scores each proposal,
+and :func:`select` picks the winner. A look-ahead reserves smoke-detector cells
+before the first stage, and a joint integer programme rescues small rooms the
+series could not complete, so a compliant layout is found whenever one exists
+for realistic rooms.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .grid import Room
+from .heuristics import repair
+from .io import InputError, ParsedDocument, room_to_document
+from .models import PlacementModel, default_models
+from .optimiser import solve_joint
+from .profile import DEFAULT_PROFILE, Profile, get_profile
+from .rules import check_layout, compliance_report, layout_metrics
+from .stages import SERIES, StageContext, build_context, quality_score
+
+#: The joint rescue runs on rooms with at most this many usable cells.
+DEFAULT_RESCUE_MAX_CELLS = 900
+DEFAULT_RESCUE_TIME_S = 10.0
+RESCUE_MODEL = "joint-optimiser"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything that shapes a layout besides the room itself."""
+
+    profile: Profile = field(default_factory=lambda: get_profile(DEFAULT_PROFILE))
+    models: Sequence[PlacementModel] = field(default_factory=default_models)
+    rescue_max_cells: int = DEFAULT_RESCUE_MAX_CELLS
+    rescue_time_s: float = DEFAULT_RESCUE_TIME_S
+
+    @classmethod
+    def create(cls, profile: str | Profile = DEFAULT_PROFILE,
+               extra_models: Sequence[PlacementModel] = (), **kwargs: Any) -> "EngineConfig":
+        models = [*default_models(), *extra_models]
+        return cls(profile=get_profile(profile), models=models, **kwargs)
+
+
+@dataclass
+class CandidateOutcome:
+    """One model's proposal for one stage, after repair and validation."""
+
+    model: str
+    added: np.ndarray | None
+    compliant: bool = False
+    devices: int = 0
+    score: float = 0.0
+    violations: int = 0
+    compliant_before_repair: bool = False
+    repaired: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.added is None:
+            return {"model": self.model, "compliant": False, "devices": None, "score": None,
+                    "skipped": True}
+        return {
+            "model": self.model,
+            "compliant": self.compliant,
+            "devices": self.devices,
+            "score": round(self.score, 4),
+            "repaired": self.repaired,
+        }
+
+
+def evaluate(context: StageContext, model: str, proposal: np.ndarray | None,
+             seconds: float) -> CandidateOutcome:
+    """Repair, validate and score a proposal on equal terms with the others."""
+    if proposal is None:
+        return CandidateOutcome(model, None, seconds=seconds)
+    proposal = proposal & context.allowed
+    before = context.violations(proposal)
+    added = repair(context, proposal)
+    violations = context.violations(added)
+    return CandidateOutcome(
+        model=model,
+        added=added,
+        compliant=not violations,
+        devices=int((context.existing | added).sum()),
+        score=quality_score(context, added),
+        violations=len(violations),
+        compliant_before_repair=not before,
+        repaired=int(added.sum() - proposal.sum()),
+        seconds=seconds,
+    )
+
+
+def select(outcomes: Sequence[CandidateOutcome]) -> CandidateOutcome | None:
+    """Compliant with fewest devices, then best score; else fewest violations (flagged).
+
+    Ties go to the model listed first, so the choice is deterministic.
+    """
+    ranked = [
+        (not outcome.compliant, outcome.violations, outcome.devices, -round(outcome.score, 4),
+         index)
+        for index, outcome in enumerate(outcomes)
+        if outcome.added is not None
+    ]
+    return outcomes[min(ranked)[-1]] if ranked else None
+
+
+def run_stage(context: StageContext,
+              models: Sequence[PlacementModel]) -> tuple[CandidateOutcome, list[CandidateOutcome]]:
+    outcomes = []
+    for model in models:
+        if context.component not in model.components:
+            continue
+        started = time.perf_counter()
+        proposal = model.place(context)
+        outcomes.append(evaluate(context, model.name, proposal, time.perf_counter() - started))
+    chosen = select(outcomes)
+    if chosen is None:  # no model applies: place nothing, let validation report it
+        chosen = evaluate(context, "none", np.zeros_like(context.allowed), 0.0)
+    return chosen, outcomes
+
+
+@dataclass
+class RoomResult:
+    original: Room
+    room: Room
+    stages: list[Room]  # the room before the first stage and after each stage
+    models: dict[str, Any]
+    compliance: dict[str, Any]
+    metrics: dict[str, Any]
+    candidates: dict[str, list[CandidateOutcome]]
+    seconds: float
+
+    @property
+    def compliant(self) -> bool:
+        return bool(self.compliance["compliant"])
+
+
+def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
+    """Place every missing component of one room."""
+    config = config or EngineConfig()
+    started = time.perf_counter()
+    profile, models = config.profile, config.models
+    detector_plan, _ = run_stage(build_context("smoke_detector", room, profile), models)
+    current = room
+    stages = [room]
+    record: dict[str, Any] = {}
+    candidates: dict[str, list[CandidateOutcome]] = {}
+    for component in SERIES:
+        context = build_context(component, current, profile, detector_plan.added)
+        chosen, outcomes = run_stage(context, models)
+        current = context.apply(chosen.added)
+        stages.append(current)
+        candidates[component] = outcomes
+        record[component] = {
+            "chosen": chosen.model,
+            "compliant": chosen.compliant,
+            "candidates": [outcome.to_dict() for outcome in outcomes],
+        }
+    if check_layout(current, profile, room) and room.usable.sum() <= config.rescue_max_cells:
+        rescued = _rescue(room, profile, config.rescue_time_s)
+        if rescued is not None:
+            current = rescued
+            stages = _stage_views(room, rescued)
+            for component in SERIES:
+                record[component]["chosen"] = RESCUE_MODEL
+                record[component]["compliant"] = True
+    return RoomResult(
+        original=room,
+        room=current,
+        stages=stages,
+        models=record,
+        compliance=compliance_report(current, profile, room),
+        metrics=layout_metrics(current, profile),
+        candidates=candidates,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _rescue(room: Room, profile: Profile, time_limit_s: float) -> Room | None:
+    """The joint optimiser's layout, if it proves one exists within the time limit."""
+    result = solve_joint(room, profile, time_limit_s)
+    if result.added is None or result.status != "optimal":
+        return None
+    cells = np.where(result.added > 0, result.added, room.cells).astype(np.uint8)
+    completed = room.with_cells(cells)
+    return None if check_layout(completed, profile, room) else completed
+
+
+def _stage_views(original: Room, completed: Room) -> list[Room]:
+    """Per-stage snapshots of a layout made in one piece (for stage renders)."""
+    views = [original]
+    cells = original.cells.copy()
+    for component in SERIES:
+        code = SERIES.index(component) + 2  # LIGHT..SMOKE_DETECTOR follow EMPTY, INVALID
+        cells = np.where(completed.cells == code, code, cells).astype(np.uint8)
+        views.append(original.with_cells(cells.copy()))
+    return views
+
+
+@dataclass
+class BuildingResult:
+    """A completed building: the output document plus what was rejected and why."""
+
+    building_id: str
+    document: dict[str, Any]
+    rooms: list[RoomResult]
+    errors: list[InputError]
+
+    @property
+    def all_compliant(self) -> bool:
+        return all(result.compliant for result in self.rooms)
+
+    @property
+    def exit_code(self) -> int:
+        """CLI convention: 2 bad input, 1 a room not compliant, 0 all good."""
+        if self.errors:
+            return 2
+        return 0 if self.all_compliant else 1
+
+
+def room_output(result: RoomResult, template: dict[str, Any] | None) -> dict[str, Any]:
+    document = room_to_document(result.room, template)
+    document["compliance"] = result.compliance
+    document["models"] = result.models
+    document["metrics"] = result.metrics
+    return document
+
+
+def complete_building(parsed: ParsedDocument, config: EngineConfig | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> BuildingResult:
+    """Lay out every good room of a parsed document; bad rooms are listed, not fatal."""
+    config = config or EngineConfig()
+    results = []
+    for index, room in enumerate(parsed.rooms):
+        results.append(complete_room(room, config))
+        if progress is not None:
+            progress(index + 1, len(parsed.rooms))
+    documents = [
+        room_output(result, template)
+        for result, template in zip(results, parsed.room_documents, strict=True)
+    ]
+    if parsed.single_room and documents:
+        document = documents[0]
+    else:
+        document = {"building_id": parsed.building_id, "rooms": documents}
+        if parsed.errors:
+            document["rejected_rooms"] = [error.to_dict() for error in parsed.errors]
+    return BuildingResult(parsed.building_id, document, results, list(parsed.errors))

@@ -1,0 +1,142 @@
+"""What each placement stage needs: required count, coverage radius, allowed cells.
+
+A stage places one component type. Its :class:`StageContext` is everything a
+placement model may look at; the engine, not the model, enforces ``allowed``
+and runs the shared :func:`repair`, so every model is judged on the same terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from scipy import ndimage
+
+from .grid import AIR_RETURN, AIR_SUPPLY, CODE, EMPTY, LIGHT, SMOKE_DETECTOR, Room
+from .profile import Profile
+from .rules import COMPONENT_CHECKS, EPSILON_M, Violation, distance_to
+
+SERIES: tuple[str, ...] = ("light", "air_supply", "air_return", "smoke_detector")
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """The state a placement model sees when it places one component type."""
+
+    component: str
+    room: Room  # the room with earlier stages placed
+    profile: Profile
+    allowed: np.ndarray  # (h, w) bool: cells where a new device of this type may go
+    required_count: int  # devices of this type the room needs in total
+    radius_m: float | None  # every coverage point within this of a device, or None
+
+    @property
+    def code(self) -> int:
+        return CODE[self.component]
+
+    @cached_property
+    def existing(self) -> np.ndarray:
+        return self.room.cells == self.code
+
+    @cached_property
+    def disk(self) -> np.ndarray | None:
+        """Stencil of cell offsets within the coverage radius (a boolean disk)."""
+        if self.radius_m is None:
+            return None
+        return disk_stencil(self.radius_m, self.room.tile_size_m)
+
+    @cached_property
+    def wall_distance(self) -> np.ndarray:
+        """Distance (m) from each cell centre to the nearest wall or invalid tile edge."""
+        padded = np.pad(self.room.usable, 1, constant_values=False)
+        edt = ndimage.distance_transform_edt(padded, sampling=self.room.tile_size_m)[1:-1, 1:-1]
+        return np.maximum(edt - self.room.tile_size_m / 2, 0.0)
+
+    def uncovered(self, devices: np.ndarray) -> np.ndarray:
+        """Coverage points out of reach of ``devices`` (all False without a radius)."""
+        if self.radius_m is None:
+            return np.zeros_like(devices)
+        far = distance_to(devices, self.room.tile_size_m) > self.radius_m + EPSILON_M
+        return self.room.usable & far
+
+    def apply(self, added: np.ndarray) -> Room:
+        cells = self.room.cells.copy()
+        cells[added] = self.code
+        return self.room.with_cells(cells)
+
+    def violations(self, added: np.ndarray) -> list[Violation]:
+        """Violations of this stage's own rules once ``added`` is placed."""
+        return COMPONENT_CHECKS[self.component](self.apply(added), self.profile)
+
+
+def disk_stencil(radius_m: float, tile_size_m: float) -> np.ndarray:
+    reach = int(np.floor(radius_m / tile_size_m + EPSILON_M))
+    offsets = np.arange(-reach, reach + 1)
+    r2 = (offsets[:, None] ** 2 + offsets[None, :] ** 2) * tile_size_m**2
+    return r2 <= radius_m**2 + EPSILON_M
+
+
+def build_context(component: str, room: Room, profile: Profile,
+                  detector_plan: np.ndarray | None = None) -> StageContext:
+    """The context of ``component``'s stage, given the room so far.
+
+    ``detector_plan`` (cells reserved for smoke detectors by a look-ahead) keeps
+    lights and diffusers out of the detectors' clearance zones, so that the last
+    stage is not painted into a corner.
+    """
+    cells, t = room.cells, room.tile_size_m
+    detectors = cells == SMOKE_DETECTOR
+    if detector_plan is not None:
+        detectors = detectors | detector_plan
+    area = room.area_m2
+    forbidden: np.ndarray
+    if component == "light":
+        required = profile.min_lights(area, room.room_type)
+        radius = profile.light_radius_m(room.ceiling_height_m)
+        forbidden = distance_to(detectors, t) < profile.smoke_to_light_m - EPSILON_M
+    elif component == "air_supply":
+        required = profile.min_supplies(area)
+        radius = profile.supply_radius_m
+        forbidden = distance_to(detectors, t) < profile.smoke_to_air_m - EPSILON_M
+    elif component == "air_return":
+        required = profile.min_returns(area, int(np.count_nonzero(cells == AIR_SUPPLY)))
+        radius = None
+        forbidden = (distance_to(detectors, t) < profile.smoke_to_air_m - EPSILON_M) | (
+            distance_to(cells == AIR_SUPPLY, t) < profile.return_to_supply_m - EPSILON_M
+        )
+    elif component == "smoke_detector":
+        required = 0
+        radius = profile.smoke_radius_m
+        air = (cells == AIR_SUPPLY) | (cells == AIR_RETURN)
+        forbidden = (distance_to(cells == LIGHT, t) < profile.smoke_to_light_m - EPSILON_M) | (
+            distance_to(air, t) < profile.smoke_to_air_m - EPSILON_M
+        )
+    else:
+        raise ValueError(f"unknown component {component!r}")
+    if not room.usable.any():
+        required, radius = 0, None
+    allowed = (cells == EMPTY) & ~forbidden
+    return StageContext(component, room, profile, allowed, required, radius)
+
+
+def quality_score(context: StageContext, added: np.ndarray) -> float:
+    """Quality in [0, 1] beyond compliance: uniformity for lights, reach for the rest."""
+    from .photometry import illuminance_map, illuminance_summary
+
+    room = context.room
+    devices = context.existing | added
+    usable = room.usable
+    if not usable.any() or not devices.any():
+        return 0.0
+    if context.component == "light":
+        lux = illuminance_map(room, context.profile, lights=devices)
+        return min(1.0, illuminance_summary(lux).uniformity_u0)
+    if context.component == "air_return":
+        supplies = room.cells == AIR_SUPPLY
+        if not supplies.any():
+            return 1.0
+        separation = distance_to(supplies, room.tile_size_m)[devices].min()
+        return float(min(1.0, separation / (2 * context.profile.return_to_supply_m)))
+    reach = distance_to(devices, room.tile_size_m)[usable].mean()
+    return float(max(0.0, 1.0 - reach / (context.radius_m or 1.0)))
