@@ -74,7 +74,15 @@ UNCOVERED_ALPHA = 0.6
 #: symbol stands out while a tiny cell without a symbol is still identifiable.
 TINT = 0.3
 VIEWS: tuple[str, ...] = ("plan", "coverage", "illuminance", "violations")
-STAGES: tuple[str, ...] = ("empty",) + DEVICE_COMPONENTS
+#: Pipeline stages: the input, then the room after each component in series order.
+STAGES: tuple[str, ...] = ("input",) + DEVICE_COMPONENTS
+STAGE_CAPTIONS: dict[str, str] = {
+    "input": "input, before placement",
+    "light": "after lights",
+    "air_supply": "after air supply",
+    "air_return": "after air return",
+    "smoke_detector": "after smoke detectors (complete)",
+}
 
 DPI = 100
 MAX_CELL_PX = 32.0
@@ -407,7 +415,7 @@ def render_views(
     return {view: render_room(room, view, profile=profile, violations=violations) for view in VIEWS}
 
 
-def stages_from_completed(room: Room) -> list[tuple[str, Room]]:
+def stages_from_completed(room: Room) -> list[Room]:
     """The pipeline stages rebuilt from a completed room alone.
 
     Stage ``k`` keeps the devices of the first ``k`` components in series order
@@ -415,24 +423,23 @@ def stages_from_completed(room: Room) -> list[tuple[str, Room]]:
     placed in the input shows up at its component's stage rather than at the start.
     """
     stages = []
-    for index, name in enumerate(STAGES):
-        hidden = [CODE[later] for later in DEVICE_COMPONENTS[index:]]
-        cells = np.where(np.isin(room.cells, hidden), EMPTY, room.cells).astype(np.uint8)
-        stages.append((name, room.with_cells(cells)))
+    for index in range(len(STAGES)):
+        hidden = [CODE[name] for name in DEVICE_COMPONENTS[index:]]
+        stages.append(room.with_cells(np.where(np.isin(room.cells, hidden), EMPTY, room.cells)
+                                      .astype(np.uint8)))
     return stages
 
 
-def render_stages(
-    room: Room, stages: Sequence[tuple[str, Room]] | None = None
-) -> list[tuple[str, RenderedImage]]:
-    """One plan image per pipeline stage (empty -> lights -> supply -> return -> detectors).
+def render_stages(room: Room, stages: Sequence[Room] | None = None) -> list[tuple[str, RenderedImage]]:
+    """One plan image per pipeline stage (input -> lights -> supply -> return -> detectors).
 
-    ``stages`` are ``(stage name, room)`` pairs as the pipeline records them;
-    without them they are rebuilt with :func:`stages_from_completed`.
+    ``stages`` are the rooms the pipeline records (``RoomResult.stages``: the
+    input, then the room after each component); without them they are rebuilt
+    with :func:`stages_from_completed`.
     """
     stages = list(stages) if stages is not None else stages_from_completed(room)
     images = []
-    for number, (name, stage_room) in enumerate(stages, start=1):
-        caption = f"stage {number}/{len(stages)}: {name.replace('_', ' ')}"
+    for number, (name, stage_room) in enumerate(zip(STAGES, stages, strict=True), start=1):
+        caption = f"stage {number}/{len(stages)}: {STAGE_CAPTIONS[name]}"
         images.append((name, render_room(stage_room, "plan", subtitle=caption)))
     return images
