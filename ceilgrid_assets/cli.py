@@ -1,0 +1,123 @@
+"""The ``ceilgrid`` command line: a thin shell over ``ceilgrid_assets.core``.
+
+Exit codes, for every subcommand: 0 all rooms compliant, 1 a room could not be
+made compliant (reported in the output), 2 bad input (one line on stderr each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .core.io import InputError, ParsedDocument, dump_document, read_document, write_atomic
+from .core.pipeline import EngineConfig, complete_building
+from .core.profile import DEFAULT_PROFILE, PROFILES, get_profile
+from .core.rules import check_layout
+
+EXIT_OK, EXIT_NOT_COMPLIANT, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _report_errors(parsed: ParsedDocument) -> None:
+    for error in parsed.errors:
+        print(f"error: {error}", file=sys.stderr)
+
+
+def _progress_printer(enabled: bool):
+    if not enabled:
+        return None
+
+    def show(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 20) == 0:
+            print(f"\rlaid out {done}/{total} rooms", end="\n" if done == total else "",
+                  file=sys.stderr, flush=True)
+
+    return show
+
+
+def layout_command(args: argparse.Namespace) -> int:
+    parsed = read_document(args.input)
+    _report_errors(parsed)
+    extra_models = []
+    if args.models is not None:
+        from .core.learned import load_models
+
+        extra_models = load_models(args.models)
+    config = EngineConfig.create(args.profile, extra_models=extra_models)
+    show_progress = args.progress or (len(parsed.rooms) > 50 and sys.stderr.isatty())
+    result = complete_building(parsed, config, progress=_progress_printer(show_progress))
+    write_atomic(args.output, dump_document(result.document))
+    for room in result.rooms:
+        if not room.compliant:
+            rules = sorted({v["rule"] for v in room.compliance["violations"]})
+            print(f"not compliant: room {room.room.grid_id}: {', '.join(rules)}", file=sys.stderr)
+    compliant = sum(room.compliant for room in result.rooms)
+    print(
+        f"{args.output}: {len(result.rooms)} rooms laid out, {compliant} compliant"
+        + (f", {len(parsed.errors)} rejected" if parsed.errors else ""),
+        file=sys.stderr,
+    )
+    return result.exit_code
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    parsed = read_document(args.input)
+    _report_errors(parsed)
+    profile = get_profile(args.profile)
+    failing = 0
+    for room in parsed.rooms:
+        violations = check_layout(room, profile)
+        if not violations:
+            print(f"room {room.grid_id}: compliant ({profile.name})")
+            continue
+        failing += 1
+        for violation in violations:
+            cells = " ".join(f"({x},{y})" for x, y in violation.cells[:10])
+            more = "" if len(violation.cells) <= 10 else f" +{len(violation.cells) - 10} more"
+            print(f"room {room.grid_id}: {violation.rule}: {violation.message}"
+                  + (f" at {cells}{more}" if cells else ""))
+    if parsed.errors:
+        return EXIT_BAD_INPUT
+    return EXIT_NOT_COMPLIANT if failing else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ceilgrid", description="Complete and check suspended-ceiling layouts."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    profile_help = f"rulebook profile (default {DEFAULT_PROFILE})"
+
+    layout = commands.add_parser("layout", help="complete a room or building JSON file")
+    layout.add_argument("input", type=Path, help="room or building JSON")
+    layout.add_argument("-o", "--output", type=Path, required=True, help="completed layout JSON")
+    layout.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE,
+                        help=profile_help)
+    layout.add_argument("--models", type=Path, default=None,
+                        help="directory of trained learned models to add to the candidates")
+    layout.add_argument("--progress", action="store_true", help="print progress on stderr")
+    layout.set_defaults(handler=layout_command)
+
+    validate = commands.add_parser("validate", help="check a completed layout against the rules")
+    validate.add_argument("input", type=Path, help="completed room or building JSON")
+    validate.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE,
+                          help=profile_help)
+    validate.set_defaults(handler=validate_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:
+        print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())
