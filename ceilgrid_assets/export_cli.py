@@ -1,0 +1,107 @@
+"""``ceilgrid export``: DXF, PNG, HTML and CSV from a completed layout JSON.
+
+The command line itself lives in :mod:`ceilgrid_assets.cli`; this module gives
+it :func:`add_export_parser` and :func:`export_command`, and gives assets
+:func:`write_exports`, so both produce the same files the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .core.export import Layout, load_layout, write_boq_csv, write_dxf, write_pngs
+from .core.grid import Room
+from .core.io import InputError
+from .core.report_html import write_report_html
+
+#: Exit codes, as for ``ceilgrid layout``: 2 bad input, 0 done.
+EXIT_OK, EXIT_INPUT = 0, 2
+
+PathLike = str | os.PathLike[str]
+
+
+def write_exports(
+    layout: Layout,
+    *,
+    dxf_dir: PathLike | None = None,
+    png_dir: PathLike | None = None,
+    html: PathLike | None = None,
+    csv: PathLike | None = None,
+    stages: Mapping[str, Sequence[Room]] | None = None,
+) -> dict[str, list[Path]]:
+    """Write the requested exports; returns the written paths by kind."""
+    written: dict[str, list[Path]] = {}
+    if dxf_dir is not None:
+        written["dxf"] = write_dxf(layout, dxf_dir)
+    if png_dir is not None:
+        written["png"] = write_pngs(layout, png_dir, stages)
+    if html is not None:
+        written["html"] = [write_report_html(layout, html, stages=stages)]
+    if csv is not None:
+        written["csv"] = [write_boq_csv(layout, csv)]
+    return written
+
+
+def export_command(
+    layout_path: PathLike,
+    dxf_dir: PathLike | None = None,
+    png_dir: PathLike | None = None,
+    html: PathLike | None = None,
+    csv: PathLike | None = None,
+) -> int:
+    """Run ``ceilgrid export``: one summary line per kind on stdout, input errors on stderr."""
+    if dxf_dir is None and png_dir is None and html is None and csv is None:
+        print("ceilgrid export: nothing to do; give --dxf DIR, --png DIR, --html FILE or --csv FILE",
+              file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        layout = load_layout(layout_path)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INPUT
+    for error in layout.errors:
+        print(f"skipped: {error}", file=sys.stderr)
+    written = write_exports(layout, dxf_dir=dxf_dir, png_dir=png_dir, html=html, csv=csv)
+    targets = {"dxf": dxf_dir, "png": png_dir, "html": html, "csv": csv}
+    for kind, paths in written.items():
+        print(f"{kind}: wrote {len(paths)} file(s) to {targets[kind]}")
+    return EXIT_INPUT if layout.errors else EXIT_OK
+
+
+def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``export`` on the ``ceilgrid`` subcommand parsers; sets ``func``."""
+    parser = subparsers.add_parser(
+        "export",
+        help="DXF plans, PNG renders, HTML report and bill of quantities of a completed layout",
+        description="Export a completed layout JSON: one DXF per room (metres, a layer per "
+                    "component), PNG renders per room and stage, a self-contained HTML report "
+                    "and the bill of quantities as CSV.",
+    )
+    parser.add_argument("layout", help="completed layout JSON (output of 'ceilgrid layout')")
+    parser.add_argument("--dxf", metavar="DIR", help="write one DXF per room into DIR")
+    parser.add_argument("--png", metavar="DIR", help="write the PNG renders into DIR")
+    parser.add_argument("--html", metavar="FILE", help="write the HTML report to FILE")
+    parser.add_argument("--csv", metavar="FILE", help="write the bill of quantities to FILE")
+    parser.set_defaults(func=run_parsed)
+    return parser
+
+
+def run_parsed(args: argparse.Namespace) -> int:
+    return export_command(args.layout, dxf_dir=args.dxf, png_dir=args.png, html=args.html,
+                          csv=args.csv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ceilgrid_assets.export_cli``: the same command without the main CLI."""
+    parser = argparse.ArgumentParser(prog="ceilgrid")
+    add_export_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
