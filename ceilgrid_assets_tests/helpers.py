@@ -1,0 +1,211 @@
+"""Small builders and an independent rule checker shared by the layout-engine tests.
+
+Coordinates are always ``(x, y)`` as in the JSON format and in violations;
+``shape`` is ``(width, height)`` in tiles. The numpy array inside a Room is
+indexed ``[y, x]``, which these helpers hide.
+
+Pictures make small rooms readable: one text row per ``y``, one character per
+``x``::
+
+    D . . L
+    . # . .
+
+``.`` empty, ``#`` invalid, ``L`` light, ``S`` air supply, ``R`` air return,
+``D`` smoke detector (spaces are ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ceilgrid_assets.core.grid import CODE, COMPONENTS, Room
+from ceilgrid_assets.core.profile import Profile
+
+DATA_DIR = Path(__file__).parent / "data"
+SAMPLE_PATH = DATA_DIR / "room-ceiling-editor-sample.json"
+
+PICTURE_CODES = {
+    ".": "empty",
+    "#": "invalid",
+    "L": "light",
+    "S": "air_supply",
+    "R": "air_return",
+    "D": "smoke_detector",
+}
+DEVICE_NAMES = ("light", "air_supply", "air_return", "smoke_detector")
+
+Cell = tuple[int, int]
+
+
+def make_cells(shape: tuple[int, int], invalid: Iterable[Cell] = (),
+               devices: Mapping[str, Iterable[Cell]] | None = None) -> np.ndarray:
+    """A ``(height, width)`` code array with ``invalid`` cells and ``devices`` at ``(x, y)``."""
+    width, height = shape
+    cells = np.full((height, width), CODE["empty"], dtype=np.uint8)
+    for x, y in invalid:
+        cells[y, x] = CODE["invalid"]
+    for name, positions in (devices or {}).items():
+        for x, y in positions:
+            cells[y, x] = CODE[name]
+    return cells
+
+
+def make_room(shape: tuple[int, int], invalid: Iterable[Cell] = (),
+              devices: Mapping[str, Iterable[Cell]] | None = None, *, grid_id: str = "room",
+              tile_size_m: float = 0.6, ceiling_height_m: float = 2.7,
+              room_type: str = "office") -> Room:
+    """A Room of ``shape = (width, height)`` tiles."""
+    return Room(
+        grid_id=grid_id,
+        cells=make_cells(shape, invalid, devices),
+        tile_size_m=tile_size_m,
+        ceiling_height_m=ceiling_height_m,
+        room_type=room_type,
+    )
+
+
+def room_from_picture(picture: str, **kwargs: Any) -> Room:
+    """A Room drawn as text (see the module docstring)."""
+    rows = [row.replace(" ", "") for row in picture.strip().splitlines()]
+    rows = [row for row in rows if row]
+    width = len(rows[0])
+    assert all(len(row) == width for row in rows), "picture rows differ in length"
+    cells = np.array([[CODE[PICTURE_CODES[ch]] for ch in row] for row in rows], dtype=np.uint8)
+    kwargs.setdefault("grid_id", "room")
+    return Room(cells=cells, **kwargs)
+
+
+def rect(x0: int, y0: int, x1: int, y1: int) -> list[Cell]:
+    """Cells with ``x0 <= x < x1`` and ``y0 <= y < y1``."""
+    return [(x, y) for y in range(y0, y1) for x in range(x0, x1)]
+
+
+def positions(room: Room, component: str) -> set[Cell]:
+    """The ``(x, y)`` cells holding ``component``."""
+    ys, xs = np.nonzero(room.cells == CODE[component])
+    return set(zip(xs.tolist(), ys.tolist()))
+
+
+def rule_ids(violations: Iterable[Any]) -> set[str]:
+    """Rule ids of Violation objects or of their dict form."""
+    return {v["rule"] if isinstance(v, dict) else v.rule for v in violations}
+
+
+def only(violations: Iterable[Any], rule: str) -> list[Any]:
+    return [v for v in violations if (v["rule"] if isinstance(v, dict) else v.rule) == rule]
+
+
+# ----------------------------------------------------------------- JSON builders
+
+def room_document(shape: tuple[int, int], invalid: Iterable[Cell] = (),
+                  devices: Mapping[str, Iterable[Cell]] | None = None, *,
+                  grid_id: str = "room", **fields: Any) -> dict[str, Any]:
+    """A room in the interchange format (row-major cells), plus any extra ``fields``."""
+    cells = make_cells(shape, invalid, devices)
+    height, width = cells.shape
+    document: dict[str, Any] = {
+        "grid_id": grid_id,
+        "width": width,
+        "height": height,
+        "cells": [
+            {"x": x, "y": y, "component": COMPONENTS[int(cells[y, x])]}
+            for y in range(height)
+            for x in range(width)
+        ],
+    }
+    document.update(fields)
+    return document
+
+
+def building_document(rooms: list[Any], building_id: str = "building") -> dict[str, Any]:
+    return {"building_id": building_id, "rooms": rooms}
+
+
+def to_json(document: Any) -> str:
+    return json.dumps(document)
+
+
+def load_sample() -> dict[str, Any]:
+    return json.loads(SAMPLE_PATH.read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------ independent reference checker
+
+def reference_rule_ids(room: Room, profile: Profile, original: Room | None = None) -> set[str]:
+    """Broken rule ids, computed from DESIGN.md section 3 by brute force.
+
+    Deliberately shares no code with ``ceilgrid_assets.core.rules``: plain
+    pairwise distances between tile centres instead of distance transforms,
+    formulas written out from the rulebook text.
+    """
+    eps = 1e-9
+    broken: set[str] = set()
+    cells = room.cells
+    if original is not None:
+        if original.cells.shape != cells.shape:
+            return {"placement"}
+        before, after = original.cells, cells
+        for (y, x), old in np.ndenumerate(before):
+            new = after[y, x]
+            if old != new and (old != CODE["empty"] or new == CODE["invalid"]):
+                broken.add("placement")
+                break
+    height, width = cells.shape
+    t = room.tile_size_m
+
+    def centres(code: int | None) -> list[tuple[float, float]]:
+        out = []
+        for y in range(height):
+            for x in range(width):
+                value = int(cells[y, x])
+                if (code is None and value != CODE["invalid"]) or value == code:
+                    out.append(((x + 0.5) * t, (y + 0.5) * t))
+        return out
+
+    points = centres(None)
+    if not points:
+        return broken
+    lights, supplies = centres(CODE["light"]), centres(CODE["air_supply"])
+    returns, detectors = centres(CODE["air_return"]), centres(CODE["smoke_detector"])
+
+    def all_covered(devices: list[tuple[float, float]], radius: float) -> bool:
+        return all(any(math.dist(p, d) <= radius + eps for d in devices) for p in points)
+
+    def all_clear(a: list[tuple[float, float]], b: list[tuple[float, float]],
+                  minimum: float) -> bool:
+        return all(math.dist(p, q) >= minimum - eps for p in a for q in b)
+
+    def ceil(value: float) -> int:
+        return math.ceil(value - 1e-9)
+
+    area = len(points) * t * t
+    hm = room.ceiling_height_m - 0.8
+    lumens = profile.lamp_flux_lm * profile.utilisation_factor * profile.maintenance_factor
+    need_lights = ceil(profile.illuminance_lx[room.room_type] * area / lumens)
+    need_supplies = max(1, ceil(profile.supply_rate_l_s_m2 * area / profile.diffuser_flow_l_s))
+    need_returns = ceil(len(supplies) / 2) if area >= 9.0 - eps else 0
+
+    if not all_covered(detectors, profile.smoke_radius_m):
+        broken.add("smoke.coverage")
+    if not (all_clear(detectors, supplies + returns, 1.5) and all_clear(detectors, lights, 1.0)):
+        broken.add("smoke.clearance")
+    if len(lights) < need_lights:
+        broken.add("light.count")
+    if not all_covered(lights, 1.5 * hm / math.sqrt(2)):
+        broken.add("light.spacing")
+    if len(supplies) < need_supplies:
+        broken.add("supply.count")
+    if not all_covered(supplies, math.sqrt(profile.diffuser_flow_l_s / profile.supply_rate_l_s_m2)
+                       / math.sqrt(2)):
+        broken.add("supply.coverage")
+    if len(returns) < need_returns:
+        broken.add("return.count")
+    if not all_clear(returns, supplies, 1.8):
+        broken.add("return.separation")
+    return broken
