@@ -57,9 +57,9 @@ class InputError(ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        parts = [self.source]
+        parts = [_one_line(self.source)]
         if self.room is not None:
-            parts.append(f"room {self.room}")
+            parts.append(f"room {_one_line(self.room)}")
         if self.field_name is not None:
             parts.append(f"field '{self.field_name}'")
         if self.cell is not None:
@@ -75,6 +75,13 @@ class InputError(ValueError):
             "reason": self.reason,
             "message": str(self),
         }
+
+
+def _one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped, so messages stay one line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 @dataclass
@@ -229,9 +236,15 @@ def _is_int(value: Any) -> bool:
 
 def _number(room_document: dict, name: str, default: float, err) -> float:
     value = room_document.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise err(f"must be a number, got {_json_type(value)}", name)
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer literal beyond the float range
+        number = math.inf
+    if not math.isfinite(number):
+        raise err("must be a finite number", name)
+    return number
 
 
 def parse_room(room_document: Any, source: str = "<input>", index: int | None = None) -> Room:
@@ -306,15 +319,19 @@ def _parse_cells(cells: Any, width: int, height: int, err) -> np.ndarray:
             raise err(
                 f"cell #{position}: must be an integer, got {_json_type(values[position])}", name
             )
-    x = np.asarray(xs, dtype=np.int64)
-    y = np.asarray(ys, dtype=np.int64)
+    try:
+        x = np.asarray(xs, dtype=np.int64)
+        y = np.asarray(ys, dtype=np.int64)
+    except OverflowError:  # beyond int64, so certainly outside the grid
+        x = np.asarray([min(max(value, -1), width) for value in xs], dtype=np.int64)
+        y = np.asarray([min(max(value, -1), height) for value in ys], dtype=np.int64)
     out_of_bounds = (x < 0) | (x >= width) | (y < 0) | (y >= height)
     if out_of_bounds.any():
         i = int(np.argmax(out_of_bounds))
         raise err(
             f"outside the {width}x{height} grid (0 <= x < {width}, 0 <= y < {height})",
             "x" if not 0 <= x[i] < width else "y",
-            (int(x[i]), int(y[i])),
+            (xs[i], ys[i]),
         )
     flat = y * width + x
     counts = np.bincount(flat, minlength=expected)
@@ -377,7 +394,9 @@ def room_to_document(room: Room, template: dict[str, Any] | None = None) -> dict
 
 def dump_document(document: dict[str, Any]) -> bytes:
     """Deterministic JSON bytes: one cell per line keeps diffs and files readable."""
-    return (json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode()
+    text = json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    # A lone surrogate (legal as a JSON escape in the input) is written back as its escape.
+    return text.encode("utf-8", "backslashreplace")
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
