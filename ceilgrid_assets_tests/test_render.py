@@ -1,0 +1,175 @@
+"""PNG renders: not blank, colours where the components are, deterministic and fast."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgb
+from PIL import Image
+from sample_rooms import OFFICE_DEVICES, grid_room, office_room
+
+from ceilgrid_assets.core import render
+from ceilgrid_assets.core.grid import CODE, DEVICE_COMPONENTS, EMPTY, INVALID, Room
+from ceilgrid_assets.core.photometry import illuminance_map, illuminance_summary
+from ceilgrid_assets.core.profile import get_profile
+
+
+def pixels(image: render.RenderedImage) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(image.png)).convert("RGB")).astype(int)
+
+
+def rgb255(colour: str) -> np.ndarray:
+    return np.round(np.array(to_rgb(colour)) * 255).astype(int)
+
+
+def at(array: np.ndarray, image: render.RenderedImage, x: int, y: int) -> np.ndarray:
+    column, row = image.cell_px[y, x]
+    return array[int(row), int(column)]
+
+
+def close(actual: np.ndarray, expected: np.ndarray, tolerance: int = 12) -> bool:
+    return bool(np.abs(actual - expected).max() <= tolerance)
+
+
+def test_plan_is_not_blank_and_has_the_expected_size():
+    image = render.render_room(office_room())
+    array = pixels(image)
+    assert array.shape[:2] == (image.size[1], image.size[0])
+    non_white = (array < 245).any(axis=2).mean()
+    assert non_white > 0.05
+    assert len(np.unique(array.reshape(-1, 3), axis=0)) > 20
+
+
+def test_cell_centres_are_on_a_square_grid_inside_the_image():
+    room = office_room()
+    image = render.render_room(room)
+    px = image.cell_px
+    assert px.shape == (room.height, room.width, 2)
+    step_x = np.diff(px[..., 0], axis=1)
+    step_y = np.diff(px[..., 1], axis=0)
+    assert np.allclose(step_x, step_x[0, 0]) and np.allclose(step_y, step_x[0, 0])
+    assert (px[..., 0] > 0).all() and (px[..., 0] < image.size[0]).all()
+    assert (px[..., 1] > 0).all() and (px[..., 1] < image.size[1]).all()
+
+
+def test_colours_match_component_positions():
+    room = office_room()
+    image = render.render_room(room)
+    array = pixels(image)
+    for name, positions in OFFICE_DEVICES.items():
+        for x, y in positions:
+            assert close(at(array, image, x, y), rgb255(render.COLOURS[name])), (name, x, y)
+    white = np.array([255, 255, 255])
+    for y, x in zip(*np.nonzero(room.cells == EMPTY)):
+        assert close(at(array, image, x, y), white), (x, y)
+
+
+def test_invalid_cells_are_grey_and_hatched():
+    room = office_room()
+    image = render.render_room(room)
+    array = pixels(image)
+    half = int((image.cell_px[0, 1, 0] - image.cell_px[0, 0, 0]) / 3)
+    for y, x in zip(*np.nonzero(room.cells == INVALID)):
+        column, row = image.cell_px[y, x].astype(int)
+        block = array[row - half:row + half, column - half:column + half].reshape(-1, 3)
+        grey = (np.abs(block - rgb255(render.COLOURS["invalid"])).max(axis=1) <= 12).mean()
+        hatch = (np.abs(block - rgb255(render.HATCH_COLOUR)).max(axis=1) <= 30).mean()
+        assert grey > 0.3 and hatch > 0.05, (x, y, grey, hatch)
+
+
+def test_same_input_gives_same_bytes():
+    room = office_room()
+    violations = [{"rule": "smoke.coverage", "message": "m", "cells": [[0, 5]]}]
+    for view in render.VIEWS:
+        first = render.render_room(room, view, violations=violations)
+        second = render.render_room(room, view, violations=violations)
+        assert first.png == second.png, view
+        assert Image.open(io.BytesIO(first.png)).info.get("Software") is None
+
+
+def test_coverage_view_highlights_uncovered_points():
+    cells = np.zeros((4, 30), dtype=np.uint8)
+    cells[1, 1] = CODE["smoke_detector"]
+    room = Room("corridor", cells, room_type="corridor")
+    plan, coverage = render.render_room(room), render.render_room(room, "coverage")
+    plan_px, coverage_px = pixels(plan), pixels(coverage)
+    # (25, 2) is 14.4 m from the detector; (4, 2) is 1.9 m away.
+    assert not close(at(coverage_px, coverage, 25, 2), at(plan_px, plan, 25, 2), 40)
+    assert close(at(coverage_px, coverage, 4, 2), at(plan_px, plan, 4, 2), 20)
+    assert "R = 6.40 m" in coverage.title
+    bs = render.render_room(room, "coverage", profile="bs5839")
+    assert "R = 7.50 m" in bs.title
+
+
+def test_illuminance_view_states_u0():
+    room = office_room()
+    image = render.render_room(room, "illuminance")
+    summary = illuminance_summary(illuminance_map(room, get_profile("nfpa72")))
+    assert f"U0 {summary.uniformity_u0:.2f}" in image.title
+    array = pixels(image)
+    # a heat map: most cells are neither white nor a plan colour
+    samples = np.array([at(array, image, x, y) for x in range(2, 10) for y in range(2, 6)])
+    assert (np.abs(samples - 255).max(axis=1) > 40).mean() > 0.9
+
+
+def test_violation_cells_are_highlighted_and_others_untouched():
+    room = office_room()
+    violations = [
+        {"rule": "smoke.coverage", "message": "uncovered", "cells": [[9, 0], [8, 0]]},
+        {"rule": "light.count", "message": "too few", "cells": []},
+    ]
+    plan, marked = render.render_room(room), render.render_room(room, "violations",
+                                                                violations=violations)
+    plan_px, marked_px = pixels(plan), pixels(marked)
+    for x, y in ((9, 0), (8, 0)):
+        assert not close(at(marked_px, marked, x, y), at(plan_px, plan, x, y), 30)
+    for x, y in ((4, 3), (9, 4), (3, 1)):
+        assert close(at(marked_px, marked, x, y), at(plan_px, plan, x, y), 3)
+    assert "smoke.coverage" in marked.title and "light.count" in marked.title
+
+
+def test_stage_images_add_one_component_at_a_time():
+    room = office_room()
+    images = render.render_stages(room)
+    assert [name for name, _ in images] == list(render.STAGES)
+    for number, (_, image) in enumerate(images):
+        array = pixels(image)
+        for index, name in enumerate(DEVICE_COMPONENTS):
+            x, y = OFFICE_DEVICES[name][0]
+            expected = render.COLOURS[name] if index < number else "#ffffff"
+            assert close(at(array, image, x, y), rgb255(expected)), (number, name)
+    assert pixels(images[-1][1])[50:].tolist() == pixels(render.render_room(room))[50:].tolist()
+
+
+def test_stages_from_the_pipeline_are_used_as_given():
+    room = office_room()
+    given = [room.with_cells(np.where(room.cells == INVALID, INVALID, EMPTY).astype(np.uint8))] * 5
+    images = render.render_stages(room, given)
+    x, y = OFFICE_DEVICES["light"][0]
+    assert close(at(pixels(images[-1][1]), images[-1][1], x, y), np.array([255, 255, 255]))
+
+
+def test_large_room_cells_are_filled_in_full_colour():
+    room = grid_room(400, 300)
+    cells = room.cells.copy()
+    cells[100:103, 200:203] = CODE["light"]
+    room = room.with_cells(cells)
+    image = render.render_room(room)
+    assert close(at(pixels(image), image, 201, 101), rgb255(render.COLOURS["light"]))
+
+
+def test_60x40_room_renders_well_under_a_second():
+    room = grid_room(60, 40)
+    render.render_room(room)  # warm up fonts and caches
+    for view in render.VIEWS:
+        started = time.perf_counter()
+        render.render_room(room, view)
+        assert time.perf_counter() - started < 1.0, view
+
+
+def test_unknown_view_is_rejected():
+    with pytest.raises(ValueError, match="unknown view"):
+        render.render_room(office_room(), "section")
