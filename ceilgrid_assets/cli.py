@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .core.models import DEFAULT_OPTIMISER_MAX_CELLS, DEFAULT_OPTIMISER_TIME_S
 from .core.io import InputError, ParsedDocument, dump_document, read_document, write_atomic
 from .core.pipeline import EngineConfig, complete_building
 from .core.profile import DEFAULT_PROFILE, PROFILES, get_profile
@@ -44,7 +45,9 @@ def layout_command(args: argparse.Namespace) -> int:
         from .core.learned import load_models
 
         extra_models = load_models(args.models)
-    config = EngineConfig.create(args.profile, extra_models=extra_models)
+    config = EngineConfig.create(args.profile, extra_models=extra_models,
+                                 optimiser_max_cells=args.optimiser_cells,
+                                 optimiser_time_s=args.optimiser_time)
     show_progress = args.progress or (len(parsed.rooms) > 50 and sys.stderr.isatty())
     result = complete_building(parsed, config, progress=_progress_printer(show_progress))
     write_atomic(args.output, dump_document(result.document))
@@ -96,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help=profile_help)
     layout.add_argument("--models", type=Path, default=None,
                         help="directory of trained learned models to add to the candidates")
+    layout.add_argument("--optimiser-cells", type=int, default=DEFAULT_OPTIMISER_MAX_CELLS,
+                        metavar="N", help="let the exact optimiser compete in rooms of at most N "
+                        f"usable cells (default {DEFAULT_OPTIMISER_MAX_CELLS}; 0 disables it)")
+    layout.add_argument("--optimiser-time", type=float, default=DEFAULT_OPTIMISER_TIME_S,
+                        metavar="S", help="optimiser time limit per stage in seconds "
+                        f"(default {DEFAULT_OPTIMISER_TIME_S:g})")
     layout.add_argument("--progress", action="store_true", help="print progress on stderr")
     layout.set_defaults(handler=layout_command)
 

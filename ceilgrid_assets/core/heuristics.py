@@ -12,43 +12,50 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from .stages import StageContext
+from .rules import EPSILON_M
+from .stages import StageContext, disk_counts
+
+
+#: A greedy round takes cells whose gain is at least this share of the best gain.
+GREEDY_ROUND_SHARE = 0.9
 
 
 def greedy_cover(uncovered: np.ndarray, candidates: np.ndarray, disk: np.ndarray) -> np.ndarray:
-    """Greedy set cover: repeatedly take the candidate cell covering most uncovered points.
+    """Greedy set cover: take the candidate cells that cover the most uncovered points.
 
-    Returns the mask of picked cells. Points no candidate reaches stay uncovered
-    (the caller's validation reports them). Ties go to the lowest flat index,
-    so the result is deterministic.
+    Batched: each round computes all gains with one correlation and takes, in
+    order of gain, every cell within ``GREEDY_ROUND_SHARE`` of the best gain whose
+    disk overlaps no other pick of the round (so its gain is still exact when
+    taken). Points no candidate reaches stay uncovered; validation reports them.
+    Deterministic: equal gains are taken in flat-index order.
     """
-    uncovered = uncovered.copy()
-    picked = np.zeros_like(candidates)
     reach = disk.shape[0] // 2
     height, width = uncovered.shape
-    gains = ndimage.correlate(uncovered.astype(np.int32), disk.astype(np.int32), mode="constant")
-    gains[~candidates] = -1
-    while True:
-        flat = int(np.argmax(gains))
-        if gains.flat[flat] <= 0:
+    uncovered = uncovered.copy()
+    picked = np.zeros_like(candidates)
+    open_sites = candidates.copy()
+    while uncovered.any():
+        gains = disk_counts(uncovered, disk)
+        gains[~open_sites] = 0
+        best = int(gains.max())
+        if best == 0:
             return picked
-        y, x = divmod(flat, width)
-        picked[y, x] = True
-        # Points this pick covers.
-        y0, y1 = max(0, y - reach), min(height, y + reach + 1)
-        x0, x1 = max(0, x - reach), min(width, x + reach + 1)
-        stencil = disk[y0 - y + reach:y1 - y + reach, x0 - x + reach:x1 - x + reach]
-        uncovered[y0:y1, x0:x1] &= ~stencil
-        # Gains change only within twice the reach of the pick.
-        gy0, gy1 = max(0, y - 2 * reach), min(height, y + 2 * reach + 1)
-        gx0, gx1 = max(0, x - 2 * reach), min(width, x + 2 * reach + 1)
-        iy0, iy1 = max(0, gy0 - reach), min(height, gy1 + reach)
-        ix0, ix1 = max(0, gx0 - reach), min(width, gx1 + reach)
-        local = ndimage.correlate(uncovered[iy0:iy1, ix0:ix1].astype(np.int32),
-                                  disk.astype(np.int32), mode="constant")
-        window = local[gy0 - iy0:gy1 - iy0, gx0 - ix0:gx1 - ix0]
-        gains[gy0:gy1, gx0:gx1] = np.where(candidates[gy0:gy1, gx0:gx1] & ~picked[gy0:gy1, gx0:gx1],
-                                           window, -1)
+        sites = np.flatnonzero(gains >= max(1, math.ceil(GREEDY_ROUND_SHARE * best)))
+        sites = sites[np.argsort(-gains.ravel()[sites], kind="stable")]
+        blocked = np.zeros_like(candidates)
+        for flat in sites.tolist():
+            y, x = divmod(flat, width)
+            if blocked[y, x]:
+                continue
+            picked[y, x] = True
+            open_sites[y, x] = False
+            blocked[max(0, y - 2 * reach):y + 2 * reach + 1,
+                    max(0, x - 2 * reach):x + 2 * reach + 1] = True
+            y0, x0 = max(0, y - reach), max(0, x - reach)
+            y1, x1 = min(height, y + reach + 1), min(width, x + reach + 1)
+            uncovered[y0:y1, x0:x1] &= ~disk[y0 - y + reach:y1 - y + reach,
+                                             x0 - x + reach:x1 - x + reach]
+    return picked
 
 
 def spread(context: StageContext, devices: np.ndarray, candidates: np.ndarray,
@@ -57,40 +64,56 @@ def spread(context: StageContext, devices: np.ndarray, candidates: np.ndarray,
 
     The merit of a cell is ``min(distance to nearest device, 2 x distance to wall)``,
     which makes an even array with half a spacing at the walls. Adds until the
-    type has ``count`` devices and, with ``until_covered``, until coverage holds.
+    type has ``count`` devices; with ``until_covered``, then keeps adding at the
+    candidate cell nearest the worst-served uncovered point until coverage holds.
+
+    A pick only changes cells closer to it than the best merit (or the coverage
+    radius), so each update touches a window, not the whole room.
     """
     room = context.room
     height, width = room.cells.shape
     t = room.tile_size_m
-    ys, xs = np.indices((height, width))
-    xs_m, ys_m = (xs + 0.5) * t, (ys + 0.5) * t
-    nearest = ndimage.distance_transform_edt(~devices, sampling=t) if devices.any() else np.full(
-        devices.shape, np.inf)
+    xs_m, ys_m = context.centres
+    nearest = (ndimage.distance_transform_edt(~devices, sampling=t) if devices.any()
+               else np.full(devices.shape, np.inf))
     wall = 2 * context.wall_distance + t  # tie-break toward the middle in tiny rooms
     added = np.zeros_like(devices)
-    total = int(devices.sum())
     open_cells = candidates & ~devices
-    radius = context.radius_m
-    uncovered = context.uncovered(devices) if until_covered and radius is not None else None
-    while open_cells.any() and (
-        total < count or (uncovered is not None and uncovered.any())
-    ):
-        merit = np.where(open_cells, np.minimum(nearest, wall), -np.inf)
-        if uncovered is not None and total >= count:
-            # Only cells that reach an uncovered point help now.
-            reaches = ndimage.binary_dilation(uncovered, structure=context.disk)
-            merit = np.where(reaches, merit, -np.inf)
-            if not np.isfinite(merit).any():
-                break
-        flat = int(np.argmax(merit))
-        y, x = divmod(flat, width)
+    radius = context.radius_m if until_covered else None
+    merit = np.where(open_cells, np.minimum(nearest, wall), -np.inf)
+
+    def place(y: int, x: int, reach_m: float) -> None:
         added[y, x] = True
         open_cells[y, x] = False
-        total += 1
-        step = np.hypot(xs_m - xs_m[y, x], ys_m - ys_m[y, x])
-        nearest = np.minimum(nearest, step)
-        if uncovered is not None:
-            uncovered &= step > radius
+        reach = int(min(max(height, width), math.ceil(reach_m / t))) + 1
+        window = (slice(max(0, y - reach), y + reach + 1), slice(max(0, x - reach), x + reach + 1))
+        step = np.hypot(xs_m[window] - xs_m[y, x], ys_m[window] - ys_m[y, x])
+        nearest[window] = np.minimum(nearest[window], step)
+        merit[window] = np.where(open_cells[window],
+                                 np.minimum(nearest[window], wall[window]), -np.inf)
+
+    for _ in range(max(0, count - int(devices.sum()))):
+        flat = int(np.argmax(merit))
+        best = float(merit.flat[flat])
+        if not np.isfinite(best):
+            break
+        place(*divmod(flat, width), max(best, radius or 0.0))
+    if radius is None:
+        return added
+    uncovered = room.usable & (nearest > radius + EPSILON_M)
+    near_y = near_x = None
+    while uncovered.any() and open_cells.any():
+        flat = int(np.argmax(np.where(uncovered, np.minimum(nearest, wall), -np.inf)))
+        py, px = divmod(flat, width)
+        if near_y is None or not open_cells[near_y[py, px], near_x[py, px]]:
+            # Nearest free candidate of every cell; refreshed only when a pick used it up.
+            _, (near_y, near_x) = ndimage.distance_transform_edt(~open_cells, return_indices=True)
+        y, x = int(near_y[py, px]), int(near_x[py, px])
+        if np.hypot(xs_m[y, x] - xs_m[py, px], ys_m[y, x] - ys_m[py, px]) > radius + EPSILON_M:
+            uncovered[py, px] = False  # no free candidate reaches this point
+            continue
+        place(y, x, max(radius, float(np.max(merit))))
+        uncovered &= nearest > radius + EPSILON_M
     return added
 
 

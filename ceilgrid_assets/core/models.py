@@ -17,16 +17,19 @@ from .heuristics import array_layout, greedy_cover, spread
 from .optimiser import solve_stage
 from .stages import SERIES, StageContext
 
-#: The optimiser competes at serving time only on stages with at most this many allowed cells.
-DEFAULT_OPTIMISER_MAX_CELLS = 1500
+#: The optimiser competes at serving time only in rooms with at most this many usable cells.
+DEFAULT_OPTIMISER_MAX_CELLS = 400
 #: Seconds the optimiser may spend on one stage of one room at serving time.
 DEFAULT_OPTIMISER_TIME_S = 1.0
 
 
 @runtime_checkable
 class PlacementModel(Protocol):
+    """``exact`` models run last and only when no other candidate reached the lower bound."""
+
     name: str
     components: tuple[str, ...]
+    exact: bool
 
     def place(self, context: StageContext) -> np.ndarray | None: ...
 
@@ -37,6 +40,7 @@ class ArrayModel:
 
     name: str = "array"
     components: tuple[str, ...] = SERIES
+    exact: bool = False
 
     def place(self, context: StageContext) -> np.ndarray | None:
         return array_layout(context, context.required_count)
@@ -48,6 +52,7 @@ class GreedyCoverModel:
 
     name: str = "greedy-cover"
     components: tuple[str, ...] = SERIES
+    exact: bool = False
 
     def place(self, context: StageContext) -> np.ndarray | None:
         if context.radius_m is None:
@@ -61,6 +66,7 @@ class SpreadModel:
 
     name: str = "spread"
     components: tuple[str, ...] = SERIES
+    exact: bool = False
 
     def place(self, context: StageContext) -> np.ndarray | None:
         return spread(context, context.existing, context.allowed, context.required_count,
@@ -77,11 +83,12 @@ class OptimiserModel:
 
     name: str = "optimiser"
     components: tuple[str, ...] = SERIES
+    exact: bool = True
     max_cells: int = DEFAULT_OPTIMISER_MAX_CELLS
     time_limit_s: float = DEFAULT_OPTIMISER_TIME_S
 
     def place(self, context: StageContext) -> np.ndarray | None:
-        if int(context.allowed.sum()) > self.max_cells:
+        if int(context.room.usable.sum()) > self.max_cells:
             return None
         result = solve_stage(context, self.time_limit_s)
         if result.status not in ("optimal", "trivial"):

@@ -18,10 +18,16 @@ from typing import Any
 
 import numpy as np
 
+from . import telemetry
 from .grid import Room
 from .heuristics import repair
 from .io import InputError, ParsedDocument, room_to_document
-from .models import PlacementModel, default_models
+from .models import (
+    DEFAULT_OPTIMISER_MAX_CELLS,
+    DEFAULT_OPTIMISER_TIME_S,
+    PlacementModel,
+    default_models,
+)
 from .optimiser import solve_joint
 from .profile import DEFAULT_PROFILE, Profile, get_profile
 from .rules import check_layout, compliance_report, layout_metrics
@@ -44,8 +50,12 @@ class EngineConfig:
 
     @classmethod
     def create(cls, profile: str | Profile = DEFAULT_PROFILE,
-               extra_models: Sequence[PlacementModel] = (), **kwargs: Any) -> "EngineConfig":
-        models = [*default_models(), *extra_models]
+               extra_models: Sequence[PlacementModel] = (),
+               optimiser_max_cells: int = DEFAULT_OPTIMISER_MAX_CELLS,
+               optimiser_time_s: float = DEFAULT_OPTIMISER_TIME_S,
+               **kwargs: Any) -> "EngineConfig":
+        """The built-in models plus ``extra_models`` (learned ones), by profile name."""
+        models = [*default_models(optimiser_max_cells, optimiser_time_s), *extra_models]
         return cls(profile=get_profile(profile), models=models, **kwargs)
 
 
@@ -76,15 +86,17 @@ class CandidateOutcome:
         }
 
 
+@telemetry.traced_candidate
 def evaluate(context: StageContext, model: str, proposal: np.ndarray | None,
              seconds: float) -> CandidateOutcome:
     """Repair, validate and score a proposal on equal terms with the others."""
     if proposal is None:
         return CandidateOutcome(model, None, seconds=seconds)
     proposal = proposal & context.allowed
-    before = context.violations(proposal)
     added = repair(context, proposal)
     violations = context.violations(added)
+    repaired = int(added.sum() - proposal.sum())
+    before = context.violations(proposal) if repaired else violations
     return CandidateOutcome(
         model=model,
         added=added,
@@ -93,7 +105,7 @@ def evaluate(context: StageContext, model: str, proposal: np.ndarray | None,
         score=quality_score(context, added),
         violations=len(violations),
         compliant_before_repair=not before,
-        repaired=int(added.sum() - proposal.sum()),
+        repaired=repaired,
         seconds=seconds,
     )
 
@@ -112,19 +124,29 @@ def select(outcomes: Sequence[CandidateOutcome]) -> CandidateOutcome | None:
     return outcomes[min(ranked)[-1]] if ranked else None
 
 
+@telemetry.traced_stage
 def run_stage(context: StageContext,
               models: Sequence[PlacementModel]) -> tuple[CandidateOutcome, list[CandidateOutcome]]:
-    outcomes = []
-    for model in models:
-        if context.component not in model.components:
-            continue
-        started = time.perf_counter()
-        proposal = model.place(context)
-        outcomes.append(evaluate(context, model.name, proposal, time.perf_counter() - started))
-    chosen = select(outcomes)
+    """Every applicable model proposes; exact models run only if they could still win."""
+    applicable = [model for model in models if context.component in model.components]
+    outcomes: dict[int, CandidateOutcome] = {}
+    for exact in (False, True):
+        if exact:
+            best = select(list(outcomes.values()))
+            if best is not None and best.compliant and best.devices <= context.lower_bound:
+                break  # a candidate is provably optimal already
+        for index, model in enumerate(applicable):
+            if bool(getattr(model, "exact", False)) != exact:
+                continue
+            started = time.perf_counter()
+            proposal = model.place(context)
+            outcomes[index] = evaluate(context, model.name, proposal,
+                                       time.perf_counter() - started)
+    ordered = [outcomes[index] for index in sorted(outcomes)]
+    chosen = select(ordered)
     if chosen is None:  # no model applies: place nothing, let validation report it
         chosen = evaluate(context, "none", np.zeros_like(context.allowed), 0.0)
-    return chosen, outcomes
+    return chosen, ordered
 
 
 @dataclass
@@ -143,19 +165,26 @@ class RoomResult:
         return bool(self.compliance["compliant"])
 
 
+@telemetry.traced_room
 def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
     """Place every missing component of one room."""
     config = config or EngineConfig()
     started = time.perf_counter()
     profile, models = config.profile, config.models
-    detector_plan, _ = run_stage(build_context("smoke_detector", room, profile), models)
+    detector_plan, plan_outcomes = run_stage(build_context("smoke_detector", room, profile), models)
     current = room
     stages = [room]
     record: dict[str, Any] = {}
     candidates: dict[str, list[CandidateOutcome]] = {}
     for component in SERIES:
         context = build_context(component, current, profile, detector_plan.added)
-        chosen, outcomes = run_stage(context, models)
+        if component == "smoke_detector":
+            # The look-ahead proposals stay valid (earlier stages kept clear of
+            # them); re-judge them against the room as it now is.
+            outcomes = [evaluate(context, o.model, o.added, o.seconds) for o in plan_outcomes]
+            chosen = select(outcomes) or evaluate(context, "none", np.zeros_like(context.allowed), 0)
+        else:
+            chosen, outcomes = run_stage(context, models)
         current = context.apply(chosen.added)
         stages.append(current)
         candidates[component] = outcomes
@@ -234,6 +263,7 @@ def room_output(result: RoomResult, template: dict[str, Any] | None) -> dict[str
     return document
 
 
+@telemetry.traced_building
 def complete_building(parsed: ParsedDocument, config: EngineConfig | None = None,
                       progress: Callable[[int, int], None] | None = None) -> BuildingResult:
     """Lay out every good room of a parsed document; bad rooms are listed, not fatal."""

@@ -12,6 +12,7 @@ from functools import cached_property
 
 import numpy as np
 from scipy import ndimage
+from scipy.signal import fftconvolve
 
 from .grid import AIR_RETURN, AIR_SUPPLY, CODE, EMPTY, LIGHT, SMOKE_DETECTOR, Room
 from .profile import Profile
@@ -47,11 +48,35 @@ class StageContext:
         return disk_stencil(self.radius_m, self.room.tile_size_m)
 
     @cached_property
+    def centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of every cell centre in metres, as two (h, w) arrays."""
+        t = self.room.tile_size_m
+        ys, xs = np.indices(self.room.cells.shape)
+        return (xs + 0.5) * t, (ys + 0.5) * t
+
+    @cached_property
     def wall_distance(self) -> np.ndarray:
         """Distance (m) from each cell centre to the nearest wall or invalid tile edge."""
         padded = np.pad(self.room.usable, 1, constant_values=False)
         edt = ndimage.distance_transform_edt(padded, sampling=self.room.tile_size_m)[1:-1, 1:-1]
         return np.maximum(edt - self.room.tile_size_m / 2, 0.0)
+
+    @cached_property
+    def lower_bound(self) -> int:
+        """No layout of this stage has fewer devices: count rule and a disk-packing bound.
+
+        A heuristic that reaches it is optimal, so the optimiser need not run.
+        """
+        existing = int(self.existing.sum())
+        bound = max(self.required_count, existing)
+        uncovered = self.uncovered(self.existing)
+        n_uncovered = int(uncovered.sum())
+        if n_uncovered and self.allowed.any():
+            gains = disk_counts(uncovered, self.disk)
+            best = int(gains[self.allowed].max())
+            if best > 0:
+                bound = max(bound, existing + -(-n_uncovered // best))
+        return bound
 
     def uncovered(self, devices: np.ndarray) -> np.ndarray:
         """Coverage points out of reach of ``devices`` (all False without a radius)."""
@@ -68,6 +93,18 @@ class StageContext:
     def violations(self, added: np.ndarray) -> list[Violation]:
         """Violations of this stage's own rules once ``added`` is placed."""
         return COMPONENT_CHECKS[self.component](self.apply(added), self.profile)
+
+
+def disk_counts(mask: np.ndarray, disk: np.ndarray) -> np.ndarray:
+    """For every cell, how many ``mask`` cells lie within the disk around it (int array).
+
+    Direct correlation while it is cheap, FFT convolution beyond (the disk is
+    symmetric, so convolution equals correlation).
+    """
+    if disk.size * mask.size <= 250_000:
+        return ndimage.correlate(mask.astype(np.int32), disk.astype(np.int32), mode="constant")
+    return np.rint(fftconvolve(mask.astype(np.float64), disk.astype(np.float64),
+                               mode="same")).astype(np.int32)
 
 
 def disk_stencil(radius_m: float, tile_size_m: float) -> np.ndarray:

@@ -1,0 +1,62 @@
+"""Layout-engine benchmark: time per room for the full default pipeline.
+
+Prints the median over repeats for 10x10, 30x30, 60x40 and 100x80 tile office
+rooms (all candidates and validation included), and rooms per second for a
+1,000-room building of mixed rooms. Run with ``make bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from ceilgrid_assets.core.grid import INVALID, Room
+from ceilgrid_assets.core.pipeline import EngineConfig, complete_room
+
+SIZES = ((10, 10), (30, 30), (60, 40), (100, 80))
+
+
+def office(width: int, height: int, seed: int) -> Room:
+    """A room with a column grid every 6 tiles (invalid cells), like a real floor plate."""
+    cells = np.zeros((height, width), dtype=np.uint8)
+    cells[5::6, 5::6] = INVALID
+    return Room(f"bench-{width}x{height}-{seed}", cells)
+
+
+def time_room(room: Room, config: EngineConfig, repeats: int) -> tuple[float, bool]:
+    times, compliant = [], True
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = complete_room(room, config)
+        times.append(time.perf_counter() - started)
+        compliant &= result.compliant
+    return statistics.median(times), compliant
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--building-rooms", type=int, default=1000)
+    args = parser.parse_args()
+    config = EngineConfig()
+    complete_room(office(10, 10, 0), config)  # warm imports and caches
+    print(f"{'room (tiles)':>14} {'median ms':>10} {'compliant':>10}")
+    for width, height in SIZES:
+        repeats = args.repeats if width * height <= 2400 else max(3, args.repeats // 2)
+        median, compliant = time_room(office(width, height, 0), config, repeats)
+        print(f"{f'{width}x{height}':>14} {median * 1000:>10.1f} {str(compliant):>10}")
+    rng = np.random.default_rng(0)
+    rooms = [office(int(rng.integers(4, 21)), int(rng.integers(4, 21)), i)
+             for i in range(args.building_rooms)]
+    started = time.perf_counter()
+    compliant = sum(complete_room(room, config).compliant for room in rooms)
+    elapsed = time.perf_counter() - started
+    print(f"{len(rooms)}-room building (4-20 tiles a side): {len(rooms) / elapsed:.1f} rooms/s, "
+          f"{compliant}/{len(rooms)} compliant")
+
+
+if __name__ == "__main__":
+    main()
