@@ -1,0 +1,217 @@
+"""The nginx proxy of the Docker deployment, in front of real Dagster webservers.
+
+nginx (Debian package) runs the deployment's own template with a self-signed
+certificate and users made by ``deploy/docker/secrets.sh``; behind it run one
+``dagster-webserver --read-only`` (viewers) and one full webserver (operators).
+Everything listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import requests
+from dagster import DagsterInstance
+
+REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "deploy" / "docker"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
+                       reason="nginx not installed (apt-get install nginx)"),
+    pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed"),
+]
+
+JOB_FILE = '''\
+from dagster import Definitions, job, op
+
+
+@op
+def ping() -> str:
+    return "pong"
+
+
+@job
+def ping_job() -> None:
+    ping()
+
+
+defs = Definitions(jobs=[ping_job])
+'''
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on UnauthorizedError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+RUN_STATUS = "query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+REPOSITORIES = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"
+LAUNCH_PARAMS = {"selector": {"repositoryLocationName": "proxytest",
+                              "repositoryName": "__repository__", "jobName": "ping_job"},
+                 "runConfigData": {}}
+PASSWORDS = {"vera": "viewer-pw-7f3a", "otto": "operator-pw-91c2"}
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+localrun = _load("ceilgrid_deploy_localrun", DEPLOY / "localrun.py")
+
+
+@dataclass
+class Proxy:
+    http: str
+    https: str
+    ca: Path
+
+    def gql(self, query: str, variables: dict | None = None,
+            auth: tuple[str, str] | None = None) -> requests.Response:
+        return requests.post(f"{self.https}/graphql", json={"query": query,
+                             "variables": variables or {}}, auth=auth, verify=str(self.ca),
+                             timeout=30)
+
+
+def _hand_to_nobody(path: Path) -> None:
+    """nginx runs as ``nobody`` when the suite runs as root: let it read its files."""
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", "nobody:nogroup", str(path)], check=True)
+
+
+@pytest.fixture(scope="module")
+def proxy() -> Iterator[Proxy]:
+    root = Path(tempfile.mkdtemp(prefix="ceilgrid-proxy-"))
+    root.chmod(0o755)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        secrets = root / "secrets"
+        script = str(DEPLOY / "secrets.sh")
+        subprocess.run([script, "tls", str(secrets), "localhost"], check=True)
+        for user, role in (("vera", "viewer"), ("otto", "operator")):
+            subprocess.run([script, "user", str(secrets), user, role], check=True,
+                           env={**os.environ, "CEILGRID_NEW_PASSWORD": PASSWORDS[user]})
+        _hand_to_nobody(secrets)
+
+        home = root / "dagster_home"
+        home.mkdir()
+        # No daemon here: the operator webserver launches runs itself.
+        (home / "dagster.yaml").write_text(
+            "run_coordinator:\n  module: dagster._core.run_coordinator\n"
+            "  class: DefaultRunCoordinator\n"
+            "telemetry: {enabled: false}\nnux: {enabled: false}\n")
+        # Create the instance's storage once, before two processes race to migrate it.
+        DagsterInstance.from_config(str(home)).dispose()
+        (root / "defs.py").write_text(JOB_FILE)
+        (root / "workspace.yaml").write_text(
+            "load_from:\n  - python_file: {relative_path: defs.py, location_name: proxytest}\n")
+
+        viewer_port, operator_port = localrun.free_port(), localrun.free_port()
+        viewer = localrun.start_webserver(viewer_port, root / "workspace.yaml", home,
+                                          ["--read-only"], log=root / "viewer.log")
+        procs.append(viewer)
+        operator = localrun.start_webserver(operator_port, root / "workspace.yaml", home,
+                                            log=root / "operator.log")
+        procs.append(operator)
+
+        http_port, https_port = localrun.free_port(), localrun.free_port()
+        nginx = localrun.start_nginx(root / "nginx", {
+            "CEILGRID_SERVER_NAME": "localhost",
+            "CEILGRID_HTTP_LISTEN": f"127.0.0.1:{http_port}",
+            "CEILGRID_HTTPS_LISTEN": f"127.0.0.1:{https_port}",
+            "CEILGRID_HTTPS_PUBLIC_PORT": str(https_port),
+            "CEILGRID_VIEWER_UPSTREAM": f"127.0.0.1:{viewer_port}",
+            "CEILGRID_OPERATOR_UPSTREAM": f"127.0.0.1:{operator_port}",
+            "CEILGRID_TLS_DIR": str(secrets / "tls"),
+            "CEILGRID_AUTH_DIR": str(secrets / "auth"),
+        })
+        procs.append(nginx)
+
+        for port, proc, log in ((viewer_port, viewer, "viewer.log"),
+                                (operator_port, operator, "operator.log")):
+            localrun.wait_until(
+                lambda p=port: requests.get(f"http://127.0.0.1:{p}/server_info",
+                                            timeout=2).ok,
+                90, f"dagster-webserver on {port}", proc, root / log)
+        ca = secrets / "tls" / "tls.crt"
+        localrun.wait_until(
+            lambda: requests.get(f"https://localhost:{https_port}/healthz", verify=str(ca),
+                                 timeout=2).ok, 20, "nginx", nginx)
+        yield Proxy(http=f"http://localhost:{http_port}",
+                    https=f"https://localhost:{https_port}", ca=ca)
+    finally:
+        for proc in reversed(procs):
+            localrun.stop(proc)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_plain_http_redirects_to_https(proxy: Proxy) -> None:
+    response = requests.get(f"{proxy.http}/runs?x=1", allow_redirects=False, timeout=10)
+    assert response.status_code == 301
+    assert response.headers["Location"] == f"{proxy.https}/runs?x=1"
+
+
+def test_no_or_wrong_credentials_get_401(proxy: Proxy) -> None:
+    for auth in (None, ("vera", "wrong"), ("nobody", "x")):
+        response = requests.get(f"{proxy.https}/server_info", auth=auth,
+                                verify=str(proxy.ca), timeout=10)
+        assert response.status_code == 401, auth
+        assert response.headers["WWW-Authenticate"].startswith("Basic")
+    assert proxy.gql(REPOSITORIES).status_code == 401
+
+
+def test_tls_and_security_headers(proxy: Proxy) -> None:
+    response = requests.get(f"{proxy.https}/server_info", auth=("vera", PASSWORDS["vera"]),
+                            verify=str(proxy.ca), timeout=10)
+    assert response.status_code == 200
+    assert "dagster_webserver_version" in response.json()
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert "nginx/" not in response.headers.get("Server", "")
+
+
+def test_viewer_reads_but_cannot_launch(proxy: Proxy) -> None:
+    viewer = ("vera", PASSWORDS["vera"])
+    repos = proxy.gql(REPOSITORIES, auth=viewer)
+    assert repos.status_code == 200
+    assert [n["name"] for n in repos.json()["data"]["repositoriesOrError"]["nodes"]] == [
+        "__repository__"]
+    launch = proxy.gql(LAUNCH, {"params": LAUNCH_PARAMS}, auth=viewer).json()
+    assert launch["data"]["launchRun"]["__typename"] == "UnauthorizedError"
+
+
+def test_operator_launches_a_run_that_succeeds(proxy: Proxy) -> None:
+    operator = ("otto", PASSWORDS["otto"])
+    launch = proxy.gql(LAUNCH, {"params": LAUNCH_PARAMS}, auth=operator).json()
+    result = launch["data"]["launchRun"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    run_id = result["run"]["runId"]
+    deadline = time.monotonic() + 90
+    status = None
+    while time.monotonic() < deadline:
+        status = proxy.gql(RUN_STATUS, {"id": run_id}, auth=operator).json()[
+            "data"]["runOrError"]["status"]
+        if status in {"SUCCESS", "FAILURE", "CANCELED"}:
+            break
+        time.sleep(1)
+    assert status == "SUCCESS"
