@@ -1,0 +1,216 @@
+"""Sensors: the inbox folder becomes building partitions; failed runs reach a webhook."""
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from ..core.io import MAX_FILE_BYTES, InputError, parse_document, write_atomic
+from .observability import notify_run_failure
+from .partitions import BUILDINGS, building_partition_key
+from .resources import InboxFolders, LayoutStorage, WebhookConfig
+
+LAYOUT_JOB = "layout_building_job"
+#: Files modified more recently than this may still be being written: next tick.
+SETTLE_S = 1.0
+#: The cursor remembers this many submitted files (by content hash).
+CURSOR_MEMORY = 20_000
+INBOX_BATCH_SIZE = int(os.environ.get("CEILGRID_INBOX_BATCH_SIZE", "10"))
+INBOX_MAX_FILES_PER_TICK = int(os.environ.get("CEILGRID_INBOX_MAX_FILES", "200"))
+IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
+
+
+@dataclass
+class InboxTick:
+    """What one look at the inbox decided; :func:`scan_inbox` does the file moves."""
+
+    cursor: dict[str, str]
+    accepted: dict[str, str] = field(default_factory=dict)  # partition key -> content hash
+    quarantined: dict[str, str] = field(default_factory=dict)  # file name -> reason
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def load_cursor(raw: str | None) -> dict[str, str]:
+    """Content hash -> partition key of every file submitted so far (most recent last)."""
+    return json.loads(raw)["submitted"] if raw else {}
+
+
+def dump_cursor(cursor: dict[str, str]) -> str:
+    recent = dict(list(cursor.items())[-CURSOR_MEMORY:])
+    return json.dumps({"version": 1, "submitted": recent}, separators=(",", ":"))
+
+
+def quarantine(path: Path, folder: Path, reason: str) -> Path:
+    """Move a rejected file aside with a one-line ``.error.txt``; the reason is written first."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    if target.exists():
+        target = folder / f"{path.stem}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}{path.suffix}"
+    write_atomic(target.with_name(target.name + ".error.txt"),
+                 (" ".join(reason.split()) + "\n").encode())
+    shutil.move(path, target)
+    return target
+
+
+def _pending_files(inbox: Path, now: float) -> list[Path]:
+    entries = []
+    for entry in os.scandir(inbox):
+        if entry.name.startswith(".") or entry.name.endswith(IGNORED_SUFFIXES):
+            continue
+        try:
+            if not entry.is_file() or now - entry.stat().st_mtime < SETTLE_S:
+                continue
+            entries.append((entry.stat().st_mtime, entry.name))
+        except FileNotFoundError:
+            continue  # removed by its owner meanwhile
+    return [inbox / name for _, name in sorted(entries)]
+
+
+def _read(path: Path) -> bytes:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise InputError(f"file is {size} bytes, more than the {MAX_FILE_BYTES} byte limit",
+                         source=path.name)
+    with open(path, "rb") as handle:
+        return handle.read(MAX_FILE_BYTES + 1)
+
+
+def scan_inbox(folders: InboxFolders, storage: LayoutStorage, cursor: dict[str, str],
+               max_files: int = INBOX_MAX_FILES_PER_TICK, now: float | None = None) -> InboxTick:
+    """Validate inbox files, stage good ones in storage and quarantine bad ones.
+
+    A good file is copied atomically to ``incoming/<key>.json`` before it leaves
+    the inbox, and a staged file the cursor does not know (a tick that died
+    before committing) is picked up again, so no file is lost or laid out twice.
+    """
+    inbox, quarantine_dir = Path(folders.inbox), Path(folders.quarantine)
+    inbox.mkdir(parents=True, exist_ok=True)
+    tick = InboxTick(cursor=dict(cursor))
+    incoming = storage.incoming_path("x").parent
+    recovered: set[str] = set()
+    if incoming.is_dir():
+        for staged in sorted(incoming.glob("*.json")):
+            digest = content_hash(staged.read_bytes())
+            if digest not in tick.cursor:
+                tick.accepted[staged.stem] = digest
+                recovered.add(digest)
+    for path in _pending_files(inbox, time.time() if now is None else now)[:max_files]:
+        try:
+            data = _read(path)
+        except FileNotFoundError:
+            continue  # removed by its owner meanwhile: nothing to keep
+        except InputError as error:
+            tick.quarantined[path.name] = str(error)
+            quarantine(path, quarantine_dir, str(error))
+            continue
+        digest = content_hash(data)
+        if digest in recovered:  # staged by a tick that died before removing it
+            path.unlink()
+            continue
+        if digest in tick.cursor or digest in tick.accepted.values():
+            known = tick.cursor.get(digest) or next(
+                key for key, value in tick.accepted.items() if value == digest)
+            reason = f"{path.name}: duplicate of a file already submitted as building {known}"
+            tick.quarantined[path.name] = reason
+            quarantine(path, quarantine_dir, reason)
+            continue
+        try:
+            parsed = parse_document(data, source=path.name)
+            if not parsed.rooms:
+                first = parsed.errors[0] if parsed.errors else InputError("no rooms",
+                                                                          source=path.name)
+                more = f" (and {len(parsed.errors) - 1} more bad rooms)" if len(parsed.errors) > 1 else ""
+                raise InputError(first.reason + more, source=first.source, room=first.room,
+                                 field_name=first.field_name, cell=first.cell)
+        except InputError as error:
+            tick.quarantined[path.name] = str(error)
+            quarantine(path, quarantine_dir, str(error))
+            continue
+        key = building_partition_key(parsed.building_id)
+        if key in tick.accepted:
+            continue  # same building twice in one tick: the later file waits a tick
+        if parsed.errors:  # good rooms go on; the bad ones are reported beside the quarantine
+            quarantine_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(quarantine_dir / f"{path.name}.rejected-rooms.error.txt",
+                         "".join(f"{error}\n" for error in parsed.errors).encode())
+        write_atomic(storage.incoming_path(key), data)
+        path.unlink()
+        tick.accepted[key] = digest
+    return tick
+
+
+def run_requests(new_keys: list[str], existing_keys: list[str], digests: dict[str, str],
+                 batch_size: int = INBOX_BATCH_SIZE) -> list[dg.RunRequest]:
+    """Batch new buildings into partition-range runs; re-submissions run one by one.
+
+    New partitions are added in one request, in this order, so each batch is a
+    contiguous range of the ``buildings`` partitions. The run key is derived from
+    the contents, so a tick that is re-evaluated never launches a run twice.
+    """
+    requests = []
+    for start in range(0, len(new_keys), max(1, batch_size)):
+        batch = new_keys[start:start + batch_size]
+        run_key = "inbox-" + content_hash("".join(digests[key] for key in batch).encode())
+        tags = {"ceilgrid/source": "inbox", "ceilgrid/buildings": str(len(batch))}
+        if len(batch) == 1:
+            requests.append(dg.RunRequest(run_key=run_key, partition_key=batch[0], tags=tags))
+        else:
+            requests.append(dg.RunRequest(run_key=run_key, tags={
+                **tags,
+                "dagster/asset_partition_range_start": batch[0],
+                "dagster/asset_partition_range_end": batch[-1],
+            }))
+    for key in existing_keys:
+        requests.append(dg.RunRequest(run_key=f"inbox-{digests[key]}", partition_key=key,
+                                      tags={"ceilgrid/source": "inbox"}))
+    return requests
+
+
+@dg.sensor(
+    job_name=LAYOUT_JOB,
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Buildings dropped into the inbox folder are validated and laid out (several "
+                "per run); bad files go to quarantine with a one-line .error.txt.",
+)
+def inbox_sensor(context: dg.SensorEvaluationContext, inbox_folders: InboxFolders,
+                 layout_storage: LayoutStorage) -> dg.SensorResult | dg.SkipReason:
+    tick = scan_inbox(inbox_folders, layout_storage, load_cursor(context.cursor))
+    for name, reason in tick.quarantined.items():
+        context.log.warning(f"quarantined {name}: {reason}")
+    if not tick.accepted:
+        if tick.quarantined:
+            return dg.SensorResult(skip_reason=f"{len(tick.quarantined)} file(s) quarantined",
+                                   cursor=context.cursor)
+        return dg.SkipReason(f"no new files in {inbox_folders.inbox}")
+    known = set(context.instance.get_dynamic_partitions(BUILDINGS))
+    new_keys = [key for key in tick.accepted if key not in known]
+    existing = [key for key in tick.accepted if key in known]
+    cursor = dict(tick.cursor)
+    cursor.update({digest: key for key, digest in tick.accepted.items()})
+    return dg.SensorResult(
+        run_requests=run_requests(new_keys, existing, tick.accepted),
+        dynamic_partitions_requests=[
+            dg.AddDynamicPartitionsRequest(partitions_def_name=BUILDINGS, partition_keys=new_keys)
+        ] if new_keys else [],
+        cursor=dump_cursor(cursor),
+    )
+
+
+@dg.run_failure_sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    monitor_all_code_locations=True,
+    description="Posts an alert (JSON, Slack-compatible) to the webhook in "
+                "CEILGRID_ALERT_WEBHOOK_URL when any run fails.",
+)
+def run_failure_webhook(context: dg.RunFailureSensorContext, webhook: WebhookConfig) -> None:
+    # Payload and delivery live in observability.notify_run_failure (one place to extend).
+    notify_run_failure(context, webhook.url or None)
