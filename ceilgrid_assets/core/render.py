@@ -301,7 +301,7 @@ def _coverage(fig: Figure, ax: Axes, room: Room, cell: float, profile: Profile) 
     ys, xs = np.nonzero(detectors)
     if xs.size:
         ax.add_collection(EllipseCollection(
-            widths=2 * radius, heights=2 * radius, angles=0.0, units="xy",
+            widths=2 * radius, heights=2 * radius, angles=0.0, units="x",
             offsets=np.column_stack(((xs + 0.5) * t, (ys + 0.5) * t)),
             offset_transform=ax.transData, facecolors=COLOURS["smoke_detector"] + "14",
             edgecolors=COLOURS["smoke_detector"], linewidths=1.2, linestyles="--", zorder=3,
