@@ -173,3 +173,16 @@ def test_60x40_room_renders_well_under_a_second():
 def test_unknown_view_is_rejected():
     with pytest.raises(ValueError, match="unknown view"):
         render.render_room(office_room(), "section")
+
+
+def test_coverage_circle_has_the_profile_radius():
+    cells = np.zeros((3, 40), dtype=np.uint8)
+    cells[1, 1] = CODE["smoke_detector"]
+    room = Room("long", cells)
+    image = render.render_room(room, "coverage")
+    array = pixels(image)
+    inside = at(array, image, 11, 1)  # 6.0 m from the detector: tinted by the circle
+    outside = at(array, image, 12, 1)  # 6.6 m: uncovered, pink
+    assert 200 < inside.min() and inside[1] < 250 and inside[2] < 245
+    assert close(outside, at(array, image, 30, 1), 3)
+    assert not close(inside, outside, 30)
