@@ -251,7 +251,7 @@ def _prometheus(environ: Mapping[str, str]) -> tuple["WSGIServer | None", Metric
         raise ValueError(f"{ENV_PROMETHEUS_PORT} must be a port number, not {raw_port!r}") from None
     address = environ.get(ENV_PROMETHEUS_ADDR) or DEFAULT_PROMETHEUS_ADDR
     registry = CollectorRegistry()
-    reader = PrometheusMetricReader(registry=registry)
+    reader = PrometheusMetricReader(registry=registry, scope_info_enabled=False)
     try:
         server, _ = start_wsgi_server(port, addr=address, registry=registry)
     except OSError as exc:
