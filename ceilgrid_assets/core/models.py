@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .heuristics import array_layout, greedy_cover, spread
+from .heuristics import SPREAD_WALL_WEIGHT, array_layout, greedy_cover, spread
 from .optimiser import solve_stage
 from .stages import SERIES, StageContext
 
@@ -62,15 +62,16 @@ class GreedyCoverModel:
 
 @dataclass(frozen=True)
 class SpreadModel:
-    """Farthest-point spreading with walls counted double: even spacing, light uniformity."""
+    """Farthest-point spreading, walls weighted: even spacing, good light uniformity."""
 
     name: str = "spread"
     components: tuple[str, ...] = SERIES
     exact: bool = False
+    wall_weight: float = SPREAD_WALL_WEIGHT
 
     def place(self, context: StageContext) -> np.ndarray | None:
         return spread(context, context.existing, context.allowed, context.required_count,
-                      until_covered=True)
+                      until_covered=True, wall_weight=self.wall_weight)
 
 
 @dataclass(frozen=True)
@@ -103,5 +104,7 @@ def default_models(optimiser_max_cells: int = DEFAULT_OPTIMISER_MAX_CELLS,
         ArrayModel(),
         GreedyCoverModel(),
         SpreadModel(),
+        # Fittings nearer the walls: often a better U0 for the same count.
+        SpreadModel(name="spread-perimeter", components=("light",), wall_weight=3.5),
         OptimiserModel(max_cells=optimiser_max_cells, time_limit_s=optimiser_time_s),
     ]
