@@ -16,6 +16,7 @@ from .core.io import InputError, ParsedDocument, dump_document, read_document, w
 from .core.pipeline import EngineConfig, complete_building
 from .core.profile import DEFAULT_PROFILE, PROFILES, get_profile
 from .core.rules import check_layout
+from .export_cli import add_export_parser
 
 EXIT_OK, EXIT_NOT_COMPLIANT, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE,
                           help=profile_help)
     validate.set_defaults(handler=validate_command)
+    add_export_parser(commands)
     return parser
 
 

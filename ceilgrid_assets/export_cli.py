@@ -73,7 +73,7 @@ def export_command(
 
 
 def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``export`` on the ``ceilgrid`` subcommand parsers; sets ``func``."""
+    """Register ``export`` on the ``ceilgrid`` subcommand parsers."""
     parser = subparsers.add_parser(
         "export",
         help="DXF plans, PNG renders, HTML report and bill of quantities of a completed layout",
@@ -86,22 +86,10 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     parser.add_argument("--png", metavar="DIR", help="write the PNG renders into DIR")
     parser.add_argument("--html", metavar="FILE", help="write the HTML report to FILE")
     parser.add_argument("--csv", metavar="FILE", help="write the bill of quantities to FILE")
-    parser.set_defaults(func=run_parsed)
+    parser.set_defaults(handler=run_parsed)
     return parser
 
 
 def run_parsed(args: argparse.Namespace) -> int:
     return export_command(args.layout, dxf_dir=args.dxf, png_dir=args.png, html=args.html,
                           csv=args.csv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ceilgrid_assets.export_cli``: the same command without the main CLI."""
-    parser = argparse.ArgumentParser(prog="ceilgrid")
-    add_export_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

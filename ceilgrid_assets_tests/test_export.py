@@ -14,7 +14,8 @@ from ceilgrid_assets.core import export
 from ceilgrid_assets.core.grid import CODE, DEVICE_COMPONENTS, Room
 from ceilgrid_assets.core.io import dump_document
 from ceilgrid_assets.core.profile import get_profile
-from ceilgrid_assets.export_cli import export_command, main
+from ceilgrid_assets.cli import main
+from ceilgrid_assets.export_cli import export_command
 
 PROFILE = get_profile("nfpa72")
 
