@@ -71,16 +71,23 @@ def _pending_files(inbox: Path, now: float) -> list[Path]:
             entries.append((entry.stat().st_mtime, entry.name))
         except FileNotFoundError:
             continue  # removed by its owner meanwhile
+        except OSError:  # e.g. a symlink loop: _read turns it into a quarantine reason
+            entries.append((0.0, entry.name))
     return [inbox / name for _, name in sorted(entries)]
 
 
 def _read(path: Path) -> bytes:
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise InputError(f"file is {size} bytes, more than the {MAX_FILE_BYTES} byte limit",
-                         source=path.name)
-    with open(path, "rb") as handle:
-        return handle.read(MAX_FILE_BYTES + 1)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InputError(f"file is {size} bytes, more than the {MAX_FILE_BYTES} byte limit",
+                             source=path.name)
+        with open(path, "rb") as handle:
+            return handle.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror or exc}", source=path.name) from None
 
 
 def scan_inbox(folders: InboxFolders, storage: LayoutStorage, cursor: dict[str, str],
@@ -158,7 +165,8 @@ def run_requests(new_keys: list[str], existing_keys: list[str], digests: dict[st
     requests = []
     for start in range(0, len(new_keys), max(1, batch_size)):
         batch = new_keys[start:start + batch_size]
-        run_key = "inbox-" + content_hash("".join(digests[key] for key in batch).encode())
+        run_key = "inbox-" + (digests[batch[0]] if len(batch) == 1 else content_hash(
+            "".join(digests[key] for key in batch).encode()))
         tags = {"ceilgrid/source": "inbox", "ceilgrid/buildings": str(len(batch))}
         if len(batch) == 1:
             requests.append(dg.RunRequest(run_key=run_key, partition_key=batch[0], tags=tags))

