@@ -43,7 +43,7 @@ def webhook_url(environ: Mapping[str, str] | None = None) -> str | None:
 
 
 def run_link(run_id: str, base_url: str | None = None) -> str:
-    return f"{base_url or ui_url()}/runs/{quote(run_id, safe='')}"
+    return f"{(base_url or ui_url()).rstrip('/')}/runs/{quote(run_id, safe='')}"
 
 
 def _escape(text: str) -> str:
@@ -103,7 +103,7 @@ def check_failure_payload(asset_key: str, check_name: str, run_id: str | None, *
     """Payload for a failed asset check; a blocking one means downstream did not run."""
     consequence = (" It is blocking: downstream assets (e.g. model promotion) were not "
                    "materialized." if blocking else "")
-    base = base_url or ui_url()
+    base = (base_url or ui_url()).rstrip("/")
     link = run_link(run_id, base) if run_id else f"{base}/assets/{quote(asset_key, safe='/')}"
     return _payload(
         title=f"ceilgrid check failed: {asset_key} {check_name}",

@@ -148,6 +148,8 @@ def run_failure_error(context: dg.RunFailureSensorContext) -> str:
     messages = []
     for event in context.get_step_failure_events():
         error = getattr(event.event_specific_data, "error", None)
+        while error is not None and error.cause is not None:  # the user's exception
+            error = error.cause
         if error is not None:
             messages.append(f"{event.step_key}: {error.message.strip()}")
     return "\n".join(messages) or (context.failure_event.message or "run failed")
@@ -181,10 +183,24 @@ def notify_check_failure(evaluation: Any, run_id: str | None, sensor_log: loggin
     return _deliver("check_failure", payload, sensor_log, url or alerts.webhook_url())
 
 
-def _latest_check_storage_id(instance: dg.DagsterInstance) -> int:
-    records = instance.get_event_records(
-        dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION), limit=1)
-    return records[0].storage_id if records else 0
+def _check_evaluations(instance: dg.DagsterInstance, after: float | None,
+                       limit: int | None) -> list[Any]:
+    """Check evaluations after a cursor, oldest first (newest only when ``limit=1``, no cursor).
+
+    The cursor is a storage id; on run-sharded storage (SQLite ``dagster dev``),
+    which cannot page by storage id across runs, it is a timestamp instead.
+    """
+    sharded = instance.event_log_storage.is_run_sharded
+    bound = ({} if after is None else
+             {"after_timestamp": after} if sharded else {"after_cursor": int(after)})
+    return list(instance.get_event_records(
+        dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION, **bound),
+        ascending=after is not None, limit=limit))
+
+
+def _cursor_of(instance: dg.DagsterInstance, record: Any) -> str:
+    return str(record.timestamp if instance.event_log_storage.is_run_sharded
+               else record.storage_id)
 
 
 @dg.sensor(name=CHECK_ALERT_SENSOR, minimum_interval_seconds=30,
@@ -193,13 +209,12 @@ def _latest_check_storage_id(instance: dg.DagsterInstance) -> int:
                        "the alert webhook, with a link to the run.")
 def check_failure_alerts(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     """Alerts on asset-check evaluations that failed since the cursor (new ones only)."""
+    instance = context.instance
     if context.cursor is None:
-        context.update_cursor(str(_latest_check_storage_id(context.instance)))
+        latest = _check_evaluations(instance, None, limit=1)
+        context.update_cursor(_cursor_of(instance, latest[0]) if latest else "0")
         return dg.SkipReason("started: alerting on check failures from now on")
-    records = context.instance.get_event_records(
-        dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION,
-                              after_cursor=int(context.cursor)),
-        ascending=True, limit=200)
+    records = _check_evaluations(instance, float(context.cursor), limit=200)
     failed = 0
     for record in records:
         evaluation = record.event_log_entry.dagster_event.event_specific_data
@@ -207,5 +222,5 @@ def check_failure_alerts(context: dg.SensorEvaluationContext) -> dg.SkipReason:
             failed += 1
             notify_check_failure(evaluation, record.run_id, context.log)
     if records:
-        context.update_cursor(str(records[-1].storage_id))
+        context.update_cursor(_cursor_of(instance, records[-1]))
     return dg.SkipReason(f"{len(records)} check evaluations, {failed} failed")
