@@ -56,7 +56,10 @@ def quarantine(path: Path, folder: Path, reason: str) -> Path:
         target = folder / f"{path.stem}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}{path.suffix}"
     write_atomic(target.with_name(target.name + ".error.txt"),
                  (" ".join(reason.split()) + "\n").encode())
-    shutil.move(path, target)
+    try:
+        shutil.move(path, target)
+    except FileNotFoundError:  # removed by its owner meanwhile: leave no orphan reason
+        target.with_name(target.name + ".error.txt").unlink(missing_ok=True)
     return target
 
 
@@ -120,7 +123,7 @@ def scan_inbox(folders: InboxFolders, storage: LayoutStorage, cursor: dict[str, 
             continue
         digest = content_hash(data)
         if digest in recovered:  # staged by a tick that died before removing it
-            path.unlink()
+            path.unlink(missing_ok=True)
             continue
         if digest in tick.cursor or digest in tick.accepted.values():
             known = tick.cursor.get(digest) or next(
@@ -149,7 +152,7 @@ def scan_inbox(folders: InboxFolders, storage: LayoutStorage, cursor: dict[str, 
             write_atomic(quarantine_dir / f"{path.name}.rejected-rooms.error.txt",
                          "".join(f"{error}\n" for error in parsed.errors).encode())
         write_atomic(storage.incoming_path(key), data)
-        path.unlink()
+        path.unlink(missing_ok=True)  # its owner may have removed it after we read it
         tick.accepted[key] = digest
     return tick
 
