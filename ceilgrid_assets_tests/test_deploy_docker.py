@@ -29,6 +29,8 @@ import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
+from ceilgrid_assets.pgserver import PostgresServer, create_database
+
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy" / "docker"
 IMAGE_TAG = "ceilgrid:test"
@@ -72,19 +74,10 @@ def image() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def postgres_env() -> Iterator[dict[str, str]]:
-    """Connection variables for a real Postgres on 127.0.0.1 (as dagster.yaml reads them).
-
-    Under /tmp rather than pytest's 0700 tree: the server runs as an unprivileged user.
-    """
-    from ceilgrid_assets.pgserver import running_postgres
-
-    base = Path(tempfile.mkdtemp(prefix="ceilgrid-pg-docker-"))
-    try:
-        with running_postgres(base) as server:
-            yield server.env()
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+def postgres_env(postgres_server: PostgresServer) -> dict[str, str]:
+    """The suite's Postgres with a database of its own, as dagster.yaml reads it."""
+    create_database(postgres_server, "deploy_docker")
+    return {**postgres_server.env(), "DAGSTER_POSTGRES_DB": "deploy_docker"}
 
 
 @dataclass

@@ -1,0 +1,101 @@
+"""Backup and restore of the Dagster metadata with ``deploy/pg-backup.sh``.
+
+Real runs are written to the suite's Postgres, dumped with pg_dump, restored into a
+freshly initialised server, and read back through an instance built from the
+deployment's own ``deploy/docker/dagster.yaml``.
+"""
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ceilgrid_assets.pgserver import (
+    PostgresServer,
+    create_database,
+    find_binaries,
+    start_postgres,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "deploy" / "pg-backup.sh"
+
+pytestmark = pytest.mark.slow
+
+
+@dg.asset(partitions_def=dg.DynamicPartitionsDefinition(name="buildings"))
+def backed_up_layout(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"building": context.partition_key})
+
+
+def _libpq_env(server: PostgresServer, database: str) -> dict[str, str]:
+    env = server.env()
+    return {"PGHOST": env["DAGSTER_POSTGRES_HOST"], "PGPORT": env["DAGSTER_POSTGRES_PORT"],
+            "PGUSER": env["DAGSTER_POSTGRES_USER"],
+            "PGPASSWORD": env["DAGSTER_POSTGRES_PASSWORD"], "PGDATABASE": database,
+            "PG_BIN": str(find_binaries()), "PATH": "/usr/bin:/bin"}
+
+
+@pytest.fixture
+def fresh_server() -> Iterator[PostgresServer]:
+    """A second, newly initialised server: the restore target."""
+    base = Path(tempfile.mkdtemp(prefix="ceilgrid-pg-restore-"))
+    server = start_postgres(base, durable=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_dump_restores_into_a_fresh_server_and_dagster_sees_old_runs(
+    postgres_instance: dg.DagsterInstance, postgres_server: PostgresServer,
+    postgres_database: str, fresh_server: PostgresServer, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    buildings = ["office-floor", "school-wing"]
+    postgres_instance.add_dynamic_partitions("buildings", buildings)
+    for key in buildings:
+        assert dg.materialize([backed_up_layout], instance=postgres_instance,
+                              partition_key=key, tags={"ceilgrid/workload": "serving"}).success
+    before = {run.run_id: run for run in postgres_instance.get_runs()}
+    assert len(before) == 2
+    events_before = {run_id: len(postgres_instance.all_logs(run_id)) for run_id in before}
+
+    dump = tmp_path / "dagster.dump"
+    subprocess.run([str(SCRIPT), "dump", str(dump)], check=True,
+                   env=_libpq_env(postgres_server, postgres_database))
+    assert dump.stat().st_size > 0
+
+    create_database(fresh_server, "dagster_restored")
+    subprocess.run([str(SCRIPT), "restore", str(dump)], check=True,
+                   env=_libpq_env(fresh_server, "dagster_restored"))
+
+    # The production instance configuration, pointed at the restored database.
+    home = tmp_path / "restored_home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "docker" / "dagster.yaml", home / "dagster.yaml")
+    for name, value in {**fresh_server.env(), "DAGSTER_POSTGRES_DB": "dagster_restored",
+                        "CEILGRID_DAGSTER_STORAGE": str(tmp_path / "storage"),
+                        "CEILGRID_COMPUTE_LOGS": str(tmp_path / "logs"),
+                        "CEILGRID_IMAGE": "ceilgrid:restore-check",
+                        "CEILGRID_DOCKER_NETWORK": "ceilgrid"}.items():
+        monkeypatch.setenv(name, value)
+    with dg.DagsterInstance.from_config(str(home)) as restored:
+        restored.upgrade()   # what `dagster instance migrate` runs; a no-op on the same version
+        after = {run.run_id: run for run in restored.get_runs()}
+        assert after.keys() == before.keys()
+        for run_id, run in after.items():
+            assert run.status == dg.DagsterRunStatus.SUCCESS
+            assert run.tags["ceilgrid/workload"] == "serving"
+            assert run.tags["dagster/partition"] == before[run_id].tags["dagster/partition"]
+            assert len(restored.all_logs(run_id)) == events_before[run_id]
+        assert sorted(restored.get_dynamic_partitions("buildings")) == buildings
+        materialized = restored.get_materialized_partitions(dg.AssetKey("backed_up_layout"))
+        assert materialized == set(buildings)
+        assert type(restored.run_launcher).__name__ == "DockerRunLauncher"
+        assert type(restored.run_coordinator).__name__ == "QueuedRunCoordinator"
