@@ -1,0 +1,168 @@
+"""Static guarantees of the Docker deployment files: no open doors, no committed secrets,
+and the compose file, instance config, nginx template and .env.example agree.
+
+The compose CLI is not installed on CI machines, so the compose file is checked as
+data; the services themselves are exercised by test_deploy_docker (image, code
+server, run launcher) and test_deploy_proxy (nginx in front of webservers).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from dagster._config import process_config
+from dagster._core.instance.config import dagster_instance_config
+from dagster_docker import DockerRunLauncher
+
+REPO = Path(__file__).resolve().parents[1]
+DOCKER = REPO / "deploy" / "docker"
+REQUIRED = re.compile(r"\$\{([A-Z][A-Z0-9_]*):\?[^}]+\}")
+ANY_VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*)")
+SECRET_NAMES = ("POSTGRES_PASSWORD", "DAGSTER_POSTGRES_PASSWORD")
+
+
+@pytest.fixture(scope="module")
+def compose_text() -> str:
+    """The compose file without its comment lines."""
+    lines = (DOCKER / "docker-compose.yml").read_text().splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+
+
+@pytest.fixture(scope="module")
+def compose(compose_text: str) -> dict[str, Any]:
+    return yaml.safe_load(compose_text)
+
+
+@pytest.fixture(scope="module")
+def instance_yaml() -> dict[str, Any]:
+    return yaml.safe_load((DOCKER / "dagster.yaml").read_text())
+
+
+def _env_example() -> dict[str, str]:
+    pairs = {}
+    for line in (DOCKER / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            name, value = line.split("=", 1)
+            pairs[name] = value
+    return pairs
+
+
+def test_secrets_are_required_from_the_environment(compose: dict[str, Any],
+                                                   compose_text: str) -> None:
+    required = set(REQUIRED.findall(compose_text))
+    assert {"POSTGRES_PASSWORD", "CEILGRID_IMAGE", "CEILGRID_SECRETS_DIR"} <= required
+    for name in SECRET_NAMES:
+        for match in re.finditer(rf"\b{name}: (.+)", compose_text):
+            assert REQUIRED.fullmatch(match.group(1).strip()), match.group(0)
+    # A password variable never has a default ("${VAR:-...}").
+    assert not re.search(r"PASSWORD:-", compose_text)
+
+
+def test_env_example_documents_every_variable_without_secret_values(compose_text: str) -> None:
+    example = _env_example()
+    assert set(ANY_VAR.findall(compose_text)) - {"POSTGRES_IMAGE", "NGINX_IMAGE"} <= example.keys()
+    assert example["POSTGRES_PASSWORD"] == ""
+    text = (DOCKER / ".env.example").read_text()
+    assert "openssl rand" in text and "openssl passwd -apr1" in text
+
+
+def test_only_nginx_publishes_ports_and_postgres_is_internal(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"nginx"}
+    assert "pgdata:/var/lib/postgresql/data" in services["postgres"]["volumes"]
+    assert "pgdata" in compose["volumes"]
+
+
+def test_every_long_running_service_has_a_health_check(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ("postgres", "webserver-operator", "webserver-viewer", "daemon", "nginx"):
+        assert services[name].get("healthcheck", {}).get("test"), name
+    # The code server's health check is the image's HEALTHCHECK (gRPC health check).
+    assert "HEALTHCHECK" in (DOCKER / "Dockerfile").read_text()
+    assert services["code"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_viewer_webserver_is_read_only_and_operator_is_not(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert "--read-only" in services["webserver-viewer"]["command"]
+    assert "--read-only" not in services["webserver-operator"]["command"]
+    # Only the processes that start or stop run containers get the Docker socket.
+    with_socket = {name for name, service in services.items()
+                   if any("docker.sock" in str(v) for v in service.get("volumes", []))}
+    assert with_socket == {"webserver-operator", "daemon"}
+
+
+def test_dagster_services_run_hardened(compose: dict[str, Any]) -> None:
+    for name in ("code", "webserver-operator", "webserver-viewer", "daemon"):
+        service = compose["services"][name]
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    assert re.search(r"^USER 10001:10001$", dockerfile, re.M)
+    assert dockerfile.index("ARG BASE_IMAGE") < dockerfile.index("FROM ${BASE_IMAGE}")
+
+
+def test_instance_config_is_valid_for_dagster(instance_yaml: dict[str, Any], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(instance_yaml))
+    config, _ = dagster_instance_config(str(tmp_path))
+    assert config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
+    launcher = instance_yaml["run_launcher"]["config"]
+    monkeypatch.setenv("CEILGRID_IMAGE", "registry.example.com/ceilgrid:0.1.0")
+    monkeypatch.setenv("CEILGRID_DOCKER_NETWORK", "ceilgrid")
+    result = process_config(DockerRunLauncher.config_type(), launcher)
+    assert result.success, [error.message for error in result.errors]
+    assert result.value["image"] == "registry.example.com/ceilgrid:0.1.0"
+    coordinator = instance_yaml["run_coordinator"]
+    assert coordinator["class"] == "QueuedRunCoordinator"
+    assert coordinator["config"]["max_concurrent_runs"] > 0
+    assert instance_yaml["run_monitoring"]["enabled"] and instance_yaml["run_retries"]["enabled"]
+    assert instance_yaml["retention"]["sensor"]["purge_after_days"]["skipped"] > 0
+
+
+def test_instance_config_matches_the_compose_stack(instance_yaml: dict[str, Any],
+                                                   compose: dict[str, Any]) -> None:
+    launcher = instance_yaml["run_launcher"]["config"]
+    dagster_env = compose["x-dagster-env"]
+    # Run containers receive every variable the instance config and the code read.
+    used = set(re.findall(r"env: ([A-Z_]+)", (DOCKER / "dagster.yaml").read_text()))
+    passed = set(launcher["env_vars"]) | {"CEILGRID_IMAGE", "CEILGRID_DOCKER_NETWORK"}
+    assert used <= passed
+    assert set(launcher["env_vars"]) <= dagster_env.keys()
+    assert dagster_env["CEILGRID_DOCKER_NETWORK"] == compose["networks"]["ceilgrid"]["name"]
+    (volume,) = launcher["container_kwargs"]["volumes"]
+    assert compose["volumes"][volume]["name"] == volume
+
+
+def test_nginx_template_gets_every_value_from_compose(compose: dict[str, Any]) -> None:
+    template = (DOCKER / "nginx" / "ceilgrid.conf.template").read_text()
+    wanted = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", template))
+    assert wanted <= compose["services"]["nginx"]["environment"].keys()
+
+
+def test_no_secrets_are_tracked() -> None:
+    tracked = subprocess.run(["git", "ls-files", "deploy", ".env*"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout.split()
+    for path in tracked:
+        name = Path(path).name
+        assert name not in {".env", "users.htpasswd", "operators.map"}, path
+        assert not name.endswith((".key", ".crt", ".pem", ".dump")), path
+    ignored = subprocess.run(
+        ["git", "check-ignore", "deploy/docker/.env", "deploy/docker/build-ca/ca-bundle.crt"],
+        cwd=REPO, capture_output=True, text=True)
+    assert len(ignored.stdout.split()) == 2
+
+
+def test_image_dependencies_are_locked_with_hashes() -> None:
+    lock = (DOCKER / "requirements.lock").read_text()
+    requirements = [line for line in lock.splitlines() if line and line[0].isalnum()]
+    assert requirements and all("==" in line for line in requirements)
+    assert lock.count("--hash=sha256:") >= len(requirements)
+    assert "dagster==1.13.27" in lock and "dagster-docker==0.29.27" in lock
