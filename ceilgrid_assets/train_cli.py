@@ -1,0 +1,76 @@
+"""``ceilgrid train``: generate the corpus, label it with the optimiser, fit the models.
+
+Wired into the ``ceilgrid`` command line by :func:`add_train_parser`; the
+subcommand writes one ``<component>.joblib`` + ``<component>.json`` card per
+component into ``--out`` (default ``.ceilgrid/models``, the cache that
+``ceilgrid layout`` falls back to) and the label table as ``labels.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .core.corpus import CorpusSpec
+from .core.labels import DEFAULT_LABEL_TIME_S
+from .core.learned import (
+    DEFAULT_MODELS_DIR,
+    DEFAULT_TRAIN_ROOMS,
+    DEFAULT_TRAIN_SEED,
+    save_model,
+    train_models,
+)
+
+
+def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``train`` on the ``ceilgrid`` parser; the handler is ``args.handler``."""
+    parser = subparsers.add_parser(
+        "train", help="train the learned placement models on a synthetic corpus",
+        description="Generate a seeded synthetic corpus, label it with the exact optimiser "
+                    "and fit one scikit-learn model per component.")
+    parser.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR,
+                        help=f"directory for models and cards (default {DEFAULT_MODELS_DIR})")
+    parser.add_argument("--rooms", type=int, default=DEFAULT_TRAIN_ROOMS,
+                        help=f"corpus size (default {DEFAULT_TRAIN_ROOMS})")
+    parser.add_argument("--seed", type=int, default=DEFAULT_TRAIN_SEED,
+                        help=f"corpus seed (default {DEFAULT_TRAIN_SEED})")
+    parser.add_argument("--label-time", type=float, default=DEFAULT_LABEL_TIME_S,
+                        help=f"optimiser seconds per stage when labelling "
+                             f"(default {DEFAULT_LABEL_TIME_S:g})")
+    parser.add_argument("--jobs", type=int, default=2, help="processes/threads (default 2)")
+    parser.set_defaults(handler=run_train)
+    return parser
+
+
+def run_train(args: argparse.Namespace) -> int:
+    if args.rooms < 10:
+        print("ceilgrid train: --rooms must be at least 10", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    run = train_models(CorpusSpec(args.seed, args.rooms), label_time_s=args.label_time,
+                       n_jobs=args.jobs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    run.labels.to_csv(args.out / "labels.csv", index=False)
+    for model in run.models:
+        save_model(model, args.out)
+        metrics = model.card["metrics"]
+        print(f"{model.component:15s} devices/optimiser {metrics['validation_devices_vs_optimiser']:.3f}"
+              f"  compliant before repair {metrics['validation_compliant_before_repair']:.0%}"
+              f"  -> {args.out / (model.component + '.joblib')}")
+    print(f"trained {len(run.models)} models on {args.rooms} rooms (seed {args.seed}) in "
+          f"{time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry point, for use before the subcommand is wired into ``ceilgrid``."""
+    parser = argparse.ArgumentParser(prog="ceilgrid")
+    add_train_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
