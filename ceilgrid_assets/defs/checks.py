@@ -1,15 +1,17 @@
-"""Asset checks: every completed layout is re-validated from the files on disk."""
+"""Asset checks: layouts re-validated from disk; blocking promotion checks on model evaluation."""
 
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 
 from ..core.io import read_document
 from ..core.profile import DEFAULT_PROFILE, get_profile
 from ..core.rules import check_layout
 from .layouts import completed_layout
+from .models import model_evaluation
 from .partitions import building_partitions
-from .resources import LayoutStorage
+from .resources import LayoutStorage, ModelStore
 
 
 def revalidate(input_path: str, layout_path: str) -> list[dict[str, Any]]:
@@ -90,4 +92,60 @@ def layout_rooms_compliant(context: dg.AssetCheckExecutionContext,
             "rooms_failing": len(failing),
             "failing": dg.MetadataValue.json(failing[:50]),
         },
+    )
+
+
+#: A new model may place at most this much more (relative) than the promoted one.
+DEVICE_RATIO_TOLERANCE = 0.01
+
+
+def regressions(candidate: pd.DataFrame, promoted: dict[str, Any] | None,
+                tolerance: float = DEVICE_RATIO_TOLERANCE) -> list[str]:
+    """Components whose device ratio to the optimiser is worse than the promoted models'."""
+    if promoted is None:
+        return []
+    before = {row["component"]: row for row in promoted["evaluation"]}
+    found = []
+    for row in candidate.to_dict(orient="records"):
+        old = before.get(row["component"])
+        if old is None:
+            continue
+        if row["devices_vs_optimiser"] > old["devices_vs_optimiser"] * (1 + tolerance):
+            found.append(f"{row['component']}: {row['devices_vs_optimiser']:.4f} devices per "
+                         f"optimiser device, promoted {old['devices_vs_optimiser']:.4f}")
+        if row["compliance_after_repair"] < old["compliance_after_repair"]:
+            found.append(f"{row['component']}: compliance {row['compliance_after_repair']:.4f}, "
+                         f"promoted {old['compliance_after_repair']:.4f}")
+    return found
+
+
+@dg.asset_check(
+    asset=model_evaluation,
+    blocking=True,
+    description="Blocks promotion unless every component's learned candidate is compliant on "
+                "100 % of held-out rooms after repair.",
+)
+def evaluation_fully_compliant(model_evaluation: pd.DataFrame) -> dg.AssetCheckResult:
+    failing = model_evaluation[model_evaluation["compliance_after_repair"] < 1.0]
+    return dg.AssetCheckResult(
+        passed=failing.empty,
+        metadata={"failing_components": dg.MetadataValue.json(failing["component"].tolist()),
+                  "min_compliance": float(model_evaluation["compliance_after_repair"].min())},
+    )
+
+
+@dg.asset_check(
+    asset=model_evaluation,
+    blocking=True,
+    description="Blocks promotion of models that are worse than the promoted ones (more devices "
+                "per optimiser device beyond 1 %, or lower compliance).",
+)
+def evaluation_not_worse_than_promoted(model_evaluation: pd.DataFrame,
+                                       model_store: ModelStore) -> dg.AssetCheckResult:
+    promoted = model_store.promoted_record()
+    found = regressions(model_evaluation, promoted)
+    return dg.AssetCheckResult(
+        passed=not found,
+        metadata={"regressions": dg.MetadataValue.json(found),
+                  "promoted_at": (promoted or {}).get("promoted_at", "never")},
     )

@@ -9,6 +9,7 @@ import pandas as pd
 from ..core.io import write_atomic
 from .datasets import PLATFORM_OWNER, SERVING
 from .layouts import DEVICE_METRICS, completed_layout
+from .metadata import frame_table
 from .partitions import building_partitions
 from .resources import LayoutStorage
 
@@ -28,13 +29,6 @@ def report_frame(layout_document: dict) -> pd.DataFrame:
             "compliant": bool(room.get("compliance", {}).get("compliant", False)),
         })
     return pd.DataFrame(rows)
-
-
-def _table(frame: pd.DataFrame) -> dg.TableMetadataValue:
-    records = [dg.TableRecord({key: (None if pd.isna(value) else value)
-                               for key, value in row.items()})
-               for row in frame.to_dict(orient="records")]
-    return dg.MetadataValue.table(records)
 
 
 @dg.asset(
@@ -60,8 +54,8 @@ def building_report(context: dg.AssetExecutionContext,
             totals[name] += int(frame[name].sum())
     metadata: dict[str, Any] = {"buildings": len(keys), **totals}
     if len(keys) == 1:
-        metadata["by_room"] = _table(frame)
+        metadata["by_room"] = frame_table(frame)
         by_type = frame.groupby("room_type")[list(totals)].sum().reset_index()
-        metadata["by_room_type"] = _table(by_type)
+        metadata["by_room_type"] = frame_table(by_type)
         metadata["path"] = dg.MetadataValue.path(str(layout_storage.report_path(keys[0])))
     return dg.MaterializeResult(metadata=metadata)

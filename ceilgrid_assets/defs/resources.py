@@ -71,15 +71,12 @@ PROMOTION_RECORD = "promotion.json"
 class ModelStore(ConfigurableResource):
     """Trained model candidates and the promoted set that serving uses.
 
-    ``candidates/<run_id>/`` holds what one training run produced;
-    ``promoted`` is a symlink swapped atomically to the accepted candidate, with
-    ``promotion.json`` beside the models recording the evaluation it won with.
+    ``versions/<stamp>/`` holds every promoted set; ``promoted`` is a symlink
+    swapped atomically to the newest, with ``promotion.json`` beside the models
+    recording the evaluation it won with.
     """
 
     location: str
-
-    def candidate_dir(self, run_id: str) -> Path:
-        return Path(self.location) / "candidates" / run_id
 
     def promoted_dir(self) -> Path:
         return Path(self.location) / "promoted"
@@ -90,7 +87,7 @@ class ModelStore(ConfigurableResource):
 
     def promote(self, candidate: Path, record: dict[str, Any]) -> Path:
         """Point ``promoted`` at a frozen copy of ``candidate``; readers never see a mix."""
-        version = Path(self.location) / "versions" / f"{time.strftime('%Y%m%dT%H%M%S')}-{candidate.name}"
+        version = Path(self.location) / "versions" / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         shutil.copytree(candidate, version)
         write_atomic(version / PROMOTION_RECORD, json.dumps(record, indent=1).encode())
         link = self.promoted_dir()
@@ -124,6 +121,6 @@ def build_resources() -> dict[str, ConfigurableResource]:
             inbox=env_path("CEILGRID_INBOX", home / "inbox"),
             quarantine=env_path("CEILGRID_QUARANTINE", home / "quarantine"),
         ),
-        "model_store": ModelStore(location=env_path("CEILGRID_MODEL_STORE", home / "models")),
+        "model_store": ModelStore(location=env_path("CEILGRID_MODEL_STORE", home / "model-store")),
         "webhook": WebhookConfig(url=os.environ.get("CEILGRID_ALERT_WEBHOOK_URL", "")),
     }

@@ -1,0 +1,90 @@
+"""Training data: optimiser labels in shards and the per-cell feature tables they yield."""
+
+import time
+
+import dagster as dg
+import pandas as pd
+
+from ..core.labels import DEFAULT_LABEL_TIME_S, RoomLabels, label_rooms, labels_table
+from ..core.learned import training_table
+from ..core.stages import SERIES
+from .datasets import ML_OWNER, TRAINING
+from .metadata import frame_table
+from .partitions import LABEL_SHARDS, label_shard_partitions, shard_index
+from .schedules import RETRAINING_CRON
+
+#: Training assets refresh after the nightly corpus, each once all of its inputs have.
+after_nightly_inputs = dg.AutomationCondition.on_cron(RETRAINING_CRON, "UTC")
+
+
+class LabelConfig(dg.Config):
+    """Time HiGHS may spend on one stage of one room; slower stages are marked, not used."""
+
+    time_limit_s: float = DEFAULT_LABEL_TIME_S
+    n_jobs: int = 1
+
+
+@dg.asset(
+    group_name=TRAINING,
+    partitions_def=label_shard_partitions,
+    kinds={"scipy", "python"},
+    owners=[ML_OWNER],
+    tags={"ceilgrid/workload": "training"},
+    automation_condition=after_nightly_inputs,
+    description=f"Exact optimiser (HiGHS) layouts of the training rooms, stage by stage, in "
+                f"{LABEL_SHARDS} shards (room i goes to shard i mod {LABEL_SHARDS}) so that "
+                f"labelling fans out over run workers. Time-outs are kept and marked.",
+)
+def optimiser_labels(context: dg.AssetExecutionContext, config: LabelConfig,
+                     room_corpus: dict) -> dg.Output[list[RoomLabels]]:
+    shard = shard_index(context.partition_key)
+    rooms = [room for index, room in enumerate(room_corpus["train"])
+             if index % LABEL_SHARDS == shard]
+    started = time.perf_counter()
+    labels = label_rooms(rooms, time_limit_s=config.time_limit_s, n_jobs=config.n_jobs)
+    table = labels_table(labels)
+    status = table["status"].value_counts().to_dict() if not table.empty else {}
+    return dg.Output(labels, metadata={
+        "rooms": len(labels),
+        "stages": len(table),
+        "usable_stages": int(table["usable"].sum()) if not table.empty else 0,
+        "rooms_timed_out": sum(room.timed_out for room in labels),
+        "status": dg.MetadataValue.json({str(key): int(value) for key, value in status.items()}),
+        "corpus_hash": room_corpus["hash"],
+        "seconds": round(time.perf_counter() - started, 2),
+    })
+
+
+def feature_summary(labels: list[RoomLabels]) -> pd.DataFrame:
+    """Rows, positives and stages of each component's training table."""
+    rows = []
+    for component in SERIES:
+        table = training_table(labels, component)
+        rows.append({"component": component, "rows": int(table.target.size),
+                     "positives": int(table.target.sum()), "stages": len(table.stages),
+                     "features": table.features.shape[1]})
+    return pd.DataFrame(rows)
+
+
+@dg.asset(
+    group_name=TRAINING,
+    kinds={"pandas"},
+    owners=[ML_OWNER],
+    tags={"ceilgrid/workload": "training"},
+    automation_condition=after_nightly_inputs,
+    description="Per-cell feature tables (distance transforms, position, room shape and type, "
+                "local density, earlier devices) of every usable label: what the models learn "
+                "from, with a preview. One function builds them for training and inference.",
+)
+def training_features(optimiser_labels: dict[str, list[RoomLabels]]) -> dg.Output[pd.DataFrame]:
+    labels = [room for shard in sorted(optimiser_labels) for room in optimiser_labels[shard]]
+    summary = feature_summary(labels)
+    first = training_table(labels, SERIES[0])
+    preview = first.features.head(10).round(3)
+    return dg.Output(summary, metadata={
+        "rooms": len(labels),
+        "summary": frame_table(summary),
+        "feature_columns": dg.MetadataValue.json(list(first.features.columns)),
+        f"preview_{SERIES[0]}": frame_table(preview.reset_index(names="cell")),
+        "dagster/row_count": int(summary["rows"].sum()),
+    })

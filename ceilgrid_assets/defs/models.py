@@ -1,0 +1,160 @@
+"""Learned models: one trained asset per component, evaluation, and promotion to serving."""
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from ..core.labels import RoomLabels
+from ..core.learned import LearnedModel, fit_model, save_model
+from ..core.pipeline import EngineConfig, RoomResult, complete_room
+from ..core.stages import SERIES
+from .datasets import ML_OWNER, TRAINING
+from .features import after_nightly_inputs
+from .metadata import frame_table
+from .resources import ModelStore
+
+LEARNED = "learned"
+OPTIMISER = "optimiser"
+
+
+def _model_asset(component: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"{component}_model",
+        group_name=TRAINING,
+        kinds={"scikitlearn"},
+        owners=[ML_OWNER],
+        tags={"ceilgrid/workload": "training"},
+        automation_condition=after_nightly_inputs,
+        description=f"Gradient-boosted classifier that scores cells for {component} placement, "
+                    f"with its card (scikit-learn version, features, corpus, decoder, metrics).",
+    )
+    def trained_model(context: dg.AssetExecutionContext, room_corpus: dict,
+                      optimiser_labels: dict[str, list[RoomLabels]]) -> dg.Output[LearnedModel]:
+        labels = [room for shard in sorted(optimiser_labels) for room in optimiser_labels[shard]]
+        started = time.perf_counter()
+        model = fit_model(labels, component, seed=room_corpus["seed"])
+        model.card["corpus"] = {"seed": room_corpus["seed"], "sha256": room_corpus["hash"],
+                                "rooms": len(labels)}
+        metrics = {key: value for key, value in model.card["metrics"].items()
+                   if isinstance(value, (int, float)) and value is not None}
+        return dg.Output(model, metadata={
+            **metrics,
+            "spacing_factor": model.spacing_factor,
+            "sklearn_version": model.card["sklearn_version"],
+            "card": dg.MetadataValue.json(model.card),
+            "seconds": round(time.perf_counter() - started, 2),
+        })
+
+    return trained_model
+
+
+component_models = [_model_asset(component) for component in SERIES]
+
+
+def evaluation_frame(results: list[RoomResult]) -> pd.DataFrame:
+    """Per component: the learned candidate against the optimiser on the same stages.
+
+    Compliance is after the engine's repair; the device ratio uses only stages
+    where the optimiser finished; times are per room.
+    """
+    rows = []
+    for component in SERIES:
+        learned = [next((o for o in r.candidates[component] if o.model == LEARNED), None)
+                   for r in results]
+        optimiser = [next((o for o in r.candidates[component] if o.model == OPTIMISER), None)
+                     for r in results]
+        pairs = [(ours, best) for ours, best in zip(learned, optimiser, strict=True)
+                 if ours is not None and ours.added is not None
+                 and best is not None and best.added is not None and best.compliant]
+        scored = [outcome for outcome in learned if outcome is not None and outcome.added is not None]
+        optimum = sum(best.devices for _, best in pairs)
+        rows.append({
+            "component": component,
+            "rooms": len(scored),
+            "compliance_after_repair": (sum(o.compliant for o in scored) / len(scored)
+                                        if scored else 0.0),
+            "compliance_before_repair": (sum(o.compliant_before_repair for o in scored)
+                                         / len(scored) if scored else 0.0),
+            "devices_vs_optimiser": (sum(ours.devices for ours, _ in pairs) / optimum
+                                     if optimum else 1.0),
+            "optimiser_rooms": len(pairs),
+            "learned_seconds_per_room": (sum(o.seconds for o in scored) / len(scored)
+                                         if scored else 0.0),
+            "optimiser_seconds_per_room": (sum(best.seconds for _, best in pairs) / len(pairs)
+                                           if pairs else 0.0),
+        })
+    return pd.DataFrame(rows)
+
+
+class EvaluationConfig(dg.Config):
+    """How many held-out rooms to lay out (all of them when larger than the hold-out set)."""
+
+    max_rooms: int = 100
+
+
+@dg.asset(
+    group_name=TRAINING,
+    kinds={"pandas"},
+    owners=[ML_OWNER],
+    tags={"ceilgrid/workload": "training"},
+    automation_condition=after_nightly_inputs,
+    ins={f"{component}_model": dg.AssetIn() for component in SERIES},
+    description="Held-out rooms laid out by the engine with the new models competing: per "
+                "component, compliance before and after repair, devices against the optimiser "
+                "and time per room. Its blocking checks decide promotion.",
+)
+def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig,
+                     room_corpus: dict, **models: LearnedModel) -> dg.Output[pd.DataFrame]:
+    rooms = room_corpus["holdout"][:config.max_rooms]
+    engine = EngineConfig.create(extra_models=list(models.values()))
+    started = time.perf_counter()
+    results = [complete_room(room, engine) for room in rooms]
+    frame = evaluation_frame(results)
+    layouts_compliant = sum(result.compliant for result in results) / max(1, len(results))
+    return dg.Output(frame, metadata={
+        "rooms": len(results),
+        "layouts_compliant": layouts_compliant,
+        "evaluation": frame_table(frame.round(4)),
+        "corpus_hash": room_corpus["hash"],
+        "seconds": round(time.perf_counter() - started, 2),
+    })
+
+
+def promotion_record(evaluation: pd.DataFrame, models: dict[str, LearnedModel]) -> dict[str, Any]:
+    """What the promoted set is judged against next time."""
+    return {
+        "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "evaluation": evaluation.to_dict(orient="records"),
+        "corpus": next(iter(models.values())).card.get("corpus"),
+    }
+
+
+@dg.asset(
+    group_name=TRAINING,
+    kinds={"scikitlearn", "filesystem"},
+    owners=[ML_OWNER],
+    tags={"ceilgrid/workload": "training"},
+    automation_condition=after_nightly_inputs,
+    ins={"model_evaluation": dg.AssetIn(),
+         **{f"{component}_model": dg.AssetIn() for component in SERIES}},
+    description="The models serving uses, swapped in atomically in the model store; reached "
+                "only when model_evaluation's blocking checks pass.",
+)
+def promoted_models(context: dg.AssetExecutionContext, model_store: ModelStore,
+                    model_evaluation: pd.DataFrame, **models: LearnedModel) -> dg.MaterializeResult:
+    record = promotion_record(model_evaluation, models)
+    Path(model_store.location).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=model_store.location, prefix=".staging-") as staging:
+        for model in models.values():
+            save_model(model, staging)
+        version = model_store.promote(Path(staging), record)
+    return dg.MaterializeResult(metadata={
+        "version": version.name,
+        "path": dg.MetadataValue.path(str(version)),
+        "components": dg.MetadataValue.json(sorted(model.component for model in models.values())),
+        "evaluation": frame_table(model_evaluation.round(4)),
+    })
