@@ -12,9 +12,9 @@ from functools import cached_property
 
 import numpy as np
 from scipy import ndimage
-from scipy.signal import fftconvolve
 
 from .grid import AIR_RETURN, AIR_SUPPLY, CODE, EMPTY, LIGHT, SMOKE_DETECTOR, Room
+from .photometry import fft_convolve, illuminance_map, illuminance_summary
 from .profile import Profile
 from .rules import COMPONENT_CHECKS, EPSILON_M, Violation, distance_to
 
@@ -103,8 +103,9 @@ def disk_counts(mask: np.ndarray, disk: np.ndarray) -> np.ndarray:
     """
     if disk.size * mask.size <= 250_000:
         return ndimage.correlate(mask.astype(np.int32), disk.astype(np.int32), mode="constant")
-    return np.rint(fftconvolve(mask.astype(np.float64), disk.astype(np.float64),
-                               mode="same")).astype(np.int32)
+    reach = disk.shape[0] // 2
+    full = fft_convolve(mask.astype(np.float64), disk.astype(np.float64))
+    return np.rint(full[reach:reach + mask.shape[0], reach:reach + mask.shape[1]]).astype(np.int32)
 
 
 def disk_stencil(radius_m: float, tile_size_m: float) -> np.ndarray:
@@ -159,8 +160,6 @@ def build_context(component: str, room: Room, profile: Profile,
 
 def quality_score(context: StageContext, added: np.ndarray) -> float:
     """Quality in [0, 1] beyond compliance: uniformity for lights, reach for the rest."""
-    from .photometry import illuminance_map, illuminance_summary
-
     room = context.room
     devices = context.existing | added
     usable = room.usable
