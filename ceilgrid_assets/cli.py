@@ -16,7 +16,6 @@ from .core.io import InputError, ParsedDocument, dump_document, read_document, w
 from .core.pipeline import EngineConfig, complete_building
 from .core.profile import DEFAULT_PROFILE, PROFILES, get_profile
 from .core.rules import check_layout
-from .export_cli import add_export_parser
 
 EXIT_OK, EXIT_NOT_COMPLIANT, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -86,6 +85,13 @@ def validate_command(args: argparse.Namespace) -> int:
     return EXIT_NOT_COMPLIANT if failing else EXIT_OK
 
 
+def export_handler(args: argparse.Namespace) -> int:
+    from .export_cli import export_command
+
+    return export_command(args.layout, dxf_dir=args.dxf, png_dir=args.png, html=args.html,
+                          csv=args.csv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ceilgrid", description="Complete and check suspended-ceiling layouts."
@@ -114,7 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE,
                           help=profile_help)
     validate.set_defaults(handler=validate_command)
-    add_export_parser(commands)
+    export = commands.add_parser(
+        "export", help="DXF plans, PNG renders, HTML report and bill of quantities of a layout")
+    export.add_argument("layout", type=Path, help="completed layout JSON (from 'ceilgrid layout')")
+    export.add_argument("--dxf", type=Path, metavar="DIR", help="one DXF per room into DIR")
+    export.add_argument("--png", type=Path, metavar="DIR", help="PNG renders into DIR")
+    export.add_argument("--html", type=Path, metavar="FILE", help="HTML report to FILE")
+    export.add_argument("--csv", type=Path, metavar="FILE", help="bill of quantities to FILE")
+    export.set_defaults(handler=export_handler)
     return parser
 
 

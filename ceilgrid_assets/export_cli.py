@@ -1,13 +1,13 @@
 """``ceilgrid export``: DXF, PNG, HTML and CSV from a completed layout JSON.
 
-The command line itself lives in :mod:`ceilgrid_assets.cli`; this module gives
-it :func:`add_export_parser` and :func:`export_command`, and gives assets
-:func:`write_exports`, so both produce the same files the same way.
+The command line itself lives in :mod:`ceilgrid_assets.cli` (which imports this
+module only when ``export`` runs, keeping matplotlib out of every start-up);
+:func:`write_exports` serves both the command and the assets, so both produce
+the same files the same way.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -70,26 +70,3 @@ def export_command(
     for kind, paths in written.items():
         print(f"{kind}: wrote {len(paths)} file(s) to {targets[kind]}")
     return EXIT_INPUT if layout.errors else EXIT_OK
-
-
-def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``export`` on the ``ceilgrid`` subcommand parsers."""
-    parser = subparsers.add_parser(
-        "export",
-        help="DXF plans, PNG renders, HTML report and bill of quantities of a completed layout",
-        description="Export a completed layout JSON: one DXF per room (metres, a layer per "
-                    "component), PNG renders per room and stage, a self-contained HTML report "
-                    "and the bill of quantities as CSV.",
-    )
-    parser.add_argument("layout", help="completed layout JSON (output of 'ceilgrid layout')")
-    parser.add_argument("--dxf", metavar="DIR", help="write one DXF per room into DIR")
-    parser.add_argument("--png", metavar="DIR", help="write the PNG renders into DIR")
-    parser.add_argument("--html", metavar="FILE", help="write the HTML report to FILE")
-    parser.add_argument("--csv", metavar="FILE", help="write the bill of quantities to FILE")
-    parser.set_defaults(handler=run_parsed)
-    return parser
-
-
-def run_parsed(args: argparse.Namespace) -> int:
-    return export_command(args.layout, dxf_dir=args.dxf, png_dir=args.png, html=args.html,
-                          csv=args.csv)
