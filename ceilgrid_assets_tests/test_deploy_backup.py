@@ -1,15 +1,20 @@
-"""Backup and restore of the Dagster metadata with ``deploy/pg-backup.sh``.
+"""Care of the Dagster metadata database: backup/restore and run retention.
 
-Real runs are written to the suite's Postgres, dumped with pg_dump, restored into a
-freshly initialised server, and read back through an instance built from the
-deployment's own ``deploy/docker/dagster.yaml``.
+Backup: real runs are written to the suite's Postgres, dumped with
+``deploy/pg-backup.sh``, restored into a freshly initialised server, and read back
+through an instance built from the deployment's own ``deploy/docker/dagster.yaml``.
+Retention: ``deploy/docker/prune_runs.py`` deletes old finished runs and only those.
 """
 
+import importlib.util
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import ModuleType
 
 import dagster as dg
 import pytest
@@ -23,6 +28,18 @@ from ceilgrid_assets.pgserver import (
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "deploy" / "pg-backup.sh"
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+prune = _load("ceilgrid_deploy_prune_runs", REPO / "deploy" / "docker" / "prune_runs.py")
 
 pytestmark = pytest.mark.slow
 
@@ -99,3 +116,29 @@ def test_dump_restores_into_a_fresh_server_and_dagster_sees_old_runs(
         assert materialized == set(buildings)
         assert type(restored.run_launcher).__name__ == "DockerRunLauncher"
         assert type(restored.run_coordinator).__name__ == "QueuedRunCoordinator"
+
+
+def test_prune_deletes_only_finished_runs_past_retention(
+    postgres_instance: dg.DagsterInstance,
+) -> None:
+    postgres_instance.add_dynamic_partitions("buildings", ["old", "new"])
+    for key in ("old", "new"):
+        assert dg.materialize([backed_up_layout], instance=postgres_instance,
+                              partition_key=key).success
+    runs = postgres_instance.get_runs()
+    # A run still in progress is never pruned, however old.
+    started = dg.DagsterRun(job_name="layout_building_job", status=dg.DagsterRunStatus.STARTED)
+    postgres_instance.run_storage.add_run(started)
+    now = datetime.now(timezone.utc)
+    week = timedelta(days=7)
+
+    assert prune.prune_runs(postgres_instance, week, now=now) == []
+    later = now + week + timedelta(hours=1)
+    listed = prune.prune_runs(postgres_instance, week, now=later, dry_run=True)
+    assert sorted(listed) == sorted(run.run_id for run in runs)
+    assert len(postgres_instance.get_runs()) == 3
+
+    deleted = prune.prune_runs(postgres_instance, week, now=later)
+    assert sorted(deleted) == sorted(listed)
+    assert [run.run_id for run in postgres_instance.get_runs()] == [started.run_id]
+    assert all(not postgres_instance.all_logs(run_id) for run_id in deleted)
