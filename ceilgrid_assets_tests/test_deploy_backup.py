@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 
@@ -129,7 +129,7 @@ def test_prune_deletes_only_finished_runs_past_retention(
     # A run still in progress is never pruned, however old.
     started = dg.DagsterRun(job_name="layout_building_job", status=dg.DagsterRunStatus.STARTED)
     postgres_instance.run_storage.add_run(started)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     week = timedelta(days=7)
 
     assert prune.prune_runs(postgres_instance, week, now=now) == []

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import requests
 import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
@@ -89,7 +90,7 @@ class Deployment:
 
 
 def _docker(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True)
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
 
 
 def _instance_config(data: Path) -> dict:
@@ -169,6 +170,7 @@ def test_layout_run_succeeds_in_its_own_container(deployment: Deployment, image:
          "--job", "layout_building_job", "--run-id", run_id,
          "--tags", json.dumps({"dagster/partition": key})],
         env={**os.environ, **deployment.env}, capture_output=True, text=True, timeout=180,
+        check=False,
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
     try:
@@ -205,3 +207,46 @@ def test_layout_run_succeeds_in_its_own_container(deployment: Deployment, image:
     finally:
         for container in _run_containers(run_id):
             _docker("rm", "-f", container)
+
+
+WORKSPACE_QUERY = """
+{ workspaceOrError { ... on Workspace { locationEntries {
+    name
+    locationOrLoadError { __typename ... on RepositoryLocation { repositories { jobs { name } } } }
+} } } }
+"""
+
+
+def test_read_only_webserver_container_serves_the_code_location(
+        deployment: Deployment, image: str) -> None:
+    """The compose file's webserver: image's instance config, read-only root fs, gRPC workspace."""
+    workspace = deployment.data / "workspace.yaml"
+    workspace.write_text(yaml.safe_dump({"load_from": [{"grpc_server": {
+        "host": "127.0.0.1", "port": deployment.code_port, "location_name": "ceilgrid"}}]}))
+    os.chown(workspace, IMAGE_USER, IMAGE_USER)
+    port = localrun.free_port()
+    name = f"ceilgrid-test-web-{uuid.uuid4().hex[:8]}"
+    env_args = [arg for key in deployment.env if key != "DAGSTER_HOME" for arg in ("-e", key)]
+    started = subprocess.run(
+        ["docker", "run", "-d", "--name", name, "--network", "host", "--read-only",
+         "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+         "-v", f"{deployment.data}:{deployment.data}", *env_args, image,
+         "dagster-webserver", "--host", "127.0.0.1", "--port", str(port), "--read-only",
+         "--workspace", str(workspace)],
+        env={**os.environ, **deployment.env}, capture_output=True, text=True, check=False)
+    assert started.returncode == 0, started.stderr
+    try:
+        localrun.wait_until(
+            lambda: requests.get(f"http://127.0.0.1:{port}/server_info", timeout=3).ok,
+            120, "webserver container")
+        reply = requests.post(f"http://127.0.0.1:{port}/graphql",
+                              json={"query": WORKSPACE_QUERY}, timeout=60).json()
+        (entry,) = reply["data"]["workspaceOrError"]["locationEntries"]
+        location = entry["locationOrLoadError"]
+        assert location["__typename"] == "RepositoryLocation", location
+        jobs = {job["name"] for repo in location["repositories"] for job in repo["jobs"]}
+        assert "layout_building_job" in jobs
+    finally:
+        logs = _docker("logs", "--tail", "30", name)
+        print(logs.stdout[-3000:], logs.stderr[-3000:])
+        _docker("rm", "-f", name)

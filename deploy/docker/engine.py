@@ -99,9 +99,9 @@ def ensure_engine(timeout_s: float = 60.0) -> Engine:
     if os.geteuid() != 0:
         raise EngineUnavailable("no Docker engine answers and starting dockerd needs root")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    log = open(CACHE_DIR / "dockerd.log", "ab")
-    proc = subprocess.Popen(["dockerd", *DOCKERD_FLAGS], stdout=log, stderr=log,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    with open(CACHE_DIR / "dockerd.log", "ab") as log:
+        proc = subprocess.Popen(["dockerd", *DOCKERD_FLAGS], stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -105,7 +105,7 @@ http {{
     if os.geteuid() == 0:
         shutil.chown(workdir, "nobody")
         cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
-    test = subprocess.run([*cmd, "-t"], capture_output=True, text=True)
+    test = subprocess.run([*cmd, "-t"], capture_output=True, text=True, check=False)
     if test.returncode != 0:
         raise RuntimeError(f"nginx -t failed:\n{test.stderr}")
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -118,10 +118,12 @@ def start_webserver(port: int, workspace: Path, dagster_home: Path,
     """Start ``dagster-webserver`` on 127.0.0.1 (its own process group, so it stops cleanly)."""
     exe = Path(sys.executable).parent / "dagster-webserver"
     binary = str(exe) if exe.exists() else "dagster-webserver"
-    out = open(log, "ab") if log else subprocess.DEVNULL
-    return subprocess.Popen(
-        [binary, "--host", "127.0.0.1", "--port", str(port), "--workspace", str(workspace),
-         *extra_args],
-        env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
-        stdout=out, stderr=out, start_new_session=True,
-    )
+    command = [binary, "--host", "127.0.0.1", "--port", str(port), "--workspace",
+               str(workspace), *extra_args]
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    if log is None:
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=out,
+                                start_new_session=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
@@ -27,7 +27,7 @@ FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus
 def prune_runs(instance: DagsterInstance, older_than: timedelta, *, dry_run: bool = False,
                now: datetime | None = None) -> list[str]:
     """Delete finished runs last updated before ``now - older_than``; return their ids."""
-    cutoff = (now or datetime.now(timezone.utc)) - older_than
+    cutoff = (now or datetime.now(UTC)) - older_than
     run_ids = list(instance.get_run_ids(
         filters=RunsFilter(statuses=FINISHED, updated_before=cutoff)))
     if not dry_run:
