@@ -28,7 +28,7 @@ from .profile import DEFAULT_PROFILE, Profile, get_profile
 from .stages import SERIES, StageContext, build_context
 
 #: Seconds HiGHS may spend on one stage of one room when labelling.
-DEFAULT_LABEL_TIME_S = 3.0
+DEFAULT_LABEL_TIME_S = 2.0
 #: Statuses whose solution is a trustworthy label.
 LABEL_STATUSES = ("optimal",)
 PLAN_STAGE = "plan"

@@ -1,0 +1,113 @@
+"""Learned models end to end: a small training run, cards, refusal, and the selector."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ceilgrid_assets.core.corpus import CorpusSpec, generate_rooms
+from ceilgrid_assets.core.evaluation import awkward_rooms, evaluate_models, summarise
+from ceilgrid_assets.core.labels import label_rooms
+from ceilgrid_assets.core.learned import (
+    LearnedModel,
+    ModelCardError,
+    fit_model,
+    load_models,
+    save_model,
+)
+from ceilgrid_assets.core.models import PlacementModel
+from ceilgrid_assets.core.pipeline import EngineConfig, complete_room
+from ceilgrid_assets.core.profile import get_profile
+from ceilgrid_assets.core.stages import SERIES, build_context
+
+PROFILE = get_profile("nfpa72")
+SEED = 5
+
+
+@pytest.fixture(scope="module")
+def small_rooms():
+    rooms = generate_rooms(CorpusSpec(SEED, 80))
+    return [room for room in rooms if room.usable.sum() <= 300][:24]
+
+
+@pytest.fixture(scope="module")
+def models(small_rooms):
+    labels = label_rooms(small_rooms, PROFILE, time_limit_s=1.0)
+    # A narrow decoder sweep keeps this training run to seconds.
+    return [fit_model(labels, component, seed=SEED, n_threads=1, spacing_factors=(0.8,),
+                      gain_powers=(0.0, 4.0), shortlists=(6.0,)) for component in SERIES]
+
+
+def test_small_training_run(models):
+    for model in models:
+        assert isinstance(model, PlacementModel)
+        metrics = model.card["metrics"]
+        assert metrics["positives"] > 0 and metrics["validation_stages"] > 0
+        assert metrics["validation_devices_vs_optimiser"] >= 0.99
+        assert model.card["decoder"]["spacing_factor"] == model.spacing_factor
+
+
+def test_place_returns_allowed_cells_only(models, small_rooms):
+    light = models[0]
+    for room in small_rooms[:10]:
+        context = build_context("light", room, PROFILE)
+        placed = light.place(context)
+        assert placed.shape == room.cells.shape and placed.dtype == bool
+        assert not (placed & ~context.allowed).any()
+
+
+def test_card_round_trip(models, small_rooms, tmp_path):
+    for model in models:
+        save_model(model, tmp_path)
+    loaded = load_models(tmp_path)
+    assert [m.component for m in loaded] == list(SERIES)
+    card = json.loads((tmp_path / "light.json").read_text())
+    assert card["features"] and card["sklearn_version"] and card["sha256"]
+    context = build_context("light", small_rooms[3], PROFILE)
+    assert np.array_equal(loaded[0].scores(context)[1], models[0].scores(context)[1])
+    assert np.array_equal(loaded[0].place(context), models[0].place(context))
+
+
+def test_refuses_other_sklearn_version_and_tampered_files(models, tmp_path):
+    card_path = save_model(models[0], tmp_path)
+    card = json.loads(card_path.read_text())
+    card_path.write_text(json.dumps({**card, "sklearn_version": "0.24.2"}))
+    with pytest.raises(ModelCardError) as refused:
+        load_models(tmp_path)
+    message = str(refused.value)
+    assert "scikit-learn 0.24.2" in message and "\n" not in message and "retrain" in message
+    card_path.write_text(json.dumps(card))
+    (tmp_path / card["model_file"]).write_bytes(b"not a model")
+    with pytest.raises(ModelCardError, match="checksum"):
+        load_models(tmp_path)
+    with pytest.raises(ModelCardError, match="no model cards"):
+        load_models(tmp_path / "empty")
+
+
+def test_learned_candidates_compete_in_the_selector(models, small_rooms):
+    config = EngineConfig.create("nfpa72", extra_models=models)
+    chosen = []
+    for room in small_rooms[:6]:
+        result = complete_room(room, config)
+        assert result.compliant
+        for component in SERIES:
+            names = [c["model"] for c in result.models[component]["candidates"]]
+            assert "learned" in names
+            chosen.append(result.models[component]["chosen"])
+            outcomes = result.candidates[component]
+            learned = next(o for o in outcomes if o.model == "learned")
+            # Repair is shared: the learned candidate is compliant wherever any candidate is.
+            assert learned.compliant or not any(o.compliant for o in outcomes)
+    assert all(isinstance(model, LearnedModel) for model in models)
+
+
+def test_evaluation_report(models, small_rooms):
+    rooms = [*small_rooms[:3], awkward_rooms()[-2]]
+    report = evaluate_models(rooms, models, reference_time_s=dict.fromkeys(SERIES, 5.0))
+    assert len(report) == 4 * len(rooms)
+    assert report["final_compliant"].all() and report["learned_compliant"].all()
+    table = summarise(report)
+    assert set(table["component"]) == set(SERIES)
+    assert {"devices_vs_optimiser", "speedup_total", "before_repair_%"} <= set(table.columns)
