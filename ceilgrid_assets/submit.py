@@ -3,7 +3,7 @@
 Only network access to the webserver is needed (no shared disk): the building
 JSON travels in the run config of ``layout_building_job`` and the completed
 layout comes back in the ``layout`` JSON metadata of the run's
-``completed_layout`` materialization. The GraphQL calls are documented in
+``completed_layout`` materialization (the file's exact bytes). The GraphQL calls are documented in
 docs/platform.md for other clients.
 
 Exit codes: 0 laid out and every room compliant (or submitted, without
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .core.io import InputError, dump_document, parse_document, write_atomic
+from .core.io import InputError, parse_document, write_atomic
 
 JOB = "layout_building_job"
 LOCATION = "ceilgrid"
@@ -56,7 +56,7 @@ query RunResult($runId: ID!) {
       assetMaterializations {
         assetKey { path }
         partition
-        metadataEntries { label ... on JsonMetadataEntry { jsonString } }
+        metadataEntries { label ... on TextMetadataEntry { text } }
       }
     }
     ... on PythonError { message }
@@ -140,9 +140,8 @@ def submit(url: str, document_text: str, key: str, location: str = LOCATION) -> 
         raise ServerError(f"launching {JOB}: {' '.join(str(exc).split())[:500]}") from None
 
 
-def wait_for_layout(url: str, run_id: str, timeout_s: float,
-                    poll_s: float = 0.5) -> dict[str, Any]:
-    """Poll the run to its end; the completed layout document, or ServerError."""
+def wait_for_layout(url: str, run_id: str, timeout_s: float, poll_s: float = 0.5) -> bytes:
+    """Poll the run to its end; the completed layout file's bytes, or ServerError."""
     graphql = GraphQL(url)
     deadline = time.monotonic() + timeout_s
     while True:
@@ -162,7 +161,7 @@ def wait_for_layout(url: str, run_id: str, timeout_s: float,
             continue
         for entry in materialization["metadataEntries"]:
             if entry["label"] == LAYOUT_METADATA_KEY:
-                return json.loads(entry["jsonString"])
+                return entry["text"].encode()
     raise ServerError(f"run {run_id} succeeded but returned no layout (too large for metadata? "
                       f"fetch it from the server's storage root)")
 
@@ -206,12 +205,12 @@ def submit_command(args: argparse.Namespace) -> int:
     except ServerError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_SERVER
-    rooms = _rooms(layout)
+    rooms = _rooms(json.loads(layout))
     compliant = sum(bool(room.get("compliance", {}).get("compliant")) for room in rooms)
     if args.output is not None:
-        write_atomic(args.output, dump_document(layout))
+        write_atomic(args.output, layout)
     else:
-        sys.stdout.buffer.write(dump_document(layout))
+        sys.stdout.buffer.write(layout)
     print(f"{key}: {compliant}/{len(rooms)} rooms compliant", file=sys.stderr)
     return EXIT_OK if compliant == len(rooms) else EXIT_NOT_COMPLIANT
 

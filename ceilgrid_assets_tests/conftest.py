@@ -14,6 +14,9 @@ Fixtures for everyone:
   ``postgres_database`` and at per-test storage directories.
 - ``postgres_instance`` (function): a ``DagsterInstance`` loaded from ``dagster_home``:
   Postgres run, event-log and schedule storage.
+- ``dagster_dev`` (session): one ``dagster dev`` (webserver + daemon) on a free
+  port against its own database, shared by the end-to-end and browser tests;
+  ``.url``, ``.home`` (its CEILGRID_HOME) and ``.env``.
 - ``ceilgrid_home`` (function): sets ``CEILGRID_HOME`` (inbox, quarantine,
   storage root, model store) to a fresh directory and returns it.
 """
@@ -24,6 +27,7 @@ import itertools
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -106,3 +110,40 @@ def postgres_instance(dagster_home: Path):
 
     with DagsterInstance.from_config(str(dagster_home)) as instance:
         yield instance
+
+
+@dataclass
+class DagsterDev:
+    """A running ``dagster dev`` (webserver + daemon) against the test Postgres server."""
+
+    url: str
+    home: Path
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def dagster_dev(postgres_server: PostgresServer, _dagster_schema_template: str,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
+    """One ``dagster dev`` for every end-to-end and browser test of the session.
+
+    ``CEILGRID_HOME`` is ``dagster_dev.home`` (inbox, storage root, model store);
+    its log is ``dagster_dev.home / "dagster-dev.log"``.
+    """
+    from ceilgrid_assets.devserver import (instance_env, prepare_dagster_home,
+                                           start_dagster_dev, stop, wait_for_webserver)
+    from ceilgrid_assets.pgserver import free_port
+
+    home = tmp_path_factory.mktemp("dagster_dev")
+    database = f"e2e_{next(_database_numbers)}"
+    create_database(postgres_server, database, template=_dagster_schema_template)
+    dagster_home = home / "dagster_home"
+    prepare_dagster_home(PROJECT_ROOT, dagster_home)
+    env = {**instance_env(postgres_server, home, dagster_home), "DAGSTER_POSTGRES_DB": database}
+    port = free_port()
+    process = start_dagster_dev(PROJECT_ROOT, env, port, home / "dagster-dev.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_webserver(url, process)
+        yield DagsterDev(url=url, home=home, env=env)
+    finally:
+        stop(process)

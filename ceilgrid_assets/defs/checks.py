@@ -3,7 +3,6 @@
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from ..core.io import read_document
 from ..core.profile import DEFAULT_PROFILE, get_profile
@@ -99,7 +98,7 @@ def layout_rooms_compliant(context: dg.AssetCheckExecutionContext,
 DEVICE_RATIO_TOLERANCE = 0.01
 
 
-def regressions(candidate: pd.DataFrame, promoted: dict[str, Any] | None,
+def regressions(candidate: Any, promoted: dict[str, Any] | None,
                 tolerance: float = DEVICE_RATIO_TOLERANCE) -> list[str]:
     """Components whose device ratio to the optimiser is worse than the promoted models'."""
     if promoted is None:
@@ -125,7 +124,7 @@ def regressions(candidate: pd.DataFrame, promoted: dict[str, Any] | None,
     description="Blocks promotion unless every component's learned candidate is compliant on "
                 "100 % of held-out rooms after repair.",
 )
-def evaluation_fully_compliant(model_evaluation: pd.DataFrame) -> dg.AssetCheckResult:
+def evaluation_fully_compliant(model_evaluation: Any) -> dg.AssetCheckResult:
     failing = model_evaluation[model_evaluation["compliance_after_repair"] < 1.0]
     return dg.AssetCheckResult(
         passed=failing.empty,
@@ -140,7 +139,7 @@ def evaluation_fully_compliant(model_evaluation: pd.DataFrame) -> dg.AssetCheckR
     description="Blocks promotion of models that are worse than the promoted ones (more devices "
                 "per optimiser device beyond 1 %, or lower compliance).",
 )
-def evaluation_not_worse_than_promoted(model_evaluation: pd.DataFrame,
+def evaluation_not_worse_than_promoted(model_evaluation: Any,
                                        model_store: ModelStore) -> dg.AssetCheckResult:
     promoted = model_store.promoted_record()
     found = regressions(model_evaluation, promoted)

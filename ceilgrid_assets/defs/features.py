@@ -2,11 +2,10 @@
 
 import time
 
-import dagster as dg
-import pandas as pd
+from typing import Any
 
-from ..core.labels import DEFAULT_LABEL_TIME_S, RoomLabels, label_rooms, labels_table
-from ..core.learned import training_table
+import dagster as dg
+
 from ..core.stages import SERIES
 from .datasets import ML_OWNER, TRAINING
 from .metadata import frame_table
@@ -18,9 +17,10 @@ after_nightly_inputs = dg.AutomationCondition.on_cron(RETRAINING_CRON, "UTC")
 
 
 class LabelConfig(dg.Config):
-    """Time HiGHS may spend on one stage of one room; slower stages are marked, not used."""
+    """Time HiGHS may spend on one stage of one room (None: the labeller's default);
+    slower stages are marked, not used."""
 
-    time_limit_s: float = DEFAULT_LABEL_TIME_S
+    time_limit_s: float | None = None
     n_jobs: int = 1
 
 
@@ -36,12 +36,17 @@ class LabelConfig(dg.Config):
                 f"labelling fans out over run workers. Time-outs are kept and marked.",
 )
 def optimiser_labels(context: dg.AssetExecutionContext, config: LabelConfig,
-                     room_corpus: dict) -> dg.Output[list[RoomLabels]]:
+                     room_corpus: dict) -> dg.Output[list[Any]]:
+    # The training stack (pandas, scikit-learn) is imported where it is used, so that
+    # serving runs start without it.
+    from ..core.labels import label_rooms, labels_table
+
     shard = shard_index(context.partition_key)
     rooms = [room for index, room in enumerate(room_corpus["train"])
              if index % LABEL_SHARDS == shard]
     started = time.perf_counter()
-    labels = label_rooms(rooms, time_limit_s=config.time_limit_s, n_jobs=config.n_jobs)
+    limit = {} if config.time_limit_s is None else {"time_limit_s": config.time_limit_s}
+    labels = label_rooms(rooms, n_jobs=config.n_jobs, **limit)
     table = labels_table(labels)
     status = table["status"].value_counts().to_dict() if not table.empty else {}
     return dg.Output(labels, metadata={
@@ -55,8 +60,12 @@ def optimiser_labels(context: dg.AssetExecutionContext, config: LabelConfig,
     })
 
 
-def feature_summary(labels: list[RoomLabels]) -> pd.DataFrame:
+def feature_summary(labels: list[Any]) -> Any:
     """Rows, positives and stages of each component's training table."""
+    import pandas as pd
+
+    from ..core.learned import training_table
+
     rows = []
     for component in SERIES:
         table = training_table(labels, component)
@@ -76,7 +85,9 @@ def feature_summary(labels: list[RoomLabels]) -> pd.DataFrame:
                 "local density, earlier devices) of every usable label: what the models learn "
                 "from, with a preview. One function builds them for training and inference.",
 )
-def training_features(optimiser_labels: dict[str, list[RoomLabels]]) -> dg.Output[pd.DataFrame]:
+def training_features(optimiser_labels: dict[str, list[Any]]) -> dg.Output[Any]:
+    from ..core.learned import training_table
+
     labels = [room for shard in sorted(optimiser_labels) for room in optimiser_labels[shard]]
     summary = feature_summary(labels)
     first = training_table(labels, SERIES[0])

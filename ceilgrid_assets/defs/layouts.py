@@ -89,7 +89,7 @@ def _totals(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     owners=[PLATFORM_OWNER],
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=20),
     description="The building with every room completed (DESIGN.md section 2 output), written "
-                "atomically to the storage root; the document itself is in the 'layout' "
+                "atomically to the storage root; the file's text is also in the 'layout' "
                 "metadata for API clients. Uses the promoted learned models.",
 )
 def completed_layout(
@@ -127,6 +127,7 @@ def completed_layout(
         metadata["path"] = dg.MetadataValue.path(str(layout_storage.layout_path(keys[0])))
         metadata["rooms_table"] = rooms_table(result)
         if len(data) <= LAYOUT_METADATA_MAX_BYTES:
-            metadata[LAYOUT_METADATA_KEY] = dg.MetadataValue.json(result.document)
+            # The file's exact bytes (JSON metadata would re-order keys), for API clients.
+            metadata[LAYOUT_METADATA_KEY] = dg.MetadataValue.text(data.decode())
         # Renders and the bill of quantities of this building attach here.
     return dg.MaterializeResult(metadata=metadata)

@@ -1,10 +1,9 @@
-"""Metadata helpers: pandas frames as tables the Dagster UI renders."""
+"""Metadata helpers: rows and pandas frames as tables the Dagster UI renders."""
 
 import math
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 
 def _plain(value: Any) -> Any:
@@ -13,7 +12,11 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def frame_table(frame: pd.DataFrame) -> dg.TableMetadataValue:
-    records = [dg.TableRecord({str(key): _plain(value) for key, value in row.items()})
-               for row in frame.to_dict(orient="records")]
-    return dg.MetadataValue.table(records)
+def rows_table(rows: list[dict[str, Any]]) -> dg.TableMetadataValue:
+    return dg.MetadataValue.table(
+        [dg.TableRecord({str(key): _plain(value) for key, value in row.items()}) for row in rows])
+
+
+def frame_table(frame: Any) -> dg.TableMetadataValue:
+    """A pandas DataFrame (imported by the caller) as a table."""
+    return rows_table(frame.to_dict(orient="records"))

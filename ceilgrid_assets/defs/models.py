@@ -6,10 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
-from ..core.labels import RoomLabels
-from ..core.learned import LearnedModel, fit_model, save_model
 from ..core.pipeline import EngineConfig, RoomResult, complete_room
 from ..core.stages import SERIES
 from .datasets import ML_OWNER, TRAINING
@@ -33,7 +30,9 @@ def _model_asset(component: str) -> dg.AssetsDefinition:
                     f"with its card (scikit-learn version, features, corpus, decoder, metrics).",
     )
     def trained_model(context: dg.AssetExecutionContext, room_corpus: dict,
-                      optimiser_labels: dict[str, list[RoomLabels]]) -> dg.Output[LearnedModel]:
+                      optimiser_labels: dict[str, list[Any]]) -> dg.Output[Any]:
+        from ..core.learned import fit_model  # training stack: imported where it is used
+
         labels = [room for shard in sorted(optimiser_labels) for room in optimiser_labels[shard]]
         started = time.perf_counter()
         model = fit_model(labels, component, seed=room_corpus["seed"])
@@ -55,12 +54,14 @@ def _model_asset(component: str) -> dg.AssetsDefinition:
 component_models = [_model_asset(component) for component in SERIES]
 
 
-def evaluation_frame(results: list[RoomResult]) -> pd.DataFrame:
+def evaluation_frame(results: list[RoomResult]) -> Any:
     """Per component: the learned candidate against the optimiser on the same stages.
 
     Compliance is after the engine's repair; the device ratio uses only stages
     where the optimiser finished; times are per room.
     """
+    import pandas as pd
+
     rows = []
     for component in SERIES:
         learned = [next((o for o in r.candidates[component] if o.model == LEARNED), None)
@@ -108,7 +109,7 @@ class EvaluationConfig(dg.Config):
                 "and time per room. Its blocking checks decide promotion.",
 )
 def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig,
-                     room_corpus: dict, **models: LearnedModel) -> dg.Output[pd.DataFrame]:
+                     room_corpus: dict, **models: Any) -> dg.Output[Any]:
     rooms = room_corpus["holdout"][:config.max_rooms]
     engine = EngineConfig.create(extra_models=list(models.values()))
     started = time.perf_counter()
@@ -124,7 +125,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
     })
 
 
-def promotion_record(evaluation: pd.DataFrame, models: dict[str, LearnedModel]) -> dict[str, Any]:
+def promotion_record(evaluation: Any, models: dict[str, Any]) -> dict[str, Any]:
     """What the promoted set is judged against next time."""
     return {
         "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -145,7 +146,9 @@ def promotion_record(evaluation: pd.DataFrame, models: dict[str, LearnedModel]) 
                 "only when model_evaluation's blocking checks pass.",
 )
 def promoted_models(context: dg.AssetExecutionContext, model_store: ModelStore,
-                    model_evaluation: pd.DataFrame, **models: LearnedModel) -> dg.MaterializeResult:
+                    model_evaluation: Any, **models: Any) -> dg.MaterializeResult:
+    from ..core.learned import save_model
+
     record = promotion_record(model_evaluation, models)
     Path(model_store.location).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=model_store.location, prefix=".staging-") as staging:

@@ -1,21 +1,25 @@
-"""Per-building reports: device counts by room and type, as a table and a CSV file."""
+"""Per-building reports: device counts by room and type, as tables and a CSV file."""
 
+import csv
+import io
 import json
+from collections import defaultdict
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from ..core.io import write_atomic
 from .datasets import PLATFORM_OWNER, SERVING
 from .layouts import DEVICE_METRICS, completed_layout
-from .metadata import frame_table
+from .metadata import rows_table
 from .partitions import building_partitions
 from .resources import LayoutStorage
 
+DEVICE_COLUMNS = tuple(DEVICE_METRICS.values())
 
-def report_frame(layout_document: dict) -> pd.DataFrame:
-    """One row per room: type, area, device counts and compliance, from a layout document."""
+
+def report_rows(layout_document: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per room: type, tiles, device counts and compliance, from a layout document."""
     rooms = layout_document["rooms"] if "rooms" in layout_document else [layout_document]
     rows = []
     for room in rooms:
@@ -28,34 +32,50 @@ def report_frame(layout_document: dict) -> pd.DataFrame:
             "illuminance_avg_lx": metrics.get("illuminance_avg_lx"),
             "compliant": bool(room.get("compliance", {}).get("compliant", False)),
         })
-    return pd.DataFrame(rows)
+    return rows
+
+
+def by_room_type(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(DEVICE_COLUMNS, 0))
+    for row in rows:
+        for name in DEVICE_COLUMNS:
+            totals[row["room_type"]][name] += row[name]
+    return [{"room_type": room_type, "rooms": sum(r["room_type"] == room_type for r in rows),
+             **counts} for room_type, counts in sorted(totals.items())]
+
+
+def csv_bytes(rows: list[dict[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["grid_id"],
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
 
 
 @dg.asset(
     group_name=SERVING,
     partitions_def=building_partitions,
     deps=[completed_layout],
-    kinds={"pandas", "csv"},
+    kinds={"csv"},
     owners=[PLATFORM_OWNER],
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=20),
     description="Counts of lights, air supplies, air returns and smoke detectors by room and "
-                "by type for one building, shown as a table and written as report.csv.",
+                "by room type for one building, shown as tables and written as report.csv.",
 )
 def building_report(context: dg.AssetExecutionContext,
                     layout_storage: LayoutStorage) -> dg.MaterializeResult:
     keys = context.partition_keys
-    totals: dict[str, int] = {name: 0 for name in DEVICE_METRICS.values()}
-    frame = pd.DataFrame()
+    totals = dict.fromkeys(DEVICE_COLUMNS, 0)
+    rows: list[dict[str, Any]] = []
     for key in keys:
-        document = json.loads(layout_storage.layout_path(key).read_bytes())
-        frame = report_frame(document)
-        write_atomic(layout_storage.report_path(key), frame.to_csv(index=False).encode())
+        rows = report_rows(json.loads(layout_storage.layout_path(key).read_bytes()))
+        write_atomic(layout_storage.report_path(key), csv_bytes(rows))
         for name in totals:
-            totals[name] += int(frame[name].sum())
+            totals[name] += sum(row[name] for row in rows)
     metadata: dict[str, Any] = {"buildings": len(keys), **totals}
     if len(keys) == 1:
-        metadata["by_room"] = frame_table(frame)
-        by_type = frame.groupby("room_type")[list(totals)].sum().reset_index()
-        metadata["by_room_type"] = frame_table(by_type)
+        metadata["by_room"] = rows_table(rows)
+        metadata["by_room_type"] = rows_table(by_room_type(rows))
         metadata["path"] = dg.MetadataValue.path(str(layout_storage.report_path(keys[0])))
     return dg.MaterializeResult(metadata=metadata)

@@ -1,0 +1,84 @@
+"""End to end: `dagster dev` on Postgres, buildings in through GraphQL and the inbox."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ceilgrid_assets.core.io import parse_document, read_document
+from ceilgrid_assets.core.profile import get_profile
+from ceilgrid_assets.core.rules import check_layout
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "ceilgrid_assets" / "examples"
+CEILGRID = Path(sys.executable).with_name("ceilgrid")
+
+pytestmark = pytest.mark.slow
+
+
+def building(building_id: str, tmp_path: Path) -> Path:
+    document = json.loads((EXAMPLES / "school-wing.json").read_bytes())
+    document["building_id"] = building_id
+    path = tmp_path / f"{building_id}.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def assert_valid_layout(input_path: Path, layout: bytes) -> None:
+    """Every room of the input present, compliant by the rulebook, placement kept."""
+    original = {room.grid_id: room for room in read_document(input_path).rooms}
+    completed = parse_document(layout, "layout")
+    assert sorted(room.grid_id for room in completed.rooms) == sorted(original)
+    for room, document in zip(completed.rooms, completed.room_documents, strict=True):
+        assert check_layout(room, get_profile("nfpa72"), original[room.grid_id]) == []
+        assert document["compliance"]["compliant"] is True
+
+
+def test_submit_wait_returns_the_validated_layout(dagster_dev, tmp_path):
+    source = building("e2e-school", tmp_path)
+    output = tmp_path / "out" / "layout.json"
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(CEILGRID), "submit", str(source), "--url", dagster_dev.url, "--wait",
+         "-o", str(output), "--timeout", "300"],
+        capture_output=True, text=True, timeout=400,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "3/3 rooms compliant" in result.stderr
+    assert time.monotonic() - started < 120
+    assert_valid_layout(source, output.read_bytes())
+    stored = dagster_dev.home / "storage" / "buildings" / "e2e-school" / "layout.json"
+    assert output.read_bytes() == stored.read_bytes()  # the same bytes came through the API
+
+
+def test_submit_rejects_bad_input_before_contacting_the_server(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"building_id": "b", "rooms": [{"grid_id": "r", "width": 0}]}')
+    result = subprocess.run(
+        [str(CEILGRID), "submit", str(bad), "--url", "http://127.0.0.1:9", "--wait"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 2  # the room, then the file
+    assert "Traceback" not in result.stderr
+
+
+def test_inbox_file_is_laid_out_by_the_daemon(dagster_dev, tmp_path):
+    inbox = dagster_dev.home / "inbox"
+    inbox.mkdir(exist_ok=True)
+    source = building("e2e-inbox", tmp_path)
+    (inbox / "e2e-inbox.json").write_bytes(source.read_bytes())
+    (inbox / "garbage.json").write_bytes(b"\x00\xff not json")
+    layout = dagster_dev.home / "storage" / "buildings" / "e2e-inbox" / "layout.json"
+    reason = dagster_dev.home / "quarantine" / "garbage.json.error.txt"
+    deadline = time.monotonic() + 180
+    while not (layout.exists() and reason.exists()) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert layout.exists(), (dagster_dev.home / "dagster-dev.log").read_text()[-3000:]
+    assert_valid_layout(source, layout.read_bytes())
+    assert "UTF-8" in reason.read_text()
+    assert not list(inbox.iterdir())

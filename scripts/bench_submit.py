@@ -1,0 +1,93 @@
+"""Benchmark: GraphQL submit of a 5-room building to completed layout, on a warm dagster dev.
+
+    python scripts/bench_submit.py                 # starts Postgres + dagster dev in a temp dir
+    python scripts/bench_submit.py --url http://127.0.0.1:3000   # an already running server
+
+One warm-up submission (not counted), then ``--runs`` timed ones, each a new
+building partition: time from the first GraphQL call to the layout bytes in
+hand (the file is written on the server before the run succeeds). Target:
+median <= 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ceilgrid_assets.devserver import (  # noqa: E402
+    instance_env,
+    prepare_dagster_home,
+    start_dagster_dev,
+    stop,
+    wait_for_webserver,
+)
+from ceilgrid_assets.pgserver import free_port, start_postgres  # noqa: E402
+from ceilgrid_assets.submit import submit, wait_for_layout  # noqa: E402
+
+TARGET_S = 10.0
+
+
+def local_stack(stack: ExitStack) -> str:
+    home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ceilgrid-bench-")))
+    home.chmod(0o755)
+    server = start_postgres(home / "postgres", durable=False)
+    stack.callback(server.stop)
+    dagster_home = home / "dagster_home"
+    prepare_dagster_home(ROOT, dagster_home)
+    port = free_port()
+    process = start_dagster_dev(ROOT, instance_env(server, home, dagster_home), port,
+                                home / "dagster-dev.log")
+    stack.callback(stop, process)
+    url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    wait_for_webserver(url, process)
+    print(f"dagster dev ready in {time.monotonic() - started:.1f} s at {url}", flush=True)
+    return url
+
+
+def one(url: str, document: dict, building_id: str) -> float:
+    document = {**document, "building_id": building_id}
+    started = time.monotonic()
+    run_id = submit(url, json.dumps(document), building_id)
+    layout = json.loads(wait_for_layout(url, run_id, timeout_s=600, poll_s=0.25))
+    seconds = time.monotonic() - started
+    rooms = layout["rooms"]
+    if not all(room["compliance"]["compliant"] for room in rooms) or len(rooms) != 5:
+        raise SystemExit(f"{building_id}: unexpected layout ({len(rooms)} rooms)")
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="use this running webserver instead of starting one")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--building", type=Path, default=ROOT / "scripts" / "bench-5-rooms.json")
+    args = parser.parse_args()
+    document = json.loads(args.building.read_bytes())
+    with ExitStack() as stack:
+        url = args.url or local_stack(stack)
+        stamp = time.strftime("%H%M%S")
+        warm = one(url, document, f"bench-{stamp}-warmup")
+        print(f"warm-up: {warm:.2f} s", flush=True)
+        times = []
+        for index in range(args.runs):
+            times.append(one(url, document, f"bench-{stamp}-{index}"))
+            print(f"run {index + 1}: {times[-1]:.2f} s", flush=True)
+    median = statistics.median(times)
+    verdict = "meets" if median <= TARGET_S else "misses"
+    print(f"median {median:.2f} s over {len(times)} runs (min {min(times):.2f}, "
+          f"max {max(times):.2f}); {verdict} the {TARGET_S:.0f} s target")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
