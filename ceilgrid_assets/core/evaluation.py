@@ -127,7 +127,7 @@ def evaluate_models(rooms: Sequence[Room], models: Sequence[PlacementModel],
 
 
 def summarise(report: pd.DataFrame) -> pd.DataFrame:
-    """Per set, room size class and component: compliance, devices and time against the optimiser."""
+    """Per set, size class and component: compliance, devices and time against the optimiser."""
     frames = [report.assign(size="all"), report[report["large"]].assign(size=">=40x40")]
     rows = []
     for (room_set, size, component), group in pd.concat(frames).groupby(

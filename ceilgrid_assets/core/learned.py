@@ -38,6 +38,7 @@ from threadpoolctl import threadpool_limits
 from .corpus import CorpusSpec, corpus_hash, generate_rooms
 from .features import FEATURES, cell_features, stage_spacing_m
 from .heuristics import repair
+from .io import InputError
 from .labels import DEFAULT_LABEL_TIME_S, RoomLabels, StageLabel, label_rooms, labels_table
 from .models import PlacementModel
 from .optimiser import solve_stage
@@ -59,8 +60,11 @@ VALIDATION_SHARE = 0.2
 MAX_NEGATIVES_PER_STAGE = 4000
 
 
-class ModelCardError(ValueError):
-    """A model file that this installation must not load; ``str`` is one line."""
+class ModelCardError(InputError):
+    """A model file that this installation must not load; ``str`` is one line.
+
+    An :class:`InputError`, so the command line reports it on one line (exit 2).
+    """
 
 
 @dataclass
@@ -108,9 +112,10 @@ def decode(context: StageContext, flat: np.ndarray, probability: np.ndarray,
            spacing_factor: float, gain_power: float = 1.0) -> np.ndarray:
     """Spacing-aware selection: best cell that helps, suppress its neighbourhood, repeat.
 
-    While points are uncovered, a cell's merit is its probability times the share
-    of its coverage disk still uncovered, to the power ``gain_power`` (0: the
-    model's ranking alone); once all are covered, the probability alone fills
+    While points are uncovered, a cell's merit is its probability times the
+    uncovered points it reaches relative to the best cell's, to the power
+    ``gain_power`` (0: the model's ranking alone; large: greedy cover with the
+    model breaking ties); once all are covered, the probability alone fills
     the count. Loops once per placed device (not per cell); each step touches
     only the window around the pick. Stops when coverage and count hold or no
     eligible cell is left; the engine's repair finishes any remainder.
@@ -126,7 +131,6 @@ def decode(context: StageContext, flat: np.ndarray, probability: np.ndarray,
     uncovered = context.uncovered(context.existing)
     disk = context.disk
     gain = _reach(uncovered, disk) if disk is not None else None
-    disk_size = float(disk.sum()) if disk is not None else 1.0
     suppress = disk_stencil(spacing_factor * stage_spacing_m(context), t)
     while need > 0 or uncovered.any():
         if gain is not None and uncovered.any():
@@ -154,12 +158,15 @@ def refine(context: StageContext, flat: np.ndarray, probability: np.ndarray,
     """Exact set cover restricted to the model's shortlist: its best-scoring cells.
 
     The shortlist holds ``shortlist`` x (devices of the repaired proposal) cells
-    plus the repaired proposal itself, so a solution always exists; restricted
+    plus the repaired proposal itself, so a solution always exists (skipped when
+    the repaired proposal already meets the stage's lower bound); restricted
     to so few columns HiGHS finishes in milliseconds where the full programme
     takes seconds. A solve that stops on the time limit is discarded (as the
     serving optimiser does) and the decoded proposal is returned instead.
     """
     base = repair(context, proposal & context.allowed)
+    if int((context.existing | base).sum()) <= context.lower_bound:
+        return proposal  # provably optimal already: nothing to refine
     size = int(np.ceil(shortlist * max(int(base.sum()), 1)))
     keep = flat[np.argsort(-probability, kind="stable")[:size]]
     candidates = base.copy()
@@ -171,7 +178,8 @@ def refine(context: StageContext, flat: np.ndarray, probability: np.ndarray,
     return result.added
 
 
-def _window(shape: tuple[int, int], y: int, x: int, reach: int) -> tuple[slice, slice, slice, slice]:
+def _window(shape: tuple[int, int], y: int, x: int,
+            reach: int) -> tuple[slice, slice, slice, slice]:
     height, width = shape
     y0, y1 = max(0, y - reach), min(height, y + reach + 1)
     x0, x1 = max(0, x - reach), min(width, x + reach + 1)
@@ -362,24 +370,25 @@ def save_model(model: LearnedModel, directory: str | Path) -> Path:
 def load_model(card_path: str | Path) -> LearnedModel:
     """Load one model after checking its card; a mismatch raises :class:`ModelCardError`."""
     card_path = Path(card_path)
+
+    def refuse(reason: str) -> ModelCardError:
+        return ModelCardError(f"{reason}; retrain with `ceilgrid train --out {card_path.parent}`",
+                              source=str(card_path))
+
     try:
         card = json.loads(card_path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ModelCardError(f"{card_path}: unreadable model card ({exc})") from None
-    retrain = f"retrain with `ceilgrid train --out {card_path.parent}`"
+        raise refuse(f"unreadable model card ({exc})") from None
     if card.get("format") != CARD_FORMAT:
-        raise ModelCardError(f"{card_path}: card format {card.get('format')!r}, expected "
-                             f"{CARD_FORMAT}; {retrain}")
+        raise refuse(f"card format {card.get('format')!r}, expected {CARD_FORMAT}")
     if card.get("sklearn_version") != sklearn.__version__:
-        raise ModelCardError(
-            f"{card_path}: model trained with scikit-learn {card.get('sklearn_version')}, "
-            f"this installation has {sklearn.__version__}; refusing to load it, {retrain}")
+        raise refuse(f"model trained with scikit-learn {card.get('sklearn_version')}, this "
+                     f"installation has {sklearn.__version__}: refusing to load it")
     if card.get("features") != list(FEATURES):
-        raise ModelCardError(f"{card_path}: feature list differs from this version; {retrain}")
-    model_path = card_path.parent / card["model_file"]
+        raise refuse("feature list differs from this version of ceilgrid")
+    model_path = card_path.parent / str(card.get("model_file"))
     if not model_path.is_file() or _sha256(model_path) != card.get("sha256"):
-        raise ModelCardError(f"{card_path}: {model_path.name} is missing or does not match the "
-                             f"card's checksum; {retrain}")
+        raise refuse(f"{model_path.name} is missing or does not match the card's checksum")
     estimator = joblib.load(model_path)
     decoder = card["decoder"]
     return LearnedModel(card["component"], estimator, float(decoder["spacing_factor"]),
@@ -392,8 +401,8 @@ def load_models(directory: str | Path) -> list[PlacementModel]:
     cards = [directory / f"{component}.json" for component in SERIES]
     present = [card for card in cards if card.is_file()]
     if not present:
-        raise ModelCardError(f"{directory}: no model cards found; train with "
-                             f"`ceilgrid train --out {directory}`")
+        raise ModelCardError(f"no model cards found; train with `ceilgrid train --out {directory}`",
+                             source=str(directory))
     return [load_model(card) for card in present]
 
 
