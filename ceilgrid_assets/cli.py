@@ -17,6 +17,7 @@ from .core.pipeline import EngineConfig, complete_building
 from .core.profile import DEFAULT_PROFILE, PROFILES, get_profile
 from .core.rules import check_layout
 from .submit import add_submit_parser
+from .train_cli import add_train_parser
 
 EXIT_OK, EXIT_NOT_COMPLIANT, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--csv", type=Path, metavar="FILE", help="bill of quantities to FILE")
     export.set_defaults(handler=export_handler)
     add_submit_parser(commands)
+    add_train_parser(commands)
     return parser
 
 
