@@ -100,7 +100,7 @@ DEVICE_RATIO_TOLERANCE = 0.01
 
 def regressions(candidate: Any, promoted: dict[str, Any] | None,
                 tolerance: float = DEVICE_RATIO_TOLERANCE) -> list[str]:
-    """Components whose device ratio to the optimiser is worse than the promoted models'."""
+    """Components whose device ratio to the reference is worse than the promoted models'."""
     if promoted is None:
         return []
     before = {row["component"]: row for row in promoted["evaluation"]}
@@ -109,9 +109,9 @@ def regressions(candidate: Any, promoted: dict[str, Any] | None,
         old = before.get(row["component"])
         if old is None:
             continue
-        if row["devices_vs_optimiser"] > old["devices_vs_optimiser"] * (1 + tolerance):
-            found.append(f"{row['component']}: {row['devices_vs_optimiser']:.4f} devices per "
-                         f"optimiser device, promoted {old['devices_vs_optimiser']:.4f}")
+        if row["devices_vs_reference"] > old["devices_vs_reference"] * (1 + tolerance):
+            found.append(f"{row['component']}: {row['devices_vs_reference']:.4f} devices per "
+                         f"reference device, promoted {old['devices_vs_reference']:.4f}")
         if row["compliance_after_repair"] < old["compliance_after_repair"]:
             found.append(f"{row['component']}: compliance {row['compliance_after_repair']:.4f}, "
                          f"promoted {old['compliance_after_repair']:.4f}")
@@ -137,7 +137,7 @@ def evaluation_fully_compliant(model_evaluation: Any) -> dg.AssetCheckResult:
     asset=model_evaluation,
     blocking=True,
     description="Blocks promotion of models that are worse than the promoted ones (more devices "
-                "per optimiser device beyond 1 %, or lower compliance).",
+                "per reference device beyond 1 %, or lower compliance).",
 )
 def evaluation_not_worse_than_promoted(model_evaluation: Any,
                                        model_store: ModelStore) -> dg.AssetCheckResult:
