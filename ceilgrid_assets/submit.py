@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .core.io import InputError, parse_document, write_atomic
+from .core.io import MAX_FILE_BYTES, InputError, parse_document, write_atomic
 
 JOB = "layout_building_job"
 LOCATION = "ceilgrid"
@@ -185,6 +185,10 @@ def _rooms(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def submit_command(args: argparse.Namespace) -> int:
+    size = Path(args.input).stat().st_size
+    if size > MAX_FILE_BYTES:  # before reading: a huge file must not be loaded into memory
+        raise InputError(f"file is {size} bytes, more than the {MAX_FILE_BYTES} byte limit",
+                         source=str(args.input))
     data = Path(args.input).read_bytes()
     parsed = parse_document(data, source=str(args.input))
     for error in parsed.errors:
@@ -202,8 +206,8 @@ def submit_command(args: argparse.Namespace) -> int:
             print(run_id)
             return EXIT_OK
         layout = wait_for_layout(args.url, run_id, args.timeout)
-    except ServerError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except ServerError as error:  # server text may span lines: report it on one
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return EXIT_SERVER
     rooms = _rooms(json.loads(layout))
     compliant = sum(bool(room.get("compliance", {}).get("compliant")) for room in rooms)
