@@ -26,8 +26,8 @@ test-fast: $(STAMP)  ## the suite without slow, docker and browser tests
 bench: $(STAMP)  ## layout-engine benchmark (time per room, rooms per second)
 	$(BIN)/python scripts/bench_layout.py
 
-train: $(STAMP)  ## train the default learned models into ceilgrid_assets/models_default
-	$(BIN)/ceilgrid train --out ceilgrid_assets/models_default
+train: $(STAMP)  ## train the default learned models into the cache .ceilgrid/models (not committed)
+	$(BIN)/ceilgrid train --out .ceilgrid/models
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ceilgrid
