@@ -84,7 +84,8 @@ def _totals(summaries: list[dict[str, Any]]) -> dict[str, Any]:
 @dg.asset(
     group_name=SERVING,
     partitions_def=building_partitions,
-    deps=[submitted_building],
+    # promoted_models is read through the model store resource; listed for lineage.
+    deps=[submitted_building, "promoted_models"],
     kinds={"json", "scipy", "scikitlearn"},
     owners=[PLATFORM_OWNER],
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=20),
