@@ -2,8 +2,17 @@
 
 import dagster as dg
 
-from .defs import (checks, datasets, features, layouts, models, observability, reports,
-                   schedules, sensors)
+from .defs import (
+    checks,
+    datasets,
+    features,
+    layouts,
+    models,
+    observability,
+    reports,
+    schedules,
+    sensors,
+)
 from .defs.datasets import TRAINING
 from .defs.jobs import corpus_job, layout_building_job
 from .defs.resources import build_resources

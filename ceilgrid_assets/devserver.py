@@ -10,6 +10,7 @@ config copied from the top-level dagster.yaml, run storage, compute logs),
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -72,7 +73,8 @@ def wait_for_webserver(url: str, process: subprocess.Popen,
                        timeout_s: float = READY_TIMEOUT_S) -> None:
     """Until the webserver answers and the code location has loaded."""
     deadline = time.monotonic() + timeout_s
-    query = b'{"query": "{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { __typename } } } } }"}'
+    query = json.dumps({"query": "{ workspaceOrError { ... on Workspace { locationEntries "
+                                 "{ name locationOrLoadError { __typename } } } } }"}).encode()
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"dagster dev exited with code {process.returncode}")

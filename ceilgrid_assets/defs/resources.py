@@ -87,7 +87,8 @@ class ModelStore(ConfigurableResource):
 
     def promote(self, candidate: Path, record: dict[str, Any]) -> Path:
         """Point ``promoted`` at a frozen copy of ``candidate``; readers never see a mix."""
-        version = Path(self.location) / "versions" / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        version = Path(self.location) / "versions" / stamp
         shutil.copytree(candidate, version)
         write_atomic(version / PROMOTION_RECORD, json.dumps(record, indent=1).encode())
         link = self.promoted_dir()

@@ -135,9 +135,10 @@ def scan_inbox(folders: InboxFolders, storage: LayoutStorage, cursor: dict[str, 
         try:
             parsed = parse_document(data, source=path.name)
             if not parsed.rooms:
-                first = parsed.errors[0] if parsed.errors else InputError("no rooms",
-                                                                          source=path.name)
-                more = f" (and {len(parsed.errors) - 1} more bad rooms)" if len(parsed.errors) > 1 else ""
+                first = (parsed.errors[0] if parsed.errors
+                         else InputError("no rooms", source=path.name))
+                extra = len(parsed.errors) - 1
+                more = f" (and {extra} more bad rooms)" if extra > 0 else ""
                 raise InputError(first.reason + more, source=first.source, room=first.room,
                                  field_name=first.field_name, cell=first.cell)
         except InputError as error:
