@@ -4,7 +4,6 @@ import dagster as dg
 
 from .datasets import room_corpus, submitted_building
 from .layouts import completed_layout
-from .partitions import building_partitions
 from .reports import building_report
 
 #: The serving job: one building partition (or a contiguous batch) per run. The
@@ -12,7 +11,6 @@ from .reports import building_report
 layout_building_job = dg.define_asset_job(
     name="layout_building_job",
     selection=dg.AssetSelection.assets(submitted_building, completed_layout, building_report),
-    partitions_def=building_partitions,
     executor_def=dg.in_process_executor,
     tags={"ceilgrid/workload": "serving"},
     description="Validate, lay out and report one submitted building (checks included).",
