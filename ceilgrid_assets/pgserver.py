@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -66,6 +67,21 @@ def _service_account() -> pwd.struct_passwd | None:
             check=True,
         )
         return pwd.getpwnam(SERVICE_USER)
+
+
+def _check_reachable(account: pwd.struct_passwd, base_dir: Path) -> None:
+    """The service user must traverse every parent of the data directory."""
+    for parent in reversed(base_dir.parents):
+        info = parent.stat()
+        if info.st_uid == account.pw_uid:
+            continue
+        bit = stat.S_IXGRP if info.st_gid == account.pw_gid else stat.S_IXOTH
+        if not info.st_mode & bit:
+            raise RuntimeError(
+                f"PostgreSQL runs as user {account.pw_name}, which cannot enter {parent}: "
+                f"keep the data ({base_dir}) under a folder others may traverse "
+                f"(e.g. set CEILGRID_HOME) or run as an unprivileged user"
+            )
 
 
 def _demote(account: pwd.struct_passwd | None):
@@ -136,10 +152,11 @@ def start_postgres(base_dir: str | os.PathLike[str], port: int | None = None,
     log_path = base_dir / "postgres.log"
     bin_dir = find_binaries()
     account = _service_account()
+    if account is not None:
+        _check_reachable(account, base_dir)
+        os.chown(base_dir, account.pw_uid, account.pw_gid)
     password = _credentials(base_dir)
     demote = _demote(account)
-    if account is not None:
-        os.chown(base_dir, account.pw_uid, account.pw_gid)
     if not (data_dir / "PG_VERSION").exists():
         shutil.rmtree(data_dir, ignore_errors=True)
         pwfile = base_dir / ".pwfile"
