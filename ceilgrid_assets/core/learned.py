@@ -54,7 +54,7 @@ GAIN_POWERS: tuple[float, ...] = (0.0, 1.0, 4.0)
 #: Shortlist sizes (x devices) for the exact refinement; 0 switches it off. Tuned per component.
 SHORTLISTS: tuple[float, ...] = (0.0, 3.0, 6.0, 10.0)
 #: Seconds the restricted exact solve may take before the decoded layout is used instead.
-REFINE_TIME_S = 0.5
+REFINE_TIME_S = 1.0
 VALIDATION_SHARE = 0.2
 #: Negative rows kept per room and stage, at most (positives are all kept): bounds training time.
 MAX_NEGATIVES_PER_STAGE = 4000
@@ -117,8 +117,9 @@ def decode(context: StageContext, flat: np.ndarray, probability: np.ndarray,
     ``gain_power`` (0: the model's ranking alone; large: greedy cover with the
     model breaking ties); once all are covered, the probability alone fills
     the count. Loops once per placed device (not per cell); each step touches
-    only the window around the pick. Stops when coverage and count hold or no
-    eligible cell is left; the engine's repair finishes any remainder.
+    only the window around the pick. When suppression leaves nothing eligible
+    before coverage and count hold, selection goes on without it; the engine's
+    repair finishes anything still missing (cells no device may take).
     """
     room = context.room
     height, width = room.cells.shape
@@ -132,6 +133,8 @@ def decode(context: StageContext, flat: np.ndarray, probability: np.ndarray,
     disk = context.disk
     gain = _reach(uncovered, disk) if disk is not None else None
     suppress = disk_stencil(spacing_factor * stage_spacing_m(context), t)
+    unsuppressed = priority.copy()
+    relaxed = False
     while need > 0 or uncovered.any():
         if gain is not None and uncovered.any():
             useful = gain > 0
@@ -141,11 +144,19 @@ def decode(context: StageContext, flat: np.ndarray, probability: np.ndarray,
             eligible = priority
         pick = int(np.argmax(eligible))
         if not np.isfinite(eligible.flat[pick]):
-            break
+            if relaxed:
+                break
+            # Suppression left gaps (odd shapes): finish with the same merit, unsuppressed.
+            priority = np.where(placed, -np.inf, unsuppressed)
+            relaxed = True
+            continue
         y, x = divmod(pick, width)
         placed[y, x] = True
         need -= 1
-        _stamp(priority, suppress, y, x, -np.inf)
+        if relaxed:
+            priority[y, x] = -np.inf
+        else:
+            _stamp(priority, suppress, y, x, -np.inf)
         if gain is not None:
             _stamp(uncovered, disk, y, x, False)
             _refresh_reach(gain, uncovered, disk, y, x)
