@@ -140,7 +140,7 @@ def summarise(report: pd.DataFrame) -> pd.DataFrame:
             "after_repair_%": 100 * group["learned_compliant"].mean(),
             "optimiser_finished": len(done),
             "devices_vs_optimiser": (done["learned_devices"].sum()
-                                     / max(done["optimiser_devices"].sum(), 1)),
+                                     / done["optimiser_devices"].sum() if len(done) else np.nan),
             "learned_s_median": group["learned_seconds"].median(),
             "optimiser_s_median": group["optimiser_seconds"].median(),
             "speedup_total": (group["optimiser_seconds"].sum()

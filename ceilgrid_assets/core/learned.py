@@ -173,20 +173,21 @@ def refine(context: StageContext, flat: np.ndarray, probability: np.ndarray,
     the repaired proposal already meets the stage's lower bound); restricted
     to so few columns HiGHS finishes in milliseconds where the full programme
     takes seconds. A solve that stops on the time limit is discarded (as the
-    serving optimiser does) and the decoded proposal is returned instead.
+    serving optimiser does) and a shortlist half as long gets half the time;
+    if that stops too, the decoded proposal is returned.
     """
     base = repair(context, proposal & context.allowed)
     if int((context.existing | base).sum()) <= context.lower_bound:
         return proposal  # provably optimal already: nothing to refine
-    size = int(np.ceil(shortlist * max(int(base.sum()), 1)))
-    keep = flat[np.argsort(-probability, kind="stable")[:size]]
-    candidates = base.copy()
-    candidates.flat[keep] = True
-    candidates &= context.allowed
-    result = solve_stage(replace(context, allowed=candidates), time_limit_s)
-    if result.status != "optimal" or result.added is None or result.added.sum() > base.sum():
-        return proposal
-    return result.added
+    ranked = flat[np.argsort(-probability, kind="stable")]
+    for factor, seconds in ((shortlist, time_limit_s), (shortlist / 2, time_limit_s / 2)):
+        candidates = base.copy()
+        candidates.flat[ranked[:int(np.ceil(factor * max(int(base.sum()), 1)))]] = True
+        candidates &= context.allowed
+        result = solve_stage(replace(context, allowed=candidates), seconds)
+        if result.status == "optimal" and result.added is not None:
+            return result.added if result.added.sum() <= base.sum() else proposal
+    return proposal
 
 
 def _window(shape: tuple[int, int], y: int, x: int,
