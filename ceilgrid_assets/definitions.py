@@ -27,7 +27,8 @@ training_automation = dg.AutomationConditionSensorDefinition(
 )
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([datasets, features, models, layouts, reports]),
+    assets=[*dg.load_assets_from_modules([datasets, features, models, layouts, reports]),
+            datasets.building_submission],
     asset_checks=dg.load_asset_checks_from_modules([checks]),
     jobs=[layout_building_job, corpus_job],
     sensors=[sensors.inbox_sensor, sensors.run_failure_webhook,

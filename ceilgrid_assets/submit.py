@@ -1,10 +1,14 @@
-"""``ceilgrid submit``: lay out a building on a remote Dagster webserver through GraphQL.
+"""``ceilgrid submit``: lay out a building on a remote Dagster webserver.
 
-Only network access to the webserver is needed (no shared disk): the building
-JSON travels in the run config of ``layout_building_job`` and the completed
-layout comes back in the ``layout`` JSON metadata of the run's
-``completed_layout`` materialization (the file's exact bytes). The GraphQL calls are documented in
-docs/platform.md for other clients.
+Only network access to the webserver is needed (no shared disk). The building
+JSON is reported as a materialization of the external asset
+``building_submission`` (text metadata ``document``) through the webserver's
+``/report_asset_materialization`` endpoint: no run per building. The inbox
+sensor stages it like a dropped file and lays it out in a batched run with
+other buildings. ``--wait`` then polls the building's partition of
+``completed_layout`` through GraphQL until a materialization made from this
+document (metadata ``input_sha256``) carries the layout (``layout``, the
+file's exact bytes). The calls are documented in docs/platform.md.
 
 Exit codes: 0 laid out and every room compliant (or submitted, without
 ``--wait``), 1 a room could not be made compliant, 2 bad input, 3 the server
@@ -19,59 +23,54 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
-from .core.io import MAX_FILE_BYTES, InputError, parse_document, write_atomic
+from .core.io import MAX_FILE_BYTES, InputError, content_hash, parse_document, write_atomic
 
-JOB = "layout_building_job"
-LOCATION = "ceilgrid"
-PARTITIONS = "buildings"
+SUBMISSION_ASSET = "building_submission"
 LAYOUT_ASSET = ["completed_layout"]
+DOCUMENT_METADATA_KEY = "document"
 LAYOUT_METADATA_KEY = "layout"
+INPUT_HASH_METADATA_KEY = "input_sha256"
+#: Documents travel in the event log; larger buildings belong in the inbox.
+MAX_SUBMISSION_BYTES = 16 * 1024 * 1024
 EXIT_OK, EXIT_NOT_COMPLIANT, EXIT_BAD_INPUT, EXIT_SERVER = 0, 1, 2, 3
-TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
-ADD_PARTITION = """
-mutation AddBuilding($partitionsDefName: String!, $partitionKey: String!,
-                     $repositorySelector: RepositorySelector!) {
-  addDynamicPartition(partitionsDefName: $partitionsDefName, partitionKey: $partitionKey,
-                      repositorySelector: $repositorySelector) {
+LAYOUT_EVENTS = """
+query LayoutEvents($assetKey: AssetKeyInput!, $partition: String!, $limit: Int!) {
+  assetOrError(assetKey: $assetKey) {
     __typename
-    ... on AddDynamicPartitionSuccess { partitionKey }
-    ... on DuplicateDynamicPartitionError { partitionName }
-    ... on UnauthorizedError { message }
-    ... on PythonError { message }
+    ... on Asset {
+      assetEventHistory(partitions: [$partition], limit: $limit,
+                        eventTypeSelectors: [MATERIALIZATION, FAILED_TO_MATERIALIZE]) {
+        results {
+          __typename
+          ... on MaterializationEvent {
+            runId timestamp
+            metadataEntries { label ... on TextMetadataEntry { text } }
+          }
+          ... on FailedToMaterializeEvent { runId timestamp }
+        }
+      }
+    }
+    ... on AssetNotFoundError { message }
   }
 }
 """
 
-RUN_RESULT = """
-query RunResult($runId: ID!) {
-  runOrError(runId: $runId) {
+RUN_FAILURE = """
+query RunFailure($runId: ID!) {
+  logsForRun(runId: $runId, limit: 1000) {
     __typename
-    ... on Run {
-      status
-      assetMaterializations {
-        assetKey { path }
-        partition
-        metadataEntries { label ... on TextMetadataEntry { text } }
-      }
-    }
-    ... on PythonError { message }
-  }
-  logsForRun(runId: $runId, limit: 500) {
     ... on EventConnection {
       events {
         __typename
         ... on ExecutionStepFailureEvent { stepKey error { message } }
         ... on RunFailureEvent { message }
-        ... on AssetCheckEvaluationEvent {
-          evaluation { checkName success }
-        }
       }
     }
+    ... on PythonError { message }
   }
 }
 """
@@ -81,103 +80,105 @@ class ServerError(RuntimeError):
     """The webserver or the run failed; ``str`` is one line."""
 
 
+def post_json(endpoint: str, payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """POST JSON, return the JSON object answered; any failure is one ServerError."""
+    try:
+        response = requests.post(endpoint, json=payload, timeout=timeout_s)
+    except requests.RequestException as exc:
+        raise ServerError(f"{endpoint}: {exc}") from None
+    try:
+        body = response.json()
+    except ValueError:
+        raise ServerError(f"{endpoint}: HTTP {response.status_code}, not JSON: "
+                          f"{response.text[:200]}") from None
+    if not isinstance(body, dict):
+        raise ServerError(f"{endpoint}: HTTP {response.status_code}, not a JSON object")
+    if not response.ok:  # the webserver's REST endpoints explain in "error"
+        raise ServerError(f"{endpoint}: HTTP {response.status_code}: "
+                          f"{body.get('error') or response.text[:200]}")
+    return body
+
+
 class GraphQL:
-    """A minimal GraphQL caller for the two queries dagster-graphql's client lacks."""
+    """A minimal GraphQL caller (requests only: the client needs no Dagster install)."""
 
     def __init__(self, url: str, timeout_s: float = 60.0) -> None:
         self.endpoint = url.rstrip("/") + "/graphql"
         self.timeout_s = timeout_s
 
     def __call__(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = requests.post(self.endpoint, json={"query": query, "variables": variables},
-                                     timeout=self.timeout_s)
-            response.raise_for_status()
-            body = response.json()
-        except (requests.RequestException, ValueError) as exc:
-            raise ServerError(f"{self.endpoint}: {exc}") from None
+        body = post_json(self.endpoint, {"query": query, "variables": variables}, self.timeout_s)
         if body.get("errors"):
             raise ServerError(f"{self.endpoint}: {body['errors'][0].get('message')}")
+        if not isinstance(body.get("data"), dict):
+            raise ServerError(f"{self.endpoint}: no data in the answer")
         return body["data"]
 
 
-def graphql_client(url: str):
-    """dagster-graphql's client for the webserver at ``url`` (http[s]://host:port[/prefix])."""
-    from dagster_graphql import DagsterGraphQLClient
-
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if not parts.hostname:
-        raise ServerError(f"{url}: not a webserver URL (expected http://HOST:PORT)")
-    return DagsterGraphQLClient(parts.hostname, port_number=parts.port,
-                                use_https=parts.scheme == "https",
-                                path_prefix=parts.path.rstrip("/"))
-
-
-def add_partition(graphql: GraphQL, key: str, location: str) -> None:
-    data = graphql(ADD_PARTITION, {
-        "partitionsDefName": PARTITIONS,
-        "partitionKey": key,
-        "repositorySelector": {"repositoryLocationName": location,
-                               "repositoryName": "__repository__"},
-    })["addDynamicPartition"]
-    if data["__typename"] not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
-        raise ServerError(f"adding partition {key}: {data.get('message', data['__typename'])}")
+def submit(url: str, document_text: str, key: str, timeout_s: float = 60.0) -> None:
+    """Record the building as a ``building_submission`` event; the inbox sensor takes it on."""
+    endpoint = f"{url.rstrip('/')}/report_asset_materialization/{SUBMISSION_ASSET}"
+    body = post_json(endpoint, {
+        "partition": key,
+        "metadata": {DOCUMENT_METADATA_KEY: document_text,
+                     INPUT_HASH_METADATA_KEY: content_hash(document_text.encode())},
+    }, timeout_s)
+    if body.get("error"):
+        raise ServerError(f"{endpoint}: {body['error']}")
 
 
-def submit(url: str, document_text: str, key: str, location: str = LOCATION) -> str:
-    """Register the building's partition and launch the layout job; returns the run id."""
-    from dagster_graphql import DagsterGraphQLClientError
-
-    add_partition(GraphQL(url), key, location)
-    try:
-        return graphql_client(url).submit_job_execution(
-            JOB,
-            repository_location_name=location,
-            run_config={"ops": {"submitted_building": {"config": {"document": document_text}}}},
-            tags={"dagster/partition": key, "ceilgrid/source": "graphql"},
-        )
-    except DagsterGraphQLClientError as exc:
-        raise ServerError(f"launching {JOB}: {' '.join(str(exc).split())[:500]}") from None
+def layout_events(graphql: GraphQL, key: str, limit: int = 5) -> list[dict[str, Any]]:
+    """The newest materialization and failure events of ``completed_layout`` for ``key``."""
+    asset = graphql(LAYOUT_EVENTS, {"assetKey": {"path": LAYOUT_ASSET}, "partition": key,
+                                    "limit": limit}).get("assetOrError") or {}
+    if asset.get("__typename") != "Asset":
+        raise ServerError(f"{'/'.join(LAYOUT_ASSET)}: "
+                          f"{asset.get('message') or asset.get('__typename', 'no asset')}")
+    return asset["assetEventHistory"]["results"]
 
 
-def wait_for_layout(url: str, run_id: str, timeout_s: float, poll_s: float = 0.5) -> bytes:
-    """Poll the run to its end; the completed layout file's bytes, or ServerError."""
+def latest_timestamp(events: list[dict[str, Any]]) -> int:
+    return max((int(event["timestamp"]) for event in events), default=0)
+
+
+def wait_for_layout(url: str, key: str, digest: str, since: int, timeout_s: float,
+                    poll_s: float = 2.0) -> bytes:
+    """Poll ``key``'s layout events until one made from input ``digest``; its bytes.
+
+    A failure event newer than ``since`` (ms) ends the wait when a step failed
+    (bad input or a code error, not retried); a crashed worker's run is retried
+    by the daemon, so the wait goes on.
+    """
     graphql = GraphQL(url)
     deadline = time.monotonic() + timeout_s
     while True:
-        data = graphql(RUN_RESULT, {"runId": run_id})
-        run = data["runOrError"]
-        if run["__typename"] != "Run":
-            raise ServerError(f"run {run_id}: {run.get('message', run['__typename'])}")
-        if run["status"] in TERMINAL:
-            break
+        for event in layout_events(graphql, key):
+            entries = {entry["label"]: entry.get("text")
+                       for entry in event.get("metadataEntries", [])}
+            if event["__typename"] == "MaterializationEvent" and \
+                    entries.get(INPUT_HASH_METADATA_KEY) == digest:
+                if entries.get(LAYOUT_METADATA_KEY) is None:
+                    raise ServerError(f"building {key} laid out but its layout is too large for "
+                                      f"metadata: fetch it from the server's storage root")
+                return entries[LAYOUT_METADATA_KEY].encode()
+            if event["__typename"] == "FailedToMaterializeEvent" and \
+                    int(event["timestamp"]) > since:
+                failure = step_failure(graphql, event["runId"])
+                if failure:
+                    raise ServerError(f"run {event['runId']} failed: {failure}")
         if time.monotonic() > deadline:
-            raise ServerError(f"run {run_id} still {run['status']} after {timeout_s:.0f} s")
+            raise ServerError(f"building {key} not laid out after {timeout_s:.0f} s")
         time.sleep(poll_s)
-    if run["status"] != "SUCCESS":
-        raise ServerError(f"run {run_id} {run['status'].lower()}: {_failure(data)}")
-    for materialization in run["assetMaterializations"]:
-        if materialization["assetKey"]["path"] != LAYOUT_ASSET:
-            continue
-        for entry in materialization["metadataEntries"]:
-            if entry["label"] == LAYOUT_METADATA_KEY:
-                return entry["text"].encode()
-    raise ServerError(f"run {run_id} succeeded but returned no layout (too large for metadata? "
-                      f"fetch it from the server's storage root)")
 
 
-def _failure(data: dict[str, Any]) -> str:
-    events = (data.get("logsForRun") or {}).get("events", [])
-    messages = [event["error"]["message"] for event in events
+def step_failure(graphql: GraphQL, run_id: str) -> str | None:
+    """The first step failure of a run in one line, or None (the run crashed: retried)."""
+    logs = graphql(RUN_FAILURE, {"runId": run_id})["logsForRun"]
+    if logs["__typename"] != "EventConnection":
+        raise ServerError(f"run {run_id}: {logs.get('message', logs['__typename'])}")
+    messages = [event["error"]["message"] for event in logs["events"]
                 if event["__typename"] == "ExecutionStepFailureEvent" and event.get("error")]
-    messages += [f"check {event['evaluation']['checkName']} failed" for event in events
-                 if event["__typename"] == "AssetCheckEvaluationEvent"
-                 and not event["evaluation"]["success"]]
-    if not messages:
-        messages = [event["message"] for event in events
-                    if event["__typename"] == "RunFailureEvent"]
-    text = messages[0] if messages else "no error recorded"
-    return " ".join(text.split())[:500]
+    return " ".join(messages[0].split())[:500] if messages else None
 
 
 def _rooms(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -189,6 +190,10 @@ def submit_command(args: argparse.Namespace) -> int:
     if size > MAX_FILE_BYTES:  # before reading: a huge file must not be loaded into memory
         raise InputError(f"file is {size} bytes, more than the {MAX_FILE_BYTES} byte limit",
                          source=str(args.input))
+    if size > MAX_SUBMISSION_BYTES:
+        raise InputError(f"file is {size} bytes, more than the {MAX_SUBMISSION_BYTES} byte "
+                         f"limit for API submissions (drop it into the inbox)",
+                         source=str(args.input))
     data = Path(args.input).read_bytes()
     parsed = parse_document(data, source=str(args.input))
     for error in parsed.errors:
@@ -199,13 +204,15 @@ def submit_command(args: argparse.Namespace) -> int:
     from .defs.partitions import building_partition_key
 
     key = building_partition_key(parsed.building_id)
+    text = data.decode("utf-8-sig")
     try:
-        run_id = submit(args.url, data.decode("utf-8-sig"), key, args.location)
-        print(f"submitted building {key}: run {run_id}", file=sys.stderr)
+        since = latest_timestamp(layout_events(GraphQL(args.url), key)) if args.wait else 0
+        submit(args.url, text, key)
+        print(f"submitted building {key}", file=sys.stderr)
         if not args.wait:
-            print(run_id)
+            print(key)
             return EXIT_OK
-        layout = wait_for_layout(args.url, run_id, args.timeout)
+        layout = wait_for_layout(args.url, key, content_hash(text.encode()), since, args.timeout)
     except ServerError as error:  # server text may span lines: report it on one
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return EXIT_SERVER
@@ -225,13 +232,11 @@ def add_submit_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     parser.add_argument("input", type=Path, help="room or building JSON")
     parser.add_argument("--url", required=True, help="webserver, e.g. http://127.0.0.1:3000")
     parser.add_argument("--wait", action="store_true",
-                        help="wait for the run and fetch the completed layout")
+                        help="wait for the building's layout and fetch it")
     parser.add_argument("-o", "--output", type=Path, default=None,
                         help="with --wait: write the completed layout here (default stdout)")
     parser.add_argument("--timeout", type=float, default=600.0,
-                        help="with --wait: seconds to wait for the run (default 600)")
-    parser.add_argument("--location", default=LOCATION,
-                        help=f"code location name (default {LOCATION})")
+                        help="with --wait: seconds to wait for the layout (default 600)")
     parser.set_defaults(handler=submit_command)
     return parser
 

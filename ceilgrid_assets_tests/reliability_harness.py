@@ -25,6 +25,7 @@ from typing import Any
 import requests
 
 from ceilgrid_assets.pgserver import PostgresServer, free_port, start_postgres
+from ceilgrid_assets.submit import submit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -149,8 +150,12 @@ class Platform:
             raise RuntimeError(json.dumps(body["errors"])[:500])
         return body["data"]
 
-    def submit(self, key: str, document: bytes) -> str:
-        """Add the building partition and launch its layout run; returns the run id."""
+    def submit(self, key: str, document: bytes) -> None:
+        """Submit as ``ceilgrid submit`` does: the inbox sensor batches it into a run."""
+        submit(self.url, document.decode(), key)
+
+    def launch(self, key: str, document: bytes) -> str:
+        """Add the building partition and launch a run of its own; returns the run id."""
         repo = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
         added = self.graphql(ADD_PARTITION, {"repo": repo, "name": BUILDINGS, "key": key})
         kind = added["addDynamicPartition"]["__typename"]

@@ -126,6 +126,30 @@ def test_file_still_being_written_waits(postgres_instance, folders):
     assert (folders["inbox"] / "fresh.json").exists()
 
 
+def report_submission(instance: dg.DagsterInstance, key: str, document: bytes) -> None:
+    """What the webserver records for ``ceilgrid submit``."""
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        "building_submission", partition=key, metadata={"document": document.decode()}))
+
+
+def test_api_submissions_share_a_batch_with_inbox_files_exactly_once(postgres_instance, folders):
+    drop(folders["inbox"], "dropped.json", building("dropped"))
+    report_submission(postgres_instance, "api-a", building("api-a"))
+    report_submission(postgres_instance, "api-b", building("api-b"))
+    report_submission(postgres_instance, "api-a", building("api-a"))  # a client's retry
+    report_submission(postgres_instance, "other", building("not-other"))
+    first = evaluate(postgres_instance, None)
+    [request] = first.run_requests
+    assert postgres_instance.get_dynamic_partitions(BUILDINGS) == ["api-a", "api-b", "dropped"]
+    assert request.partition_key_range == dg.PartitionKeyRange("api-a", "dropped")
+    assert (folders["incoming"] / "api-b.json").read_bytes() == building("api-b")
+    # Handled once: the retry and the mismatched key are not laid out, nothing is re-read.
+    assert isinstance(evaluate(postgres_instance, first.cursor), dg.SkipReason)
+    report_submission(postgres_instance, "api-c", building("api-c"))
+    second = evaluate(postgres_instance, first.cursor)
+    assert [request.partition_key for request in second.run_requests] == ["api-c"]
+
+
 class _Recorder(BaseHTTPRequestHandler):
     received: list[dict] = []
 

@@ -106,9 +106,9 @@ def test_submit_process_rejects_a_600_mb_file_without_reading_it(tmp_path: Path,
     (200, b"<html>not json</html>", ("graphql",)),
     (200, json.dumps({"errors": [{"message": "Query\nfailed\nbadly"}]}).encode(),
      ("Query failed badly",)),
-    (200, json.dumps({"data": {"addDynamicPartition": {
-        "__typename": "UnauthorizedError", "message": "read-only\nwebserver"}}}).encode(),
-     ("read-only webserver",)),
+    # What a read-only webserver answers on /report_asset_materialization.
+    (401, json.dumps({"error": "Not authorized to\nreport runless asset events."}).encode(),
+     ("401", "Not authorized to report runless asset events")),
 ], ids=["http-500", "not-json", "graphql-error", "unauthorized"])
 def test_submit_reports_server_errors_on_one_line(
         status: int, body: bytes, words: tuple[str, ...], tmp_path: Path,

@@ -31,6 +31,7 @@ from ceilgrid_assets.devserver import (  # noqa: E402
     wait_for_webserver,
 )
 from ceilgrid_assets.pgserver import free_port, start_postgres  # noqa: E402
+from ceilgrid_assets.core.io import content_hash  # noqa: E402
 from ceilgrid_assets.submit import submit, wait_for_layout  # noqa: E402
 
 TARGET_S = 10.0
@@ -57,8 +58,10 @@ def local_stack(stack: ExitStack) -> str:
 def one(url: str, document: dict, building_id: str) -> float:
     document = {**document, "building_id": building_id}
     started = time.monotonic()
-    run_id = submit(url, json.dumps(document), building_id)
-    layout = json.loads(wait_for_layout(url, run_id, timeout_s=600, poll_s=0.25))
+    text = json.dumps(document)
+    submit(url, text, building_id)
+    layout = json.loads(wait_for_layout(url, building_id, content_hash(text.encode()), since=0,
+                                        timeout_s=600, poll_s=0.25))
     seconds = time.monotonic() - started
     rooms = layout["rooms"]
     if not all(room["compliance"]["compliant"] for room in rooms) or len(rooms) != 5:

@@ -1,11 +1,13 @@
-"""Load test: a GraphQL burst and an inbox flood against dagster-daemon + webserver + Postgres.
+"""Load test: an API burst and an inbox flood against dagster-daemon + webserver + Postgres.
 
 Starts a fresh deployment (the harness of the reliability tests), submits
-``--graphql`` buildings concurrently through GraphQL and drops ``--inbox``
-files into the inbox at once, then waits until every building is laid out.
-Checks that none is lost or laid out twice and that the run queue limits of
-dagster.yaml hold; reports throughput (buildings per minute) and peak memory
-(resident set of every process of the deployment, summed, sampled each second).
+``--graphql`` buildings concurrently through the webserver API exactly as
+``ceilgrid submit`` does and drops ``--inbox`` files into the inbox at once,
+then waits until every building is laid out. Checks that none is lost or laid
+out twice, that every API submission's layout comes back through GraphQL byte
+for byte, and that the run queue limits of dagster.yaml hold; reports
+throughput (buildings per minute) and peak memory (resident set of every
+process of the deployment, summed, sampled each second).
 
     .venv/bin/python scripts/load_test.py                 # 100 + 500, 10 minute budget
     .venv/bin/python scripts/load_test.py --graphql 10 --inbox 40 --budget 300
@@ -23,6 +25,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from ceilgrid_assets.core.io import content_hash
+from ceilgrid_assets.submit import ServerError, wait_for_layout
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ceilgrid_assets_tests"))
 
@@ -72,9 +77,20 @@ class MemorySampler(threading.Thread):
             self.peak_process_mb = max(self.peak_process_mb, largest)
 
 
+def fetched_through_api(platform: Platform, key: str, data: bytes) -> bool:
+    """Whether ``ceilgrid submit --wait`` would get the stored layout's exact bytes."""
+    try:
+        layout = wait_for_layout(platform.url, key, content_hash(data), since=0, timeout_s=30)
+    except ServerError as error:
+        print(f"{key}: {error}", flush=True)
+        return False
+    return layout == platform.layout_path(key).read_bytes()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--graphql", type=int, default=100, help="buildings submitted via GraphQL")
+    parser.add_argument("--graphql", type=int, default=100,
+                        help="buildings submitted through the API, as ceilgrid submit does")
     parser.add_argument("--inbox", type=int, default=500, help="files dropped into the inbox")
     parser.add_argument("--rooms", type=int, default=2, help="rooms per building")
     parser.add_argument("--size", type=int, default=10, help="room width in tiles")
@@ -101,9 +117,9 @@ def main() -> int:
         for key in via_inbox:  # the flood: renames, so no file is ever seen half-written
             os.rename(staging / f"{key}.json", platform.inbox / f"{key}.json")
         with ThreadPoolExecutor(max(1, min(100, args.graphql))) as pool:
-            run_ids = list(pool.map(lambda item: platform.submit(*item), via_graphql.items()))
+            list(pool.map(lambda item: platform.submit(*item), via_graphql.items()))
         submitted = time.monotonic() - started
-        print(f"submitted {len(run_ids)} via GraphQL and {len(via_inbox)} via the inbox "
+        print(f"submitted {len(via_graphql)} via the API and {len(via_inbox)} via the inbox "
               f"in {submitted:.1f} s", flush=True)
 
         from dagster import AssetKey, DagsterRunStatus, RunsFilter
@@ -125,25 +141,34 @@ def main() -> int:
                 time.sleep(1)
             elapsed = time.monotonic() - started
             sampler.stopped.set()
-            counts = {}
-            for record in instance.fetch_materializations(AssetKey("completed_layout"),
-                                                          limit=100_000).records:
-                key = record.partition_key
-                counts[key] = counts.get(key, 0) + 1
+            counts: dict[str, int] = {}
+            cursor = None
+            while True:  # the event log answers at most 10,000 records a call
+                page = instance.fetch_materializations(AssetKey("completed_layout"),
+                                                       limit=1000, cursor=cursor)
+                for record in page.records:
+                    counts[record.partition_key] = counts.get(record.partition_key, 0) + 1
+                if not page.has_more:
+                    break
+                cursor = page.cursor
             runs = instance.get_runs()
             failed = [run.run_id for run in runs if run.status == DagsterRunStatus.FAILURE]
+        # The ceilgrid submit --wait contract: each API building's layout through GraphQL.
+        not_fetched = [key for key, data in via_graphql.items()
+                       if not fetched_through_api(platform, key, data)]
 
     missing = sorted(key for key in everything if counts.get(key, 0) == 0)
     twice = sorted(key for key in everything if counts.get(key, 0) > 1)
-    print(f"\nbuildings: {len(everything)} ({args.graphql} GraphQL, {args.inbox} inbox), "
+    print(f"\nbuildings: {len(everything)} ({args.graphql} API, {args.inbox} inbox), "
           f"{args.rooms} rooms of {args.size}x{args.size - 2} each")
     print(f"laid out: {done} in {elapsed:.0f} s -> {done / elapsed * 60:.1f} buildings/minute")
     print(f"runs: {len(runs)} ({len(failed)} failed), at most {max_in_progress} in progress "
           f"(limit {MAX_CONCURRENT_RUNS})")
     print(f"peak memory: {sampler.peak_total_mb:.0f} MB for the whole deployment, "
           f"{sampler.peak_process_mb:.0f} MB for the largest process")
-    print(f"missing: {len(missing)} {missing[:5]}; laid out twice: {len(twice)} {twice[:5]}")
-    ok = (not missing and not twice and max_in_progress <= MAX_CONCURRENT_RUNS
+    print(f"missing: {len(missing)} {missing[:5]}; laid out twice: {len(twice)} {twice[:5]}; "
+          f"API layouts not fetched byte for byte: {len(not_fetched)} {not_fetched[:5]}")
+    ok = (not missing and not twice and not not_fetched and max_in_progress <= MAX_CONCURRENT_RUNS
           and elapsed <= args.budget)
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1

@@ -8,6 +8,7 @@ building is validated room by room: a bad room is reported in
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -397,6 +398,11 @@ def dump_document(document: dict[str, Any]) -> bytes:
     text = json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
     # A lone surrogate (legal as a JSON escape in the input) is written back as its escape.
     return text.encode("utf-8", "backslashreplace")
+
+
+def content_hash(data: bytes) -> str:
+    """Short SHA-256 of a document's bytes: how submissions and layouts are matched up."""
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:

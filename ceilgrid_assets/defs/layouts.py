@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 
-from ..core.io import dump_document, read_document, write_atomic
+from ..core.io import content_hash, dump_document, parse_document, write_atomic
 from ..core.pipeline import BuildingResult, EngineConfig, complete_building
 from ..core.profile import DEFAULT_PROFILE
 from .datasets import PLATFORM_OWNER, SERVING, submitted_building
@@ -22,6 +22,9 @@ DEVICE_METRICS = {"lights": "lights", "air_supply": "air_supply", "air_return": 
 LAYOUT_METADATA_MAX_BYTES = int(os.environ.get("CEILGRID_LAYOUT_METADATA_MAX_BYTES",
                                                str(16 * 1024 * 1024)))
 LAYOUT_METADATA_KEY = "layout"
+#: Content hash of the input a layout was made from: ``ceilgrid submit --wait``
+#: matches its document against it.
+INPUT_HASH_METADATA_KEY = "input_sha256"
 
 
 class LayoutConfig(dg.Config):
@@ -90,8 +93,9 @@ def _totals(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     owners=[PLATFORM_OWNER],
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=20),
     description="The building with every room completed (DESIGN.md section 2 output), written "
-                "atomically to the storage root; the file's text is also in the 'layout' "
-                "metadata for API clients. Uses the promoted learned models.",
+                "atomically to the storage root; each partition's 'layout' metadata holds the "
+                "file's text and 'input_sha256' its input's hash, for API clients. Uses the "
+                "promoted learned models.",
 )
 def completed_layout(
     context: dg.AssetExecutionContext,
@@ -104,18 +108,25 @@ def completed_layout(
     context.log.info(f"candidates: {', '.join(model.name for model in engine.models)}")
     keys = context.partition_keys
     summaries = []
-    last: tuple[BuildingResult, bytes] | None = None
+    last: BuildingResult | None = None
     started = time.perf_counter()
     with materialization_telemetry(context):
         for key in keys:
-            parsed = read_document(layout_storage.input_path(key))
-            result = complete_building(parsed, engine)
+            source = layout_storage.input_path(key)
+            document = source.read_bytes()
+            result = complete_building(parse_document(document, str(source)), engine)
             data = dump_document(result.document)
             write_atomic(layout_storage.layout_path(key), data)
+            # Per partition, also in batched runs: API clients poll for their building.
+            per_building: dict[str, Any] = {INPUT_HASH_METADATA_KEY: content_hash(document)}
+            if len(data) <= LAYOUT_METADATA_MAX_BYTES:
+                # The file's exact bytes (JSON metadata would re-order keys).
+                per_building[LAYOUT_METADATA_KEY] = dg.MetadataValue.text(data.decode())
+            context.add_asset_metadata(per_building, partition_key=key)
             summary = building_summary(key, result)
             log_event(context.log, "building laid out", **summary)
             summaries.append(summary)
-            last = (result, data)
+            last = result
     metadata = _totals(summaries)
     metadata["profile"] = config.profile
     metadata["learned_models"] = len(learned)
@@ -124,11 +135,8 @@ def completed_layout(
         [dg.TableRecord(summary) for summary in summaries]
     )
     if len(keys) == 1 and last is not None:
-        result, data = last
+        result = last
         metadata["path"] = dg.MetadataValue.path(str(layout_storage.layout_path(keys[0])))
         metadata["rooms_table"] = rooms_table(result)
-        if len(data) <= LAYOUT_METADATA_MAX_BYTES:
-            # The file's exact bytes (JSON metadata would re-order keys), for API clients.
-            metadata[LAYOUT_METADATA_KEY] = dg.MetadataValue.text(data.decode())
         # Renders and the bill of quantities of this building attach here.
     return dg.MaterializeResult(metadata=metadata)

@@ -1,6 +1,6 @@
-"""Sensors: the inbox folder becomes building partitions; failed runs reach a webhook."""
+"""Sensors: the inbox folder and API submissions become building partitions; failed runs
+reach a webhook."""
 
-import hashlib
 import json
 import os
 import shutil
@@ -10,7 +10,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from ..core.io import MAX_FILE_BYTES, InputError, parse_document, write_atomic
+from ..core.io import (
+    MAX_FILE_BYTES,
+    InputError,
+    ParsedDocument,
+    content_hash,
+    parse_document,
+    write_atomic,
+)
+from .datasets import SUBMISSION_ASSET, SUBMISSION_DOCUMENT_KEY
 from .observability import notify_run_failure
 from .partitions import BUILDINGS, building_partition_key
 from .resources import InboxFolders, LayoutStorage, WebhookConfig
@@ -20,9 +28,22 @@ LAYOUT_JOB = "layout_building_job"
 SETTLE_S = 1.0
 #: The cursor remembers this many submitted files (by content hash).
 CURSOR_MEMORY = 20_000
-INBOX_BATCH_SIZE = int(os.environ.get("CEILGRID_INBOX_BATCH_SIZE", "10"))
+#: Buildings per layout run: each run pays several CPU-seconds starting a worker
+#: process, a building of a few rooms well under one.
+INBOX_BATCH_SIZE = int(os.environ.get("CEILGRID_INBOX_BATCH_SIZE", "25"))
 INBOX_MAX_FILES_PER_TICK = int(os.environ.get("CEILGRID_INBOX_MAX_FILES", "200"))
+#: API submissions read per tick (each carries its document in memory).
+API_MAX_PER_TICK = int(os.environ.get("CEILGRID_API_MAX_SUBMISSIONS", "200"))
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A building reported through the webserver API (a ``building_submission`` event)."""
+
+    storage_id: int
+    partition_key: str | None
+    document: str | None  # None when the event carries no text document
 
 
 @dataclass
@@ -30,12 +51,11 @@ class InboxTick:
     """What one look at the inbox decided; :func:`scan_inbox` does the file moves."""
 
     cursor: dict[str, str]
+    #: Storage id of the last API submission handled (staged, duplicate or rejected).
+    api_after: int = 0
     accepted: dict[str, str] = field(default_factory=dict)  # partition key -> content hash
     quarantined: dict[str, str] = field(default_factory=dict)  # file name -> reason
-
-
-def content_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
+    rejected_submissions: list[str] = field(default_factory=list)  # one line each
 
 
 def load_cursor(raw: str | None) -> dict[str, str]:
@@ -43,9 +63,29 @@ def load_cursor(raw: str | None) -> dict[str, str]:
     return json.loads(raw)["submitted"] if raw else {}
 
 
-def dump_cursor(cursor: dict[str, str]) -> str:
+def load_api_after(raw: str | None) -> int:
+    """Storage id of the last API submission the sensor has handled (0: none yet)."""
+    return json.loads(raw).get("api_after", 0) if raw else 0
+
+
+def dump_cursor(cursor: dict[str, str], api_after: int = 0) -> str:
     recent = dict(list(cursor.items())[-CURSOR_MEMORY:])
-    return json.dumps({"version": 1, "submitted": recent}, separators=(",", ":"))
+    return json.dumps({"version": 1, "submitted": recent, "api_after": api_after},
+                      separators=(",", ":"))
+
+
+def fetch_submissions(instance: dg.DagsterInstance, after: int,
+                      limit: int = API_MAX_PER_TICK) -> list[Submission]:
+    """API submissions recorded after storage id ``after``, oldest first."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=SUBMISSION_ASSET, after_storage_id=after or None),
+        limit=limit, ascending=True).records
+    submissions = []
+    for record in records:
+        entry = record.asset_materialization.metadata.get(SUBMISSION_DOCUMENT_KEY)
+        text = entry.value if isinstance(entry, dg.TextMetadataValue) else None
+        submissions.append(Submission(record.storage_id, record.partition_key, text))
+    return submissions
 
 
 def quarantine(path: Path, folder: Path, reason: str) -> Path:
@@ -93,17 +133,74 @@ def _read(path: Path) -> bytes:
         raise InputError(f"cannot read file: {exc.strerror or exc}", source=path.name) from None
 
 
+def parse_layable(data: bytes, source: str) -> ParsedDocument:
+    """Parse a building that has at least one good room, else raise its first reason."""
+    parsed = parse_document(data, source=source)
+    if not parsed.rooms:
+        first = parsed.errors[0] if parsed.errors else InputError("no rooms", source=source)
+        extra = len(parsed.errors) - 1
+        more = f" (and {extra} more bad rooms)" if extra > 0 else ""
+        raise InputError(first.reason + more, source=first.source, room=first.room,
+                         field_name=first.field_name, cell=first.cell)
+    return parsed
+
+
+def _stage_submissions(tick: InboxTick, storage: LayoutStorage, submissions: list[Submission],
+                       recovered: set[str]) -> None:
+    """Stage API submissions like inbox files; the cursor advances past each one handled.
+
+    A submission for a building already accepted in this tick stops the scan
+    (it and the rest wait a tick), so one tick never stages a key twice.
+    """
+    for submission in submissions:
+        label = f"API submission {submission.partition_key}"
+        if submission.document is None:
+            tick.rejected_submissions.append(f"{label}: no text '{SUBMISSION_DOCUMENT_KEY}'")
+            tick.api_after = submission.storage_id
+            continue
+        data = submission.document.encode()
+        digest = content_hash(data)
+        if digest in recovered:  # staged by a tick that died before committing
+            tick.api_after = submission.storage_id
+            continue
+        known = tick.cursor.get(digest) or next(
+            (key for key, value in tick.accepted.items() if value == digest), None)
+        if known is not None:  # already laid out (or about to be): submit --wait finds it
+            tick.rejected_submissions.append(f"{label}: same document as building {known}")
+            tick.api_after = submission.storage_id
+            continue
+        try:
+            key = building_partition_key(parse_layable(data, f"{label}.json").building_id)
+        except InputError as error:
+            tick.rejected_submissions.append(str(error))
+            tick.api_after = submission.storage_id
+            continue
+        if key != submission.partition_key:
+            tick.rejected_submissions.append(
+                f"{label}: building {key} reported under another partition key")
+            tick.api_after = submission.storage_id
+            continue
+        if key in tick.accepted:
+            break
+        write_atomic(storage.incoming_path(key), data)
+        tick.accepted[key] = digest
+        tick.api_after = submission.storage_id
+
+
 def scan_inbox(folders: InboxFolders, storage: LayoutStorage, cursor: dict[str, str],
-               max_files: int = INBOX_MAX_FILES_PER_TICK, now: float | None = None) -> InboxTick:
-    """Validate inbox files, stage good ones in storage and quarantine bad ones.
+               max_files: int = INBOX_MAX_FILES_PER_TICK, now: float | None = None,
+               submissions: list[Submission] = (), api_after: int = 0) -> InboxTick:
+    """Stage API submissions and good inbox files in storage; quarantine bad files.
 
     A good file is copied atomically to ``incoming/<key>.json`` before it leaves
     the inbox, and a staged file the cursor does not know (a tick that died
     before committing) is picked up again, so no file is lost or laid out twice.
+    API submissions (read from the event log after ``api_after``) are staged the
+    same way, so both share the batched layout runs.
     """
     inbox, quarantine_dir = Path(folders.inbox), Path(folders.quarantine)
     inbox.mkdir(parents=True, exist_ok=True)
-    tick = InboxTick(cursor=dict(cursor))
+    tick = InboxTick(cursor=dict(cursor), api_after=api_after)
     incoming = storage.incoming_path("x").parent
     recovered: set[str] = set()
     if incoming.is_dir():
@@ -112,6 +209,7 @@ def scan_inbox(folders: InboxFolders, storage: LayoutStorage, cursor: dict[str, 
             if digest not in tick.cursor:
                 tick.accepted[staged.stem] = digest
                 recovered.add(digest)
+    _stage_submissions(tick, storage, list(submissions), recovered)
     for path in _pending_files(inbox, time.time() if now is None else now)[:max_files]:
         try:
             data = _read(path)
@@ -133,14 +231,7 @@ def scan_inbox(folders: InboxFolders, storage: LayoutStorage, cursor: dict[str, 
             quarantine(path, quarantine_dir, reason)
             continue
         try:
-            parsed = parse_document(data, source=path.name)
-            if not parsed.rooms:
-                first = (parsed.errors[0] if parsed.errors
-                         else InputError("no rooms", source=path.name))
-                extra = len(parsed.errors) - 1
-                more = f" (and {extra} more bad rooms)" if extra > 0 else ""
-                raise InputError(first.reason + more, source=first.source, room=first.room,
-                                 field_name=first.field_name, cell=first.cell)
+            parsed = parse_layable(data, source=path.name)
         except InputError as error:
             tick.quarantined[path.name] = str(error)
             quarantine(path, quarantine_dir, str(error))
@@ -171,7 +262,7 @@ def run_requests(new_keys: list[str], existing_keys: list[str], digests: dict[st
         batch = new_keys[start:start + batch_size]
         run_key = "inbox-" + (digests[batch[0]] if len(batch) == 1 else content_hash(
             "".join(digests[key] for key in batch).encode()))
-        tags = {"ceilgrid/source": "inbox", "ceilgrid/buildings": str(len(batch))}
+        tags = {"ceilgrid/source": "intake", "ceilgrid/buildings": str(len(batch))}
         if len(batch) == 1:
             requests.append(dg.RunRequest(run_key=run_key, partition_key=batch[0], tags=tags))
         else:
@@ -182,7 +273,7 @@ def run_requests(new_keys: list[str], existing_keys: list[str], digests: dict[st
             }))
     for key in existing_keys:
         requests.append(dg.RunRequest(run_key=f"inbox-{digests[key]}", partition_key=key,
-                                      tags={"ceilgrid/source": "inbox"}))
+                                      tags={"ceilgrid/source": "intake"}))
     return requests
 
 
@@ -190,19 +281,27 @@ def run_requests(new_keys: list[str], existing_keys: list[str], digests: dict[st
     job_name=LAYOUT_JOB,
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Buildings dropped into the inbox folder are validated and laid out (several "
-                "per run); bad files go to quarantine with a one-line .error.txt.",
+    description="Buildings dropped into the inbox folder or submitted through the API "
+                "(ceilgrid submit) are validated and laid out, several per run; bad files go "
+                "to quarantine with a one-line .error.txt.",
 )
 def inbox_sensor(context: dg.SensorEvaluationContext, inbox_folders: InboxFolders,
                  layout_storage: LayoutStorage) -> dg.SensorResult | dg.SkipReason:
-    tick = scan_inbox(inbox_folders, layout_storage, load_cursor(context.cursor))
+    # One sensor for both sources: its partitions are added in one request per tick,
+    # so every batch is a contiguous range of the buildings partitions.
+    after = load_api_after(context.cursor)
+    tick = scan_inbox(inbox_folders, layout_storage, load_cursor(context.cursor),
+                      submissions=fetch_submissions(context.instance, after), api_after=after)
     for name, reason in tick.quarantined.items():
         context.log.warning(f"quarantined {name}: {reason}")
+    for reason in tick.rejected_submissions:
+        context.log.warning(f"not laid out: {reason}")
     if not tick.accepted:
-        if tick.quarantined:
-            return dg.SensorResult(skip_reason=f"{len(tick.quarantined)} file(s) quarantined",
-                                   cursor=context.cursor)
-        return dg.SkipReason(f"no new files in {inbox_folders.inbox}")
+        if tick.quarantined or tick.api_after != after:
+            handled = len(tick.quarantined) + len(tick.rejected_submissions)
+            return dg.SensorResult(skip_reason=f"{handled} submission(s) not laid out",
+                                   cursor=dump_cursor(tick.cursor, tick.api_after))
+        return dg.SkipReason(f"no new files in {inbox_folders.inbox} and no API submissions")
     known = set(context.instance.get_dynamic_partitions(BUILDINGS))
     new_keys = [key for key in tick.accepted if key not in known]
     existing = [key for key in tick.accepted if key in known]
@@ -213,7 +312,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, inbox_folders: InboxFolder
         dynamic_partitions_requests=[
             dg.AddDynamicPartitionsRequest(partitions_def_name=BUILDINGS, partition_keys=new_keys)
         ] if new_keys else [],
-        cursor=dump_cursor(cursor),
+        cursor=dump_cursor(cursor, tick.api_after),
     )
 
 
