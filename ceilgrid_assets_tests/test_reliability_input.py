@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,6 @@ from ceilgrid_assets.core.io import read_document
 from ceilgrid_assets.defs import sensors
 from ceilgrid_assets.defs.resources import InboxFolders, LayoutStorage
 
-CEILGRID = Path(sys.executable).parent / "ceilgrid"
 FILE_DEFECTS = badfiles.file_defects()
 
 
@@ -74,19 +74,33 @@ class Finished:
     max_rss_mb: float
 
 
+#: Runs the CLI's ``main`` and, at exit, writes the process's peak resident memory
+#: (VmHWM, kB) to the file named by CEILGRID_PEAK_FILE. VmHWM belongs to the address
+#: space created at exec, unlike wait4's ru_maxrss, which also counts the pytest
+#: parent's memory inherited at fork.
+PEAK_PROBE = """
+import atexit, os, sys
+def report_peak():
+    with open("/proc/self/status") as status:
+        peak = next(line for line in status if line.startswith("VmHWM:")).split()[1]
+    with open(os.environ["CEILGRID_PEAK_FILE"], "w") as out:
+        out.write(peak)
+atexit.register(report_peak)
+from ceilgrid_assets.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def run_cli(*args: str, timeout_s: float = 120) -> Finished:
-    """Run the installed ``ceilgrid`` and measure the child's own peak memory (wait4)."""
-    process = subprocess.Popen([str(CEILGRID), *args], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    timer = threading.Timer(timeout_s, process.kill)
-    timer.start()
-    try:
-        stdout, stderr = process.stdout.read(), process.stderr.read()
-        _, status, usage = os.wait4(process.pid, 0)
-    finally:
-        timer.cancel()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return Finished(process.returncode, stdout, stderr, usage.ru_maxrss / 1024)
+    """Run the ``ceilgrid`` command line in a fresh interpreter and measure its peak memory."""
+    with tempfile.TemporaryDirectory() as scratch:
+        peak_file = Path(scratch) / "peak"
+        finished = subprocess.run(
+            [sys.executable, "-c", PEAK_PROBE, *args], capture_output=True, text=True,
+            timeout=timeout_s, env={**os.environ, "CEILGRID_PEAK_FILE": str(peak_file)},
+        )
+        peak_mb = int(peak_file.read_text()) / 1024
+    return Finished(finished.returncode, finished.stdout, finished.stderr, peak_mb)
 
 
 def test_cli_process_keeps_good_rooms_of_a_building_with_every_room_defect(tmp_path: Path) -> None:
