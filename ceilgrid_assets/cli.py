@@ -7,11 +7,12 @@ made compliant (reported in the output), 2 bad input (one line on stderr each).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .core.models import DEFAULT_OPTIMISER_MAX_CELLS, DEFAULT_OPTIMISER_TIME_S
+from .core.models import DEFAULT_MODELS_DIR, DEFAULT_OPTIMISER_MAX_CELLS, DEFAULT_OPTIMISER_TIME_S
 from .core.io import InputError, ParsedDocument, dump_document, read_document, write_atomic
 from .core.pipeline import EngineConfig, complete_building
 from .core.profile import DEFAULT_PROFILE, PROFILES, get_profile
@@ -39,14 +40,31 @@ def _progress_printer(enabled: bool):
     return show
 
 
+def resolve_models_dir(explicit: Path | None, disabled: bool) -> Path | None:
+    """--models, else $CEILGRID_MODELS_DIR, else .ceilgrid/models when it holds model cards."""
+    if disabled:
+        return None
+    if explicit is not None:
+        return explicit
+    configured = os.environ.get("CEILGRID_MODELS_DIR")
+    candidate = Path(configured) if configured else DEFAULT_MODELS_DIR
+    if configured or any(candidate.glob("*.json")):
+        return candidate
+    return None
+
+
 def layout_command(args: argparse.Namespace) -> int:
     parsed = read_document(args.input)
     _report_errors(parsed)
     extra_models = []
-    if args.models is not None:
+    models_dir = resolve_models_dir(args.models, args.no_models)
+    if models_dir is not None:
         from .core.learned import load_models
 
-        extra_models = load_models(args.models)
+        extra_models = load_models(models_dir)
+        if args.models is None:
+            print(f"using learned models from {models_dir} (--no-models to leave them out)",
+                  file=sys.stderr)
     config = EngineConfig.create(args.profile, extra_models=extra_models,
                                  optimiser_max_cells=args.optimiser_cells,
                                  optimiser_time_s=args.optimiser_time)
@@ -107,7 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     layout.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE,
                         help=profile_help)
     layout.add_argument("--models", type=Path, default=None,
-                        help="directory of trained learned models to add to the candidates")
+                        help="directory of trained learned models to add to the candidates "
+                        "(default: $CEILGRID_MODELS_DIR, else .ceilgrid/models if trained)")
+    layout.add_argument("--no-models", action="store_true",
+                        help="built-in models only, even where trained models exist")
     layout.add_argument("--optimiser-cells", type=int, default=DEFAULT_OPTIMISER_MAX_CELLS,
                         metavar="N", help="let the exact optimiser compete in rooms of at most N "
                         f"usable cells (default {DEFAULT_OPTIMISER_MAX_CELLS}; 0 disables it)")

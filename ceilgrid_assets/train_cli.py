@@ -39,12 +39,13 @@ def run_train(args: argparse.Namespace) -> int:
     from .core.corpus import CorpusSpec
     from .core.labels import DEFAULT_LABEL_TIME_S
     from .core.learned import (
-        DEFAULT_MODELS_DIR,
         DEFAULT_TRAIN_ROOMS,
         DEFAULT_TRAIN_SEED,
         save_model,
         train_models,
     )
+
+    from .core.models import DEFAULT_MODELS_DIR
 
     out = args.out or DEFAULT_MODELS_DIR
     rooms = args.rooms if args.rooms is not None else DEFAULT_TRAIN_ROOMS

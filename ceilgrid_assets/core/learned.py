@@ -424,8 +424,6 @@ def _sha256(path: Path) -> str:
 
 # --- the whole training step ------------------------------------------------------------
 
-#: Where trained default models are cached (gitignored); ``ceilgrid train`` writes here by default.
-DEFAULT_MODELS_DIR = Path(".ceilgrid/models")
 DEFAULT_TRAIN_ROOMS = 300
 DEFAULT_TRAIN_SEED = 2026
 

@@ -9,6 +9,7 @@ in by being listed in :func:`default_models` or passed to the pipeline.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -17,6 +18,9 @@ from .heuristics import SPREAD_WALL_WEIGHT, array_layout, greedy_cover, spread
 from .optimiser import solve_stage
 from .stages import SERIES, StageContext
 
+#: Where trained learned models are cached (gitignored): ``ceilgrid train`` writes here
+#: by default and ``ceilgrid layout`` uses them when present.
+DEFAULT_MODELS_DIR = Path(".ceilgrid/models")
 #: The optimiser competes at serving time only in rooms with at most this many usable cells.
 DEFAULT_OPTIMISER_MAX_CELLS = 400
 #: Seconds the optimiser may spend on one stage of one room at serving time.

@@ -72,11 +72,12 @@ class CandidateOutcome:
     compliant_before_repair: bool = False
     repaired: int = 0
     seconds: float = 0.0
+    skip_reason: str = "no proposal: not applicable here, or over its size or time budget"
 
     def to_dict(self) -> dict[str, Any]:
         if self.added is None:
             return {"model": self.model, "compliant": False, "devices": None, "score": None,
-                    "skipped": True}
+                    "skipped": True, "reason": self.skip_reason}
         return {
             "model": self.model,
             "compliant": self.compliant,
@@ -130,13 +131,18 @@ def run_stage(context: StageContext,
     """Every applicable model proposes; exact models run only if they could still win."""
     applicable = [model for model in models if context.component in model.components]
     outcomes: dict[int, CandidateOutcome] = {}
+    optimal = False
     for exact in (False, True):
         if exact:
             best = select(list(outcomes.values()))
-            if best is not None and best.compliant and best.devices <= context.lower_bound:
-                break  # a candidate is provably optimal already
+            optimal = best is not None and best.compliant and best.devices <= context.lower_bound
         for index, model in enumerate(applicable):
             if bool(getattr(model, "exact", False)) != exact:
+                continue
+            if optimal:  # a candidate already reached the lower bound: nothing to win
+                outcomes[index] = CandidateOutcome(
+                    model.name, None, skip_reason=f"{best.model} already reached the lower "
+                    f"bound of {context.lower_bound} devices")
                 continue
             started = time.perf_counter()
             proposal = model.place(context)
