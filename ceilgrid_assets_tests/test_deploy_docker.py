@@ -116,6 +116,10 @@ def deployment(image: str, postgres_env: dict[str, str]) -> Iterator[Deployment]
         "CEILGRID_COMPUTE_LOGS": str(data / "compute-logs"),
         "CEILGRID_STORAGE_ROOT": str(data / "storage"),
         "CEILGRID_HOME": str(data),
+        # Passed through to run containers; empty (telemetry and alerts off) as compose does.
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "",
+        "CEILGRID_UI_URL": "",
+        "CEILGRID_ALERT_WEBHOOK_URL": "",
     }
     for sub in ("dagster_home", "dagster-storage", "compute-logs", "storage/incoming"):
         (data / sub).mkdir(parents=True, exist_ok=True)
