@@ -129,6 +129,8 @@ def main() -> int:
             while time.monotonic() - started < args.budget:
                 in_progress = instance.get_runs_count(RunsFilter(statuses=[
                     DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]))
+                unfinished = in_progress + instance.get_runs_count(RunsFilter(statuses=[
+                    DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED]))
                 max_in_progress = max(max_in_progress, in_progress)
                 done = sum(platform.layout_path(key).exists() for key in everything)
                 if time.monotonic() - last_report > 15:
@@ -136,7 +138,9 @@ def main() -> int:
                     print(f"{time.monotonic() - started:5.0f} s: {done}/{len(everything)} laid "
                           f"out, {in_progress} runs in progress, "
                           f"peak memory {sampler.peak_total_mb:.0f} MB", flush=True)
-                if done == len(everything):
+                # Done when every file is written and the runs that wrote them have
+                # recorded their materializations (at the end of each step).
+                if done == len(everything) and not unfinished:
                     break
                 time.sleep(1)
             elapsed = time.monotonic() - started
