@@ -239,22 +239,3 @@ def add_submit_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
                         help="with --wait: seconds to wait for the layout (default 600)")
     parser.set_defaults(handler=submit_command)
     return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (``python -m ceilgrid_assets.submit``) with the CLI's conventions."""
-    parser = argparse.ArgumentParser(prog="ceilgrid")
-    add_submit_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["submit", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.handler(args)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as error:
-        print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,10 +16,13 @@ Pictures make small rooms readable: one text row per ``y``, one character per
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -209,3 +212,13 @@ def reference_rule_ids(room: Room, profile: Profile, original: Room | None = Non
     if not all_clear(returns, supplies, 1.8):
         broken.add("return.separation")
     return broken
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    """Import a script that is not in a package (the deploy helpers) as a module."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

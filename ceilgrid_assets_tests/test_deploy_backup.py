@@ -6,18 +6,16 @@ through an instance built from the deployment's own ``deploy/docker/dagster.yaml
 Retention: ``deploy/docker/prune_runs.py`` deletes old finished runs and only those.
 """
 
-import importlib.util
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 
 import dagster as dg
 import pytest
+from helpers import load_module
 
 from ceilgrid_assets.pgserver import (
     PostgresServer,
@@ -30,16 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "deploy" / "pg-backup.sh"
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-prune = _load("ceilgrid_deploy_prune_runs", REPO / "deploy" / "docker" / "prune_runs.py")
+prune = load_module("ceilgrid_deploy_prune_runs", REPO / "deploy" / "docker" / "prune_runs.py")
 
 pytestmark = pytest.mark.slow
 

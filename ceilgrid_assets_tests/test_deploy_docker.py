@@ -11,7 +11,6 @@ bridge. The run must succeed in its own container and write a compliant layout.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -23,9 +22,9 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from helpers import load_module
 import requests
 import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
@@ -41,17 +40,8 @@ BUILDING = REPO / "ceilgrid_assets" / "examples" / "office-floor.json"
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-engine = _load("ceilgrid_deploy_engine", DEPLOY / "engine.py")
-localrun = _load("ceilgrid_deploy_localrun", DEPLOY / "localrun.py")
+engine = load_module("ceilgrid_deploy_engine", DEPLOY / "engine.py")
+localrun = load_module("ceilgrid_deploy_localrun", DEPLOY / "localrun.py")
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +85,7 @@ def _docker(*args: str) -> subprocess.CompletedProcess[str]:
 
 def _instance_config(data: Path) -> dict:
     """deploy/docker/dagster.yaml with the two single-machine adaptations."""
-    config = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    config = yaml.safeload_module((DEPLOY / "dagster.yaml").read_text())
     config["run_coordinator"] = {"module": "dagster._core.run_coordinator",
                                  "class": "DefaultRunCoordinator"}
     config["run_launcher"]["config"]["container_kwargs"]["volumes"] = {

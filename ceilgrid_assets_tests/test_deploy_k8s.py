@@ -11,14 +11,12 @@ exist and is never contacted. See ``deploy/k8s/offline.py``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from helpers import load_module
 import yaml
 from dagster import DagsterRun
 from dagster._config import process_config
@@ -33,16 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 IMAGE = "registry.example.com/ceilgrid:0.1.0"
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-offline = _load("ceilgrid_deploy_k8s_offline", REPO / "deploy" / "k8s" / "offline.py")
+offline = load_module("ceilgrid_deploy_k8s_offline", REPO / "deploy" / "k8s" / "offline.py")
 
 
 @pytest.fixture(scope="module")

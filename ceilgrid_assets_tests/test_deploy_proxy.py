@@ -8,19 +8,17 @@ Everything listens on 127.0.0.1.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from helpers import load_module
 import requests
 from dagster import DagsterInstance
 
@@ -69,16 +67,7 @@ LAUNCH_PARAMS = {"selector": {"repositoryLocationName": "proxytest",
 PASSWORDS = {"vera": "viewer-pw-7f3a", "otto": "operator-pw-91c2"}
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-localrun = _load("ceilgrid_deploy_localrun", DEPLOY / "localrun.py")
+localrun = load_module("ceilgrid_deploy_localrun", DEPLOY / "localrun.py")
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ceilgrid_assets.core.grid import CODE, INVALID, Room
+from ceilgrid_assets.core.grid import CODE, INVALID
 from ceilgrid_assets.core.io import dump_document, parse_document, read_document
 from ceilgrid_assets.core.pipeline import (
     CandidateOutcome,
