@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -40,6 +41,17 @@ def test_serving_job_is_partitioned_and_in_process():
     job = defs.resolve_job_def("layout_building_job")
     assert job.executor_def.name == "in_process"
     assert job.partitions_def.name == BUILDINGS
+
+
+def test_service_levels_are_freshness_policies_on_serving_and_promoted_models():
+    """Layouts within minutes of submission; promoted models retrained within a day."""
+    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    for key in ("completed_layout", "building_report"):
+        policy = specs[key].freshness_policy
+        assert policy.fail_window.to_timedelta() <= timedelta(minutes=15), key
+    models = specs["promoted_models"].freshness_policy
+    assert timedelta(hours=24) <= models.fail_window.to_timedelta() <= timedelta(hours=26)
+    assert models.warn_window.to_timedelta() <= models.fail_window.to_timedelta()
 
 
 def test_nightly_retraining_schedule():

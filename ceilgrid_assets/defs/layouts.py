@@ -2,6 +2,7 @@
 
 import os
 import time
+from datetime import timedelta
 from collections import Counter
 from typing import Any
 
@@ -84,9 +85,16 @@ def _totals(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+#: Service level of the serving side: a submitted building is laid out within minutes
+#: (warn after 5, fail after 15 without a new layout while buildings keep arriving).
+SERVING_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(minutes=15), warn_window=timedelta(minutes=5))
+
+
 @dg.asset(
     group_name=SERVING,
     partitions_def=building_partitions,
+    freshness_policy=SERVING_FRESHNESS,
     # promoted_models is read through the model store resource; listed for lineage.
     deps=[submitted_building, "promoted_models"],
     kinds={"json", "scipy", "scikitlearn"},

@@ -2,6 +2,7 @@
 
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,9 @@ def promotion_record(evaluation: Any, models: dict[str, Any]) -> dict[str, Any]:
     group_name=TRAINING,
     kinds={"scikitlearn", "filesystem"},
     owners=[ML_OWNER],
+    # Retrained nightly: warn when a day has passed, fail after 26 hours.
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26),
+                                                    warn_window=timedelta(hours=24)),
     tags={"ceilgrid/workload": "training"},
     automation_condition=after_nightly_inputs,
     ins={"model_evaluation": dg.AssetIn(),

@@ -10,7 +10,7 @@ import dagster as dg
 
 from ..core.io import write_atomic
 from .datasets import PLATFORM_OWNER, SERVING
-from .layouts import DEVICE_METRICS, completed_layout
+from .layouts import DEVICE_METRICS, SERVING_FRESHNESS, completed_layout
 from .metadata import rows_table
 from .partitions import building_partitions
 from .resources import LayoutStorage
@@ -56,6 +56,7 @@ def csv_bytes(rows: list[dict[str, Any]]) -> bytes:
 @dg.asset(
     group_name=SERVING,
     partitions_def=building_partitions,
+    freshness_policy=SERVING_FRESHNESS,
     deps=[completed_layout],
     kinds={"csv"},
     owners=[PLATFORM_OWNER],
