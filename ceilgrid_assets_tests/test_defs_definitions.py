@@ -105,6 +105,16 @@ def test_layout_job_single_and_batched_on_postgres(postgres_instance, ceilgrid_h
     assert layout == stored.read_bytes()
     assert parse_document(layout).rooms and materialization.metadata["all_compliant"].value
     assert all(check.passed for check in single.get_asset_check_evaluations())
+    # The report: bill of quantities adding up to the layout, plan images, HTML beside it.
+    [report] = single.asset_materializations_for_node("building_report")
+    devices = sum(room["metrics"][name] for room in json.loads(layout)["rooms"]
+                  for name in ("lights", "air_supply", "air_return", "smoke_detector"))
+    assert sum(report.metadata[name].value for name in
+               ("light", "air_supply", "air_return", "smoke_detector")) == devices
+    assert report.metadata["plans"].value.count("](data:image/png;base64,") == 1
+    assert "smoke.coverage" in (stored.parent / "report.csv").read_text()
+    html = (stored.parent / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 1 and "office-floor" in html
 
     incoming = ceilgrid_home / "storage" / "incoming"
     incoming.mkdir(parents=True)

@@ -21,7 +21,7 @@ import pandas as pd
 from .export import TOTAL, Layout, bill_of_quantities, quantities_table
 from .grid import Room
 from .io import write_atomic
-from .render import VIEWS, RenderedImage, render_stages, render_views
+from .render import VIEWS, RenderedImage, render_room, render_stages, render_views
 from .rules import layout_metrics
 
 DEFAULT_MAX_ROOMS_WITH_IMAGES = 50
@@ -97,7 +97,7 @@ def _metrics(layout: Layout, index: int) -> dict[str, Any]:
 
 
 def _room_section(layout: Layout, index: int, stages: Sequence[Room] | None,
-                  with_images: bool) -> str:
+                  with_images: bool, plans_only: bool) -> str:
     room = layout.rooms[index]
     compliance = layout.compliance(index)
     violations = compliance["violations"]
@@ -119,7 +119,10 @@ def _room_section(layout: Layout, index: int, stages: Sequence[Room] | None,
             for v in violations
         )
         parts.append(f"<h3>Violations</h3><ul>{items}</ul>")
-    if with_images:
+    if with_images and plans_only:
+        parts.append("<h3>Plan</h3>")
+        parts.append(_img(render_room(room, profile=layout.profile(index)), "plan"))
+    elif with_images:
         images = render_views(room, profile=layout.profile(index), violations=violations)
         parts.append("<h3>Plans</h3>")
         parts += [_img(images[view], "plan") for view in VIEWS]
@@ -135,11 +138,14 @@ def building_report_html(
     *,
     stages: Mapping[str, Sequence[Room]] | None = None,
     max_rooms_with_images: int = DEFAULT_MAX_ROOMS_WITH_IMAGES,
+    plans_only: bool = False,
 ) -> str:
     """The report: summary, bill of quantities, then per room compliance, metrics and images.
 
     ``stages`` maps ``grid_id`` to the pipeline's per-stage rooms
     (``RoomResult.stages``); rooms without an entry get stages rebuilt from the layout.
+    ``plans_only`` shows the plan alone, without overlays and stages (a ninth of the
+    rendering, for reports written on every serving run).
     """
     rooms = layout.rooms
     compliant = sum(bool(layout.compliance(i).get("compliant")) for i in range(len(rooms)))
@@ -177,7 +183,8 @@ def building_report_html(
         _table(table.loc[[TOTAL]]),
         f"<h2>Rooms</h2><ul>{toc}</ul>",
     ]
-    parts += [_room_section(layout, i, (stages or {}).get(room.grid_id), i < max_rooms_with_images)
+    parts += [_room_section(layout, i, (stages or {}).get(room.grid_id),
+                            i < max_rooms_with_images, plans_only)
               for i, room in enumerate(rooms)]
     parts += [
         '<h2 id="quantities">Bill of quantities</h2>',

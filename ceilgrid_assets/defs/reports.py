@@ -1,56 +1,32 @@
-"""Per-building reports: device counts by room and type, as tables and a CSV file."""
+"""Per-building reports: the bill of quantities, plan images and a self-contained HTML file.
 
-import csv
-import io
+The rendering and tabulation are the core's (``core.export``, ``core.render``,
+``core.report_html``), the same as ``ceilgrid export``; this asset only decides
+what to write next to each layout and what to show in the UI.
+"""
+
 import json
-from collections import defaultdict
+import os
 from typing import Any
 
 import dagster as dg
 
+from ..core.grid import DEVICE_COMPONENTS
 from ..core.io import write_atomic
 from .datasets import PLATFORM_OWNER, SERVING
-from .layouts import DEVICE_METRICS, SERVING_FRESHNESS, completed_layout
-from .metadata import rows_table
+from .layouts import SERVING_FRESHNESS, completed_layout
+from .metadata import frame_table
 from .partitions import building_partitions
 from .resources import LayoutStorage
 
-DEVICE_COLUMNS = tuple(DEVICE_METRICS.values())
+#: Rooms per building whose plan is drawn into report.html (CEILGRID_REPORT_IMAGE_ROOMS).
+DEFAULT_REPORT_IMAGE_ROOMS = 3
+#: Buildings per run whose first room's plan is shown in the materialization metadata.
+PREVIEW_BUILDINGS = 4
 
 
-def report_rows(layout_document: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per room: type, tiles, device counts and compliance, from a layout document."""
-    rooms = layout_document["rooms"] if "rooms" in layout_document else [layout_document]
-    rows = []
-    for room in rooms:
-        metrics = room.get("metrics", {})
-        rows.append({
-            "grid_id": room["grid_id"],
-            "room_type": room.get("room_type", "office"),
-            "tiles": room["width"] * room["height"],
-            **{name: int(metrics.get(metric, 0)) for metric, name in DEVICE_METRICS.items()},
-            "illuminance_avg_lx": metrics.get("illuminance_avg_lx"),
-            "compliant": bool(room.get("compliance", {}).get("compliant", False)),
-        })
-    return rows
-
-
-def by_room_type(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    totals: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(DEVICE_COLUMNS, 0))
-    for row in rows:
-        for name in DEVICE_COLUMNS:
-            totals[row["room_type"]][name] += row[name]
-    return [{"room_type": room_type, "rooms": sum(r["room_type"] == room_type for r in rows),
-             **counts} for room_type, counts in sorted(totals.items())]
-
-
-def csv_bytes(rows: list[dict[str, Any]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["grid_id"],
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue().encode()
+def report_image_rooms() -> int:
+    return int(os.environ.get("CEILGRID_REPORT_IMAGE_ROOMS", DEFAULT_REPORT_IMAGE_ROOMS))
 
 
 @dg.asset(
@@ -58,25 +34,50 @@ def csv_bytes(rows: list[dict[str, Any]]) -> bytes:
     partitions_def=building_partitions,
     freshness_policy=SERVING_FRESHNESS,
     deps=[completed_layout],
-    kinds={"csv"},
+    kinds={"csv", "html", "matplotlib"},
     owners=[PLATFORM_OWNER],
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=20),
-    description="Counts of lights, air supplies, air returns and smoke detectors by room and "
-                "by room type for one building, shown as tables and written as report.csv.",
+    description="The bill of quantities of one building (counts by room and device type, "
+                "totals, and the rule that drove each count) as tables and report.csv, the "
+                "plans as images, and a self-contained report.html next to the layout.",
 )
 def building_report(context: dg.AssetExecutionContext,
                     layout_storage: LayoutStorage) -> dg.MaterializeResult:
+    # The plotting and table stack loads only here, not in every run worker.
+    from ..core.export import (
+        TOTAL,
+        bill_of_quantities,
+        boq_csv,
+        layout_from_document,
+        quantities_table,
+    )
+    from ..core.render import render_room
+    from ..core.report_html import markdown_image, markdown_table, write_report_html
+
     keys = context.partition_keys
-    totals = dict.fromkeys(DEVICE_COLUMNS, 0)
-    rows: list[dict[str, Any]] = []
+    totals = dict.fromkeys(DEVICE_COMPONENTS, 0)
+    previews: list[str] = []
+    boq = None
     for key in keys:
-        rows = report_rows(json.loads(layout_storage.layout_path(key).read_bytes()))
-        write_atomic(layout_storage.report_path(key), csv_bytes(rows))
-        for name in totals:
-            totals[name] += sum(row[name] for row in rows)
+        document = json.loads(layout_storage.layout_path(key).read_bytes())
+        layout = layout_from_document(document, source=str(layout_storage.layout_path(key)))
+        boq = bill_of_quantities(layout)
+        write_atomic(layout_storage.report_path(key), boq_csv(boq))
+        write_report_html(layout, layout_storage.report_html_path(key),
+                          max_rooms_with_images=report_image_rooms(), plans_only=True)
+        building_totals = boq[boq["grid_id"] == TOTAL].set_index("component")["count"]
+        for component in totals:
+            totals[component] += int(building_totals[component])
+        if len(previews) < PREVIEW_BUILDINGS and layout.rooms:
+            room = layout.rooms[0]
+            previews.append(f"**{key}** / {room.grid_id}\n\n"
+                            + markdown_image(render_room(room).png, f"{key} {room.grid_id}"))
     metadata: dict[str, Any] = {"buildings": len(keys), **totals}
-    if len(keys) == 1:
-        metadata["by_room"] = rows_table(rows)
-        metadata["by_room_type"] = rows_table(by_room_type(rows))
-        metadata["path"] = dg.MetadataValue.path(str(layout_storage.report_path(keys[0])))
+    if previews:
+        metadata["plans"] = dg.MetadataValue.md("\n\n".join(previews))
+    if len(keys) == 1 and boq is not None:
+        metadata["quantities"] = dg.MetadataValue.md(markdown_table(quantities_table(boq)))
+        metadata["bill_of_quantities"] = frame_table(boq.astype(object).where(boq.notna(), None))
+        metadata["report"] = dg.MetadataValue.path(str(layout_storage.report_html_path(keys[0])))
+        metadata["csv"] = dg.MetadataValue.path(str(layout_storage.report_path(keys[0])))
     return dg.MaterializeResult(metadata=metadata)

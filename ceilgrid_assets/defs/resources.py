@@ -52,7 +52,11 @@ class LayoutStorage(ConfigurableResource):
         return self.building_dir(key) / "layout.json"
 
     def report_path(self, key: str) -> Path:
+        """The bill of quantities (CSV)."""
         return self.building_dir(key) / "report.csv"
+
+    def report_html_path(self, key: str) -> Path:
+        return self.building_dir(key) / "report.html"
 
     def training_dir(self) -> Path:
         return Path(self.root) / "training"
