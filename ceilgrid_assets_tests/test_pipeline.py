@@ -11,18 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from ceilgrid_assets.core.grid import CODE, INVALID
-from ceilgrid_assets.core.io import dump_document, parse_document, read_document
-from ceilgrid_assets.core.pipeline import (
-    CandidateOutcome,
-    EngineConfig,
-    complete_building,
-    complete_room,
-    select,
-)
-from ceilgrid_assets.core.profile import get_profile
-from ceilgrid_assets.core.rules import check_layout
 from helpers import (
     SAMPLE_PATH,
     building_document,
@@ -34,6 +22,19 @@ from helpers import (
     rule_ids,
     to_json,
 )
+
+from ceilgrid_assets.core.grid import CODE, INVALID
+from ceilgrid_assets.core.heuristics import array_shape
+from ceilgrid_assets.core.io import dump_document, parse_document, read_document
+from ceilgrid_assets.core.pipeline import (
+    CandidateOutcome,
+    EngineConfig,
+    complete_building,
+    complete_room,
+    select,
+)
+from ceilgrid_assets.core.profile import get_profile
+from ceilgrid_assets.core.rules import check_layout
 
 NFPA = get_profile("nfpa72")
 REPO = Path(__file__).resolve().parents[1]
@@ -377,3 +378,23 @@ def test_same_input_gives_byte_identical_output_across_processes(tmp_path):
     in_process = dump_document(complete_building(read_document(source)).document)
     assert outputs[0] == in_process
     assert json.loads(outputs[0])["rooms"][0]["grid_id"] == "office"
+
+
+@pytest.mark.parametrize(
+    ("width_m", "height_m", "radius_m", "count", "expected"),
+    [
+        # Coverage only: two 6 x 3 m cells cover a 6 m square (half-diagonal 3.35 <= 3.46 m).
+        (6.0, 6.0, 3.46, 0, 2),
+        # Two supplies cover a 6 x 3 m strip (cell half-diagonal 2.12 m).
+        (6.0, 3.0, 3.46, 2, 2),
+        # The count can drive: 11 lights need at least 11 positions.
+        (6.0, 6.0, 2.02, 11, 12),
+        (6.0, 6.0, None, 3, 3),
+    ],
+)
+def test_array_shape_is_the_smallest_covering_array(width_m, height_m, radius_m, count, expected):
+    nx, ny = array_shape(width_m, height_m, radius_m, count, max_columns=10)
+    assert nx * ny == expected
+    if radius_m is not None:
+        assert (width_m / (2 * nx)) ** 2 + (height_m / (2 * ny)) ** 2 <= radius_m**2
+    assert nx * ny >= count

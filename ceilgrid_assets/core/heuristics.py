@@ -17,7 +17,7 @@ from .stages import StageContext, disk_counts
 
 
 #: A greedy round takes cells whose gain is at least this share of the best gain.
-GREEDY_ROUND_SHARE = 0.9
+GREEDY_ROUND_SHARE = 1.0
 
 
 def greedy_cover(uncovered: np.ndarray, candidates: np.ndarray, disk: np.ndarray) -> np.ndarray:
@@ -123,30 +123,55 @@ def spread(context: StageContext, devices: np.ndarray, candidates: np.ndarray,
     return added
 
 
-def array_layout(context: StageContext, count: int) -> np.ndarray:
-    """A square array over the usable extent, snapped to the nearest allowed cells.
+def array_shape(width_m: float, height_m: float, radius_m: float | None, count: int,
+                max_columns: int) -> tuple[int, int] | None:
+    """Columns x rows of the smallest regular array meeting coverage and count.
 
-    The spacing is the smaller of what coverage needs (radius x sqrt 2 covers a
-    square lattice) and what the count needs (sqrt(area / count)).
+    An array of ``nx`` x ``ny`` devices at the centres of equal cells covers the
+    extent when the half-diagonal of a cell is within the radius. Every column
+    count is tried at once; ties go to the most nearly square spacing. None when
+    neither coverage nor a count asks for anything.
+    """
+    if radius_m is None and count <= 0:
+        return None
+    nx = np.arange(1, max(1, max_columns) + 1, dtype=np.float64)
+    half_width = width_m / (2 * nx)
+    if radius_m is None:
+        rows_for_cover = np.ones_like(nx)
+    else:
+        slack = radius_m**2 - half_width**2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rows_for_cover = np.where(slack > 0, np.ceil(height_m / (2 * np.sqrt(slack)) - 1e-9),
+                                      np.inf)
+    ny = np.maximum(np.maximum(rows_for_cover, np.ceil(count / nx - 1e-9)), 1)
+    devices = nx * ny
+    with np.errstate(divide="ignore", invalid="ignore"):
+        squareness = np.nan_to_num(np.abs(np.log((width_m / nx) / (height_m / ny))), nan=np.inf)
+    best = np.lexsort((squareness, devices))[0]
+    if not np.isfinite(devices[best]):
+        return None
+    return int(nx[best]), int(ny[best])
+
+
+def array_layout(context: StageContext, count: int) -> np.ndarray:
+    """The smallest regular array over the usable extent, snapped to the nearest allowed cells.
+
+    The lumen-method array for lights; square-ish arrays for diffusers and detectors.
     """
     room = context.room
     usable, allowed = room.usable, context.allowed
+    placed = np.zeros_like(allowed)
     if not allowed.any() or not usable.any():
-        return np.zeros_like(allowed)
+        return placed
     t = room.tile_size_m
-    spacings = []
-    if context.radius_m is not None:
-        spacings.append(context.radius_m * math.sqrt(2))
-    if count > 0:
-        spacings.append(math.sqrt(room.area_m2 / count))
-    if not spacings:
-        return np.zeros_like(allowed)
-    spacing = max(min(spacings), t)
     rows, cols = np.nonzero(usable)
     x_lo, x_hi = cols.min() * t, (cols.max() + 1) * t
     y_lo, y_hi = rows.min() * t, (rows.max() + 1) * t
-    nx = max(1, math.ceil((x_hi - x_lo) / spacing - 1e-9))
-    ny = max(1, math.ceil((y_hi - y_lo) / spacing - 1e-9))
+    shape = array_shape(x_hi - x_lo, y_hi - y_lo, context.radius_m, count,
+                        max_columns=int(cols.max() - cols.min() + 1))
+    if shape is None:
+        return placed
+    nx, ny = shape
     px = x_lo + (np.arange(nx) + 0.5) * (x_hi - x_lo) / nx
     py = y_lo + (np.arange(ny) + 0.5) * (y_hi - y_lo) / ny
     gx = np.clip((px / t).astype(int), 0, room.width - 1)
@@ -154,8 +179,8 @@ def array_layout(context: StageContext, count: int) -> np.ndarray:
     gyy, gxx = np.meshgrid(gy, gx, indexing="ij")
     distance, (near_y, near_x) = ndimage.distance_transform_edt(
         ~allowed, sampling=t, return_indices=True)
-    keep = usable[gyy, gxx] | (distance[gyy, gxx] <= spacing / 2)
-    placed = np.zeros_like(allowed)
+    reach = max((x_hi - x_lo) / nx, (y_hi - y_lo) / ny) / 2
+    keep = usable[gyy, gxx] | (distance[gyy, gxx] <= reach)
     placed[near_y[gyy, gxx][keep], near_x[gyy, gxx][keep]] = True
     return placed
 
