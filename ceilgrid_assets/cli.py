@@ -62,7 +62,7 @@ def layout_command(args: argparse.Namespace) -> int:
         from .core.learned import load_models
 
         extra_models = load_models(models_dir)
-        if args.models is None:
+        if args.models is None and sys.stderr.isatty():  # the output records them anyway
             print(f"using learned models from {models_dir} (--no-models to leave them out)",
                   file=sys.stderr)
     config = EngineConfig.create(args.profile, extra_models=extra_models,

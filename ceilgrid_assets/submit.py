@@ -8,7 +8,10 @@ sensor stages it like a dropped file and lays it out in a batched run with
 other buildings. ``--wait`` then polls the building's partition of
 ``completed_layout`` through GraphQL until a materialization made from this
 document (metadata ``input_sha256``) carries the layout (``layout``, the
-file's exact bytes). The calls are documented in docs/platform.md.
+file's exact bytes). With ``--run`` the building gets a run of its own instead,
+launched through GraphQL with dagster-graphql (``addDynamicPartition``, then
+``launchRun`` of ``layout_building_job``). The calls are documented in
+docs/platform.md.
 
 Exit codes: 0 laid out and every room compliant (or submitted, without
 ``--wait``), 1 a room could not be made compliant, 2 bad input, 3 the server
@@ -127,6 +130,48 @@ def submit(url: str, document_text: str, key: str, timeout_s: float = 60.0) -> N
         raise ServerError(f"{endpoint}: {body['error']}")
 
 
+ADD_PARTITION = """
+mutation AddBuilding($repo: RepositorySelector!, $name: String!, $key: String!) {
+  addDynamicPartition(repositorySelector: $repo, partitionsDefName: $name, partitionKey: $key) {
+    __typename
+    ... on PythonError { message }
+    ... on UnauthorizedError { message }
+  }
+}"""
+LOCATION = "ceilgrid"
+REPOSITORY = "__repository__"
+LAYOUT_JOB = "layout_building_job"
+BUILDINGS = "buildings"
+
+
+def launch_run(url: str, document_text: str, key: str, timeout_s: float = 60.0) -> str:
+    """The one-building path, all through GraphQL: add the partition, launch the layout job.
+
+    Each such run pays Dagster's run start-up (seconds), so bulk clients should
+    use :func:`submit`, which the inbox sensor batches. Returns the run id.
+    """
+    from urllib.parse import urlsplit
+
+    from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+    repo = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
+    added = GraphQL(url, timeout_s)(ADD_PARTITION, {"repo": repo, "name": BUILDINGS, "key": key})
+    outcome = added["addDynamicPartition"]
+    if outcome["__typename"] not in ("AddDynamicPartitionSuccess",
+                                     "DuplicateDynamicPartitionError"):
+        raise ServerError(f"addDynamicPartition: {outcome.get('message', outcome['__typename'])}")
+    address = urlsplit(url)
+    client = DagsterGraphQLClient(address.hostname or "127.0.0.1", port_number=address.port,
+                                  use_https=address.scheme == "https", timeout=int(timeout_s))
+    try:
+        return client.submit_job_execution(
+            LAYOUT_JOB, repository_location_name=LOCATION, repository_name=REPOSITORY,
+            run_config={"ops": {"submitted_building": {"config": {"document": document_text}}}},
+            tags={"dagster/partition": key, "ceilgrid/source": "graphql"})
+    except DagsterGraphQLClientError as error:
+        raise ServerError(f"launchRun: {error}") from None
+
+
 def layout_events(graphql: GraphQL, key: str, limit: int = 5) -> list[dict[str, Any]]:
     """The newest materialization and failure events of ``completed_layout`` for ``key``."""
     asset = graphql(LAYOUT_EVENTS, {"assetKey": {"path": LAYOUT_ASSET}, "partition": key,
@@ -207,8 +252,12 @@ def submit_command(args: argparse.Namespace) -> int:
     text = data.decode("utf-8-sig")
     try:
         since = latest_timestamp(layout_events(GraphQL(args.url), key)) if args.wait else 0
-        submit(args.url, text, key)
-        print(f"submitted building {key}", file=sys.stderr)
+        if args.run:
+            run_id = launch_run(args.url, text, key)
+            print(f"launched run {run_id} for building {key}", file=sys.stderr)
+        else:
+            submit(args.url, text, key)
+            print(f"submitted building {key}", file=sys.stderr)
         if not args.wait:
             print(key)
             return EXIT_OK
@@ -231,6 +280,9 @@ def add_submit_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "submit", help="lay out a building on a Dagster webserver (GraphQL, no shared disk)")
     parser.add_argument("input", type=Path, help="room or building JSON")
     parser.add_argument("--url", required=True, help="webserver, e.g. http://127.0.0.1:3000")
+    parser.add_argument("--run", action="store_true",
+                        help="lay the building out in a run of its own, launched through "
+                        "GraphQL, instead of joining the sensor's next batch")
     parser.add_argument("--wait", action="store_true",
                         help="wait for the building's layout and fetch it")
     parser.add_argument("-o", "--output", type=Path, default=None,

@@ -25,34 +25,10 @@ from typing import Any
 import requests
 
 from ceilgrid_assets.pgserver import PostgresServer, free_port, start_postgres
-from ceilgrid_assets.submit import submit
+from ceilgrid_assets.submit import launch_run, submit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-LAYOUT_JOB = "layout_building_job"
-LOCATION = "ceilgrid"
-BUILDINGS = "buildings"
-
-ADD_PARTITION = """
-mutation Add($repo: RepositorySelector!, $name: String!, $key: String!) {
-  addDynamicPartition(repositorySelector: $repo, partitionsDefName: $name, partitionKey: $key) {
-    __typename
-    ... on PythonError { message }
-    ... on UnauthorizedError { message }
-  }
-}"""
-
-LAUNCH_RUN = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on InvalidSubsetError { message }
-  }
-}"""
-
 
 @dataclass
 class Platform:
@@ -156,22 +132,7 @@ class Platform:
 
     def launch(self, key: str, document: bytes) -> str:
         """Add the building partition and launch a run of its own; returns the run id."""
-        repo = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
-        added = self.graphql(ADD_PARTITION, {"repo": repo, "name": BUILDINGS, "key": key})
-        kind = added["addDynamicPartition"]["__typename"]
-        if kind not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
-            raise RuntimeError(f"addDynamicPartition: {added}")
-        params = {
-            "selector": {**repo, "jobName": LAYOUT_JOB},
-            "runConfigData": {"ops": {"submitted_building": {
-                "config": {"document": document.decode()}}}},
-            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": key},
-                                           {"key": "ceilgrid/source", "value": "graphql"}]},
-        }
-        launched = self.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
-        if launched["__typename"] != "LaunchRunSuccess":
-            raise RuntimeError(f"launchRun: {launched}")
-        return launched["run"]["runId"]
+        return launch_run(self.url, document.decode(), key)
 
 
 def _reachable_temp_dir(prefix: str) -> Path:

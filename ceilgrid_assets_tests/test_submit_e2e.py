@@ -55,6 +55,20 @@ def test_submit_wait_returns_the_validated_layout(dagster_dev, tmp_path):
     assert output.read_bytes() == stored.read_bytes()  # the same bytes came through the API
 
 
+def test_submit_run_launches_its_own_run_through_graphql(dagster_dev, tmp_path):
+    """--run: addDynamicPartition and launchRun (dagster-graphql) for this building alone."""
+    source = building("e2e-own-run", tmp_path)
+    output = tmp_path / "own-run.json"
+    result = subprocess.run(
+        [str(CEILGRID), "submit", str(source), "--url", dagster_dev.url, "--run", "--wait",
+         "-o", str(output), "--timeout", "300"],
+        capture_output=True, text=True, timeout=400,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "launched run " in result.stderr
+    assert_valid_layout(source, output.read_bytes())
+
+
 def test_submit_rejects_bad_input_before_contacting_the_server(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"building_id": "b", "rooms": [{"grid_id": "r", "width": 0}]}')
