@@ -2,8 +2,8 @@
 
 Only network access to the webserver is needed (no shared disk). The building
 JSON is reported as a materialization of the external asset
-``building_submission`` (text metadata ``document``) through the webserver's
-``/report_asset_materialization`` endpoint: no run per building. The inbox
+``building_submission`` through GraphQL (``reportRunlessAssetEvents``, the
+document as the event's description): no run per building. The inbox
 sensor stages it like a dropped file and lays it out in a batched run with
 other buildings. ``--wait`` then polls the building's partition of
 ``completed_layout`` through GraphQL until a materialization made from this
@@ -33,7 +33,6 @@ from .core.io import MAX_FILE_BYTES, InputError, content_hash, parse_document, w
 
 SUBMISSION_ASSET = "building_submission"
 LAYOUT_ASSET = ["completed_layout"]
-DOCUMENT_METADATA_KEY = "document"
 LAYOUT_METADATA_KEY = "layout"
 INPUT_HASH_METADATA_KEY = "input_sha256"
 #: Documents travel in the event log; larger buildings belong in the inbox.
@@ -118,16 +117,31 @@ class GraphQL:
         return body["data"]
 
 
+REPORT_SUBMISSION = """
+mutation Submit($params: ReportRunlessAssetEventsParams!) {
+  reportRunlessAssetEvents(eventParams: $params) {
+    __typename
+    ... on PythonError { message }
+    ... on UnauthorizedError { message }
+  }
+}"""
+
+
 def submit(url: str, document_text: str, key: str, timeout_s: float = 60.0) -> None:
-    """Record the building as a ``building_submission`` event; the inbox sensor takes it on."""
-    endpoint = f"{url.rstrip('/')}/report_asset_materialization/{SUBMISSION_ASSET}"
-    body = post_json(endpoint, {
-        "partition": key,
-        "metadata": {DOCUMENT_METADATA_KEY: document_text,
-                     INPUT_HASH_METADATA_KEY: content_hash(document_text.encode())},
-    }, timeout_s)
-    if body.get("error"):
-        raise ServerError(f"{endpoint}: {body['error']}")
+    """Record the building as a ``building_submission`` event through GraphQL; no run starts.
+
+    ``reportRunlessAssetEvents`` takes no metadata, so the document travels as the
+    event's description; the inbox sensor stages it and lays it out in a batch.
+    """
+    answer = GraphQL(url, timeout_s)(REPORT_SUBMISSION, {"params": {
+        "eventType": "ASSET_MATERIALIZATION",
+        "assetKey": {"path": [SUBMISSION_ASSET]},
+        "partitionKeys": [key],
+        "description": document_text,
+    }})["reportRunlessAssetEvents"]
+    if answer["__typename"] != "ReportRunlessAssetEventsSuccess":
+        raise ServerError(f"reportRunlessAssetEvents: "
+                          f"{answer.get('message', answer['__typename'])}")
 
 
 ADD_PARTITION = """

@@ -82,8 +82,11 @@ def fetch_submissions(instance: dg.DagsterInstance, after: int,
         limit=limit, ascending=True).records
     submissions = []
     for record in records:
-        entry = record.asset_materialization.metadata.get(SUBMISSION_DOCUMENT_KEY)
-        text = entry.value if isinstance(entry, dg.TextMetadataValue) else None
+        # Text metadata (the HTTP endpoint) or the description (GraphQL's
+        # reportRunlessAssetEvents, which takes no metadata).
+        event = record.asset_materialization
+        entry = event.metadata.get(SUBMISSION_DOCUMENT_KEY)
+        text = entry.value if isinstance(entry, dg.TextMetadataValue) else event.description
         submissions.append(Submission(record.storage_id, record.partition_key, text))
     return submissions
 
@@ -155,7 +158,8 @@ def _stage_submissions(tick: InboxTick, storage: LayoutStorage, submissions: lis
     for submission in submissions:
         label = f"API submission {submission.partition_key}"
         if submission.document is None:
-            tick.rejected_submissions.append(f"{label}: no text '{SUBMISSION_DOCUMENT_KEY}'")
+            tick.rejected_submissions.append(
+                f"{label}: no document (text metadata '{SUBMISSION_DOCUMENT_KEY}' or description)")
             tick.api_after = submission.storage_id
             continue
         data = submission.document.encode()
