@@ -25,7 +25,7 @@ from typing import Any
 import requests
 
 from ceilgrid_assets.pgserver import PostgresServer, free_port, start_postgres
-from ceilgrid_assets.submit import launch_run, submit
+from ceilgrid_assets.submit import ServerError, launch_run, submit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -130,8 +130,19 @@ class Platform:
         """Submit as ``ceilgrid submit`` does: the inbox sensor batches it into a run."""
         submit(self.url, document.decode(), key)
 
-    def launch(self, key: str, document: bytes) -> str:
-        """Add the building partition and launch a run of its own; returns the run id."""
+    def launch(self, key: str, document: bytes, attempts: int = 5) -> str:
+        """Add the building partition and launch a run of its own; returns the run id.
+
+        After a Postgres restart the webserver's pooled connections are dead and
+        its first requests fail (OperationalError): a client retries those.
+        """
+        for _ in range(attempts - 1):
+            try:
+                return launch_run(self.url, document.decode(), key)
+            except ServerError as error:
+                if "OperationalError" not in str(error):
+                    raise
+                time.sleep(1)
         return launch_run(self.url, document.decode(), key)
 
 

@@ -85,7 +85,7 @@ def _docker(*args: str) -> subprocess.CompletedProcess[str]:
 
 def _instance_config(data: Path) -> dict:
     """deploy/docker/dagster.yaml with the two single-machine adaptations."""
-    config = yaml.safeload_module((DEPLOY / "dagster.yaml").read_text())
+    config = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     config["run_coordinator"] = {"module": "dagster._core.run_coordinator",
                                  "class": "DefaultRunCoordinator"}
     config["run_launcher"]["config"]["container_kwargs"]["volumes"] = {
