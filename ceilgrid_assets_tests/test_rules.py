@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ceilgrid_assets.core.grid import CODE
+from ceilgrid_assets.core import photometry
 from ceilgrid_assets.core.photometry import illuminance_map
 from ceilgrid_assets.core.profile import PROFILES, Profile, get_profile
 from ceilgrid_assets.core.rules import (
@@ -525,6 +526,18 @@ def test_illuminance_at_a_higher_ceiling():
     # ceiling 3.8 m: Hm = 3.0 m, E = 2880 / (9 pi) = 101.86 lx
     room = make_room((1, 1), devices={"light": [(0, 0)]}, ceiling_height_m=3.8)
     assert illuminance_map(room, NFPA)[0, 0] == pytest.approx(101.86, abs=0.01)
+
+
+def test_illuminance_direct_sum_and_fft_agree(monkeypatch):
+    rng = np.random.default_rng(5)
+    invalid = [(int(x), int(y)) for x, y in rng.integers(0, 12, size=(10, 2))]
+    lights = [(int(x), int(y)) for x, y in rng.integers(0, 12, size=(25, 2))]
+    room = make_room((12, 12), invalid=invalid,
+                     devices={"light": [cell for cell in lights if cell not in invalid]})
+    direct = illuminance_map(room, NFPA)
+    monkeypatch.setattr(photometry, "DIRECT_ILLUMINANCE_PAIRS", 0)
+    by_fft = illuminance_map(room, NFPA)
+    np.testing.assert_allclose(direct, by_fft, rtol=1e-9, atol=1e-9)  # NaNs in the same cells
 
 
 def test_metrics_average_and_uniformity():

@@ -24,7 +24,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from .grid import CODE, EMPTY, Room
 from .profile import Profile
 from .rules import EPSILON_M, distance_to
-from .stages import SERIES, StageContext, disk_stencil
+from .stages import SERIES, StageContext, coverage_matrix, disk_stencil
 
 #: HiGHS statuses as scipy reports them.
 STATUS = {0: "optimal", 1: "limit", 2: "infeasible", 3: "unbounded", 4: "error"}
@@ -40,33 +40,69 @@ class SolveResult:
     seconds: float
 
 
-def coverage_matrix(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> sparse.csr_matrix:
-    """Sparse (points x sites) matrix: 1 where a site is within the disk of a point.
+#: The exhaustive search gives up (and the MILP runs) after this many branches.
+SEARCH_MAX_BRANCHES = 400
+#: ... and is only tried when at most this many new devices could be optimal
+SEARCH_MAX_DEVICES = 3
+#: ... on at most this many (point, site) pairs.
+SEARCH_MAX_PAIRS = 250_000
 
-    ``points`` and ``sites`` are (h, w) masks; rows and columns follow their
-    flat order. Built offset by offset from the stencil, vectorised over cells.
+
+class _BranchBudget:
+    """Counts branches of the exhaustive search; raises once the budget is spent."""
+
+    class Spent(Exception):
+        pass
+
+    def __init__(self, branches: int) -> None:
+        self.left = branches
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise self.Spent
+
+
+def _cover_with(cover: np.ndarray, size: int, budget: _BranchBudget) -> list[int] | None:
+    """Sites (columns) covering every row of ``cover`` with at most ``size`` of them, or None.
+
+    Branches on the row with the fewest covering sites (one of them must be
+    taken); the last device is found for all sites at once.
     """
-    height, width = points.shape
-    point_index = np.full(points.size, -1, dtype=np.int64)
-    point_index[points.ravel()] = np.arange(int(points.sum()))
-    site_index = np.full(sites.size, -1, dtype=np.int64)
-    site_index[sites.ravel()] = np.arange(int(sites.sum()))
-    py, px = np.nonzero(points)
-    reach = disk.shape[0] // 2
-    rows, cols = [], []
-    for dy, dx in np.argwhere(disk) - reach:
-        sy, sx = py + dy, px + dx
-        inside = (sy >= 0) & (sy < height) & (sx >= 0) & (sx < width)
-        site = np.full(py.shape, -1, dtype=np.int64)
-        site[inside] = site_index[sy[inside] * width + sx[inside]]
-        hit = site >= 0
-        rows.append(point_index[py[hit] * width + px[hit]])
-        cols.append(site[hit])
-    row = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
-    col = np.concatenate(cols) if cols else np.empty(0, dtype=np.int64)
-    return sparse.csr_matrix(
-        (np.ones(row.size), (row, col)), shape=(int(points.sum()), int(sites.sum()))
-    )
+    if cover.shape[0] == 0:
+        return []
+    if size == 1:
+        full = np.flatnonzero(cover.all(axis=0))
+        return [int(full[0])] if full.size else None
+    hardest = int(np.argmin(cover.sum(axis=1)))
+    for site in np.flatnonzero(cover[hardest]).tolist():
+        budget.spend()
+        rest = _cover_with(cover[~cover[:, site]], size - 1, budget)
+        if rest is not None:
+            return [site, *rest]
+    return None
+
+
+def smallest_cover(cover: np.ndarray, lower: int, upper: int,
+                   branches: int = SEARCH_MAX_BRANCHES) -> np.ndarray | None:
+    """Exhaustive search for a minimum set cover of ``lower`` to ``upper`` sites.
+
+    ``cover`` is the dense (points x sites) boolean matrix. Returns the chosen
+    sites as a boolean vector when the search proved it minimal (every smaller
+    size was ruled out exhaustively), or None when the minimum lies above
+    ``upper`` or the branch budget ran out: the caller then solves the MILP.
+    """
+    budget = _BranchBudget(branches)
+    try:
+        for size in range(max(1, lower), upper + 1):
+            found = _cover_with(cover, size, budget)
+            if found is not None:
+                chosen = np.zeros(cover.shape[1], dtype=bool)
+                chosen[found] = True
+                return chosen
+    except _BranchBudget.Spent:
+        return None
+    return None
 
 
 def _run(c: np.ndarray, constraints: list[LinearConstraint], upper: np.ndarray,
@@ -97,15 +133,24 @@ def solve_stage(context: StageContext, time_limit_s: float) -> SolveResult:
     if n_sites == 0:
         return SolveResult(None, "infeasible", None, time.perf_counter() - started)
     constraints = []
+    chosen: np.ndarray | None = None
     if uncovered.any():
         cover = coverage_matrix(uncovered, sites, context.disk)
         reachable = np.asarray(cover.sum(axis=1)).ravel() > 0
         if not reachable.all():
             return SolveResult(None, "infeasible", None, time.perf_counter() - started)
+        fewest = context.lower_bound - int(context.existing.sum())
+        if fewest <= SEARCH_MAX_DEVICES and cover.shape[0] * n_sites <= SEARCH_MAX_PAIRS:
+            chosen = smallest_cover(cover.toarray().astype(bool), fewest, SEARCH_MAX_DEVICES)
+            if chosen is not None and int(chosen.sum()) < need:
+                chosen = None  # the count rule binds: leave it to the MILP
         constraints.append(LinearConstraint(cover, lb=1, ub=np.inf))
-    if need:
-        constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=need, ub=np.inf))
-    chosen, status, gap = _run(np.ones(n_sites), constraints, np.ones(n_sites), time_limit_s)
+    if chosen is not None:
+        status, gap = "optimal", 0.0
+    else:
+        if need:
+            constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=need, ub=np.inf))
+        chosen, status, gap = _run(np.ones(n_sites), constraints, np.ones(n_sites), time_limit_s)
     elapsed = time.perf_counter() - started
     if chosen is None:
         return SolveResult(None, status, gap, elapsed)

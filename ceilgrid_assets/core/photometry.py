@@ -8,6 +8,7 @@ light mask with that kernel, computed with an FFT in O(n log n).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,10 @@ def point_kernel(shape: tuple[int, int], tile_size_m: float, mounting_height_m: 
     return flux_lm * cos4 / (np.pi * h2)
 
 
+#: Up to this many (fitting, cell) pairs the map is summed directly, beyond by FFT.
+DIRECT_ILLUMINANCE_PAIRS = 20_000
+
+
 def illuminance_map(room: Room, profile: Profile, lights: np.ndarray | None = None) -> np.ndarray:
     """Maintained illuminance (lx) at each cell centre; NaN on ``invalid`` cells.
 
@@ -51,18 +56,33 @@ def illuminance_map(room: Room, profile: Profile, lights: np.ndarray | None = No
     usable = room.usable
     if not mask.any():
         return np.where(usable, 0.0, np.nan)
-    kernel = point_kernel(
+    kernel = _point_kernel(
         room.cells.shape,
         room.tile_size_m,
         profile.mounting_height_m(room.ceiling_height_m),
         profile.lamp_flux_lm * profile.maintenance_factor,
     )
     height, width = mask.shape
-    # The kernel spans every offset, so the "valid" part is exactly the room.
-    lux = fft_convolve(mask.astype(np.float64), kernel)[height - 1:2 * height - 1,
-                                                        width - 1:2 * width - 1]
-    lux = np.clip(lux, 0.0, None)
+    ly, lx = np.nonzero(mask)
+    if ly.size * mask.size <= DIRECT_ILLUMINANCE_PAIRS:
+        # Kernel index of (cell - fitting) offsets, one plane per fitting, summed.
+        rows = (height - 1) + np.arange(height)[:, None, None] - ly
+        cols = (width - 1) + np.arange(width)[None, :, None] - lx
+        lux = kernel[rows, cols].sum(axis=-1)
+    else:
+        # The kernel spans every offset, so the "valid" part is exactly the room.
+        lux = fft_convolve(mask.astype(np.float64), kernel)[height - 1:2 * height - 1,
+                                                            width - 1:2 * width - 1]
+        lux = np.clip(lux, 0.0, None)
     return np.where(usable, lux, np.nan)
+
+
+@functools.lru_cache(maxsize=32)
+def _point_kernel(shape: tuple[int, int], tile_size_m: float, mounting_height_m: float,
+                  flux_lm: float) -> np.ndarray:
+    kernel = point_kernel(shape, tile_size_m, mounting_height_m, flux_lm)
+    kernel.setflags(write=False)
+    return kernel
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -94,11 +94,14 @@ def evaluate(context: StageContext, model: str, proposal: np.ndarray | None,
     if proposal is None:
         return CandidateOutcome(model, None, seconds=seconds)
     proposal = proposal & context.allowed
+    key = proposal.tobytes()
+    if key in context.judged:  # another model proposed the same layout
+        return replace(context.judged[key], model=model, seconds=seconds)
     added = repair(context, proposal)
     violations = context.violations(added)
     repaired = int(added.sum() - proposal.sum())
     before = context.violations(proposal) if repaired else violations
-    return CandidateOutcome(
+    context.judged[key] = outcome = CandidateOutcome(
         model=model,
         added=added,
         compliant=not violations,
@@ -109,6 +112,7 @@ def evaluate(context: StageContext, model: str, proposal: np.ndarray | None,
         repaired=repaired,
         seconds=seconds,
     )
+    return outcome
 
 
 def select(outcomes: Sequence[CandidateOutcome]) -> CandidateOutcome | None:
@@ -199,10 +203,12 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
             "compliant": chosen.compliant,
             "candidates": [outcome.to_dict() for outcome in outcomes],
         }
-    if check_layout(current, profile, room) and room.usable.sum() <= config.rescue_max_cells:
+    compliance = compliance_report(current, profile, room)
+    if not compliance["compliant"] and room.usable.sum() <= config.rescue_max_cells:
         rescued = _rescue(room, profile, config.rescue_time_s)
         if rescued is not None:
             current = rescued
+            compliance = compliance_report(current, profile, room)
             stages = _stage_views(room, rescued)
             for component in SERIES:
                 record[component]["chosen"] = RESCUE_MODEL
@@ -212,7 +218,7 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
         room=current,
         stages=stages,
         models=record,
-        compliance=compliance_report(current, profile, room),
+        compliance=compliance,
         metrics=layout_metrics(current, profile),
         candidates=candidates,
         seconds=time.perf_counter() - started,

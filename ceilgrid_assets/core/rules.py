@@ -8,6 +8,7 @@ instead of a pairwise matrix.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,14 +46,32 @@ RULE_IDS: tuple[str, ...] = (
 )
 
 
+#: Distance maps of masks up to this many cells are memoised (read-only results).
+MEMOISED_DISTANCE_CELLS = 10_000
+
+
 def distance_to(mask: np.ndarray, tile_size_m: float) -> np.ndarray:
     """Distance (m) from every cell centre to the nearest cell where ``mask`` holds.
 
-    ``inf`` everywhere when the mask is empty.
+    ``inf`` everywhere when the mask is empty. Repair, validation and scoring
+    ask for the same device layers again and again, so small rooms' maps are
+    memoised; they come back read-only, as every caller only compares them.
     """
     if not mask.any():
         return np.full(mask.shape, np.inf)
+    if mask.size <= MEMOISED_DISTANCE_CELLS:
+        return _memoised_distance(mask.astype(bool, copy=False).tobytes(), mask.shape,
+                                  tile_size_m)
     return ndimage.distance_transform_edt(~mask, sampling=tile_size_m)
+
+
+@functools.lru_cache(maxsize=256)
+def _memoised_distance(mask_bytes: bytes, shape: tuple[int, ...],
+                       tile_size_m: float) -> np.ndarray:
+    mask = np.frombuffer(mask_bytes, dtype=bool).reshape(shape)
+    distance = ndimage.distance_transform_edt(~mask, sampling=tile_size_m)
+    distance.setflags(write=False)
+    return distance
 
 
 @dataclass

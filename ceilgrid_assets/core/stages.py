@@ -8,10 +8,12 @@ and runs the shared :func:`repair`, so every model is judged on the same terms.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 from functools import cached_property
+from typing import Any
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 
 from .grid import AIR_RETURN, AIR_SUPPLY, CODE, EMPTY, LIGHT, SMOKE_DETECTOR, Room
 from .photometry import fft_convolve, illuminance_map, illuminance_summary
@@ -35,6 +37,11 @@ class StageContext:
     @property
     def code(self) -> int:
         return CODE[self.component]
+
+    @cached_property
+    def judged(self) -> dict[bytes, Any]:
+        """Outcomes of proposals already judged here, by proposal bytes (see ``evaluate``)."""
+        return {}
 
     @cached_property
     def existing(self) -> np.ndarray:
@@ -95,17 +102,69 @@ class StageContext:
         return COMPONENT_CHECKS[self.component](self.apply(added), self.profile)
 
 
+#: Up to this many (point, site) pairs the coverage matrix is built densely in one step.
+DENSE_COVERAGE_PAIRS = 250_000
+#: Up to this many (cell, disk offset) pairs, disk counts are one sparse product.
+SPARSE_DISK_PAIRS = 50_000
+
+
 def disk_counts(mask: np.ndarray, disk: np.ndarray) -> np.ndarray:
     """For every cell, how many ``mask`` cells lie within the disk around it (int array).
 
-    Direct correlation while it is cheap, FFT convolution beyond (the disk is
-    symmetric, so convolution equals correlation).
+    Small grids multiply by a memoised sparse (cells x cells) disk operator;
+    larger ones use an FFT convolution (the disk is symmetric, so convolution
+    equals correlation).
     """
-    if disk.size * mask.size <= 250_000:
-        return ndimage.correlate(mask.astype(np.int32), disk.astype(np.int32), mode="constant")
+    if disk.size * mask.size <= SPARSE_DISK_PAIRS:
+        operator = _disk_operator(mask.shape, disk.tobytes(), disk.shape)
+        return (operator @ mask.ravel().astype(np.int32)).reshape(mask.shape)
     reach = disk.shape[0] // 2
     full = fft_convolve(mask.astype(np.float64), disk.astype(np.float64))
     return np.rint(full[reach:reach + mask.shape[0], reach:reach + mask.shape[1]]).astype(np.int32)
+
+
+@functools.lru_cache(maxsize=64)
+def _disk_operator(shape: tuple[int, ...], disk_bytes: bytes,
+                   disk_shape: tuple[int, ...]) -> sparse.csr_matrix:
+    disk = np.frombuffer(disk_bytes, dtype=bool).reshape(disk_shape)
+    every_cell = np.ones(shape, dtype=bool)
+    return coverage_matrix(every_cell, every_cell, disk).astype(np.int32)
+
+
+def coverage_matrix(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> sparse.csr_matrix:
+    """Sparse (points x sites) matrix: 1 where a site is within the disk of a point.
+
+    ``points`` and ``sites`` are (h, w) masks; rows and columns follow their
+    flat order. Small problems index the stencil with every (point, site)
+    offset at once; large ones are built offset by offset from the stencil.
+    """
+    height, width = points.shape
+    py, px = np.nonzero(points)
+    sy, sx = np.nonzero(sites)
+    reach = disk.shape[0] // 2
+    if py.size * sy.size <= DENSE_COVERAGE_PAIRS:
+        dy = sy[None, :] - py[:, None] + reach
+        dx = sx[None, :] - px[:, None] + reach
+        inside = (dy >= 0) & (dy <= 2 * reach) & (dx >= 0) & (dx <= 2 * reach)
+        hit = np.zeros(inside.shape, dtype=bool)
+        hit[inside] = disk[dy[inside], dx[inside]]
+        return sparse.csr_matrix(hit, dtype=np.float64)
+    point_index = np.full(points.size, -1, dtype=np.int64)
+    point_index[points.ravel()] = np.arange(py.size)
+    site_index = np.full(sites.size, -1, dtype=np.int64)
+    site_index[sites.ravel()] = np.arange(sy.size)
+    rows, cols = [], []
+    for dy, dx in np.argwhere(disk) - reach:
+        ty, tx = py + dy, px + dx
+        inside = (ty >= 0) & (ty < height) & (tx >= 0) & (tx < width)
+        site = np.full(py.shape, -1, dtype=np.int64)
+        site[inside] = site_index[ty[inside] * width + tx[inside]]
+        hit = site >= 0
+        rows.append(point_index[py[hit] * width + px[hit]])
+        cols.append(site[hit])
+    row = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+    col = np.concatenate(cols) if cols else np.empty(0, dtype=np.int64)
+    return sparse.csr_matrix((np.ones(row.size), (row, col)), shape=(py.size, sy.size))
 
 
 def disk_stencil(radius_m: float, tile_size_m: float) -> np.ndarray:

@@ -1,0 +1,99 @@
+"""The exact stage solver: the exhaustive search agrees with the MILP, the matrix with the stencil."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from helpers import make_room
+
+from ceilgrid_assets.core import optimiser, stages
+from ceilgrid_assets.core.optimiser import smallest_cover, solve_stage
+from ceilgrid_assets.core.profile import get_profile
+from ceilgrid_assets.core.stages import build_context, coverage_matrix, disk_counts, disk_stencil
+
+NFPA = get_profile("nfpa72")
+
+
+def brute_force_minimum(cover: np.ndarray, largest: int) -> int | None:
+    """Size of the smallest set of columns covering every row, by trying every combination."""
+    for size in range(1, largest + 1):
+        for sites in itertools.combinations(range(cover.shape[1]), size):
+            if cover[:, list(sites)].any(axis=1).all():
+                return size
+    return None
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_exhaustive_search_finds_the_minimum_or_declines(seed):
+    rng = np.random.default_rng(seed)
+    cover = rng.random((int(rng.integers(3, 12)), int(rng.integers(3, 9)))) < 0.35
+    cover[:, 0] |= ~cover.any(axis=1)  # every row coverable
+    minimum = brute_force_minimum(cover, cover.shape[1])
+    chosen = smallest_cover(cover, 1, 3, branches=10_000)
+    if minimum <= 3:
+        assert chosen is not None
+        assert cover[:, chosen].any(axis=1).all()
+        assert int(chosen.sum()) == minimum
+    else:
+        assert chosen is None
+
+
+def test_exhaustive_search_declines_when_its_budget_runs_out():
+    cover = np.eye(12, dtype=bool) | np.eye(12, k=1, dtype=bool)  # a path: minimum 6 sites
+    assert smallest_cover(cover, 1, 6, branches=3) is None
+    assert int(smallest_cover(cover, 1, 6, branches=10_000).sum()) == 6
+
+
+@pytest.mark.parametrize("radius_m", [1.2, 2.0, 3.46])
+def test_dense_and_offset_coverage_matrices_agree(monkeypatch, radius_m):
+    rng = np.random.default_rng(7)
+    points, sites = rng.random((2, 9, 13)) < 0.6
+    disk = disk_stencil(radius_m, 0.6)
+    dense = coverage_matrix(points, sites, disk).toarray()
+    monkeypatch.setattr(stages, "DENSE_COVERAGE_PAIRS", 0)
+    by_offset = coverage_matrix(points, sites, disk).toarray()
+    np.testing.assert_array_equal(dense, by_offset)
+    py, px = np.nonzero(points)
+    sy, sx = np.nonzero(sites)
+    distance = np.hypot(py[:, None] - sy[None, :], px[:, None] - sx[None, :]) * 0.6
+    np.testing.assert_array_equal(dense.astype(bool), distance <= radius_m + 1e-9)
+
+
+@pytest.mark.parametrize(("shape", "radius_m"), [((10, 10), 3.46), ((7, 40), 2.0), ((60, 40), 6.4)])
+def test_disk_counts_sparse_and_fft_agree_with_a_direct_count(monkeypatch, shape, radius_m):
+    rng = np.random.default_rng(3)
+    mask = rng.random(shape) < 0.5
+    disk = disk_stencil(radius_m, 0.6)
+    ys, xs = np.indices(shape)
+    direct = np.array([
+        (mask & (np.hypot(ys - y, xs - x) * 0.6 <= radius_m + 1e-9)).sum()
+        for y, x in zip(ys.ravel(), xs.ravel(), strict=True)]).reshape(shape)
+    np.testing.assert_array_equal(disk_counts(mask, disk), direct)
+    monkeypatch.setattr(stages, "SPARSE_DISK_PAIRS", 0)
+    np.testing.assert_array_equal(disk_counts(mask, disk), direct)
+
+
+@pytest.mark.parametrize(("shape", "component"), [
+    ((10, 10), "air_supply"), ((7, 12), "air_supply"), ((9, 9), "smoke_detector"),
+    ((16, 6), "smoke_detector"), ((5, 5), "light"), ((12, 3), "air_supply"),
+])
+def test_stage_solver_matches_the_milp_with_and_without_the_search(monkeypatch, shape, component):
+    room = make_room(shape, invalid=[(shape[0] // 2, shape[1] // 2)])
+    searched = solve_stage(build_context(component, room, NFPA), 5.0)
+    monkeypatch.setattr(optimiser, "SEARCH_MAX_DEVICES", 0)
+    milp = solve_stage(build_context(component, room, NFPA), 5.0)
+    assert searched.status == milp.status == "optimal"
+    assert int(searched.added.sum()) == int(milp.added.sum())
+    context = build_context(component, room, NFPA)
+    assert context.violations(searched.added) == []
+
+
+def test_small_diffuser_stage_is_proved_optimal_without_the_milp(monkeypatch):
+    def no_milp(*args, **kwargs):
+        raise AssertionError("the MILP ran")
+
+    monkeypatch.setattr(optimiser, "_run", no_milp)
+    result = solve_stage(build_context("air_supply", make_room((10, 10)), NFPA), 5.0)
+    assert (result.status, int(result.added.sum())) == ("optimal", 2)
