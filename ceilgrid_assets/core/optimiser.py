@@ -24,7 +24,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from .grid import CODE, EMPTY, Room
 from .profile import Profile
 from .rules import EPSILON_M, distance_to
-from .stages import SERIES, StageContext, coverage_matrix, disk_stencil
+from .stages import SERIES, StageContext, coverage_matrix, dense_coverage, disk_stencil
 
 #: HiGHS statuses as scipy reports them.
 STATUS = {0: "optimal", 1: "limit", 2: "infeasible", 3: "unbounded", 4: "error"}
@@ -122,41 +122,47 @@ def _run(c: np.ndarray, constraints: list[LinearConstraint], upper: np.ndarray,
 
 
 def solve_stage(context: StageContext, time_limit_s: float) -> SolveResult:
-    """Fewest devices of one type on allowed cells meeting coverage and count."""
+    """Fewest devices of one type on allowed cells meeting coverage and count.
+
+    Small stages are first settled by :func:`smallest_cover` (exact, much
+    cheaper than starting HiGHS); everything else is the MILP.
+    """
     started = time.perf_counter()
     sites = context.allowed
     need = max(0, context.required_count - int(context.existing.sum()))
     uncovered = context.uncovered(context.existing)
     n_sites = int(sites.sum())
+
+    def result(chosen: np.ndarray | None, status: str, gap: float | None) -> SolveResult:
+        added = None
+        if chosen is not None:
+            added = np.zeros_like(sites)
+            added[sites] = chosen
+        return SolveResult(added, status, gap, time.perf_counter() - started)
+
     if need == 0 and not uncovered.any():
-        return SolveResult(np.zeros_like(sites), "trivial", 0.0, time.perf_counter() - started)
+        return result(np.zeros(n_sites, dtype=bool), "trivial", 0.0)
     if n_sites == 0:
-        return SolveResult(None, "infeasible", None, time.perf_counter() - started)
+        return result(None, "infeasible", None)
     constraints = []
-    chosen: np.ndarray | None = None
     if uncovered.any():
-        cover = coverage_matrix(uncovered, sites, context.disk)
-        reachable = np.asarray(cover.sum(axis=1)).ravel() > 0
-        if not reachable.all():
-            return SolveResult(None, "infeasible", None, time.perf_counter() - started)
         fewest = context.lower_bound - int(context.existing.sum())
-        if fewest <= SEARCH_MAX_DEVICES and cover.shape[0] * n_sites <= SEARCH_MAX_PAIRS:
-            chosen = smallest_cover(cover.toarray().astype(bool), fewest, SEARCH_MAX_DEVICES)
-            if chosen is not None and int(chosen.sum()) < need:
-                chosen = None  # the count rule binds: leave it to the MILP
+        if fewest <= SEARCH_MAX_DEVICES and int(uncovered.sum()) * n_sites <= SEARCH_MAX_PAIRS:
+            dense = dense_coverage(uncovered, sites, context.disk)
+            if not dense.any(axis=1).all():
+                return result(None, "infeasible", None)
+            chosen = smallest_cover(dense, fewest, SEARCH_MAX_DEVICES)
+            if chosen is not None and int(chosen.sum()) >= need:  # else the count rule binds
+                return result(chosen, "optimal", 0.0)
+            cover = sparse.csr_matrix(dense, dtype=np.float64)
+        else:
+            cover = coverage_matrix(uncovered, sites, context.disk)
+            if not (np.asarray(cover.sum(axis=1)).ravel() > 0).all():
+                return result(None, "infeasible", None)
         constraints.append(LinearConstraint(cover, lb=1, ub=np.inf))
-    if chosen is not None:
-        status, gap = "optimal", 0.0
-    else:
-        if need:
-            constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=need, ub=np.inf))
-        chosen, status, gap = _run(np.ones(n_sites), constraints, np.ones(n_sites), time_limit_s)
-    elapsed = time.perf_counter() - started
-    if chosen is None:
-        return SolveResult(None, status, gap, elapsed)
-    added = np.zeros_like(sites)
-    added[sites] = chosen
-    return SolveResult(added, status, gap, elapsed)
+    if need:
+        constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=need, ub=np.inf))
+    return result(*_run(np.ones(n_sites), constraints, np.ones(n_sites), time_limit_s))
 
 
 def _conflict_rows(sites_a: np.ndarray, var_a: np.ndarray, sites_b: np.ndarray,

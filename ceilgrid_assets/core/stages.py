@@ -65,7 +65,7 @@ class StageContext:
     def wall_distance(self) -> np.ndarray:
         """Distance (m) from each cell centre to the nearest wall or invalid tile edge."""
         padded = np.pad(self.room.usable, 1, constant_values=False)
-        edt = ndimage.distance_transform_edt(padded, sampling=self.room.tile_size_m)[1:-1, 1:-1]
+        edt = distance_to(~padded, self.room.tile_size_m)[1:-1, 1:-1]
         return np.maximum(edt - self.room.tile_size_m / 2, 0.0)
 
     @cached_property
@@ -135,20 +135,15 @@ def coverage_matrix(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> 
     """Sparse (points x sites) matrix: 1 where a site is within the disk of a point.
 
     ``points`` and ``sites`` are (h, w) masks; rows and columns follow their
-    flat order. Small problems index the stencil with every (point, site)
-    offset at once; large ones are built offset by offset from the stencil.
+    flat order. Small problems go through :func:`dense_coverage`; large ones
+    are built offset by offset from the stencil.
     """
     height, width = points.shape
     py, px = np.nonzero(points)
     sy, sx = np.nonzero(sites)
-    reach = disk.shape[0] // 2
     if py.size * sy.size <= DENSE_COVERAGE_PAIRS:
-        dy = sy[None, :] - py[:, None] + reach
-        dx = sx[None, :] - px[:, None] + reach
-        inside = (dy >= 0) & (dy <= 2 * reach) & (dx >= 0) & (dx <= 2 * reach)
-        hit = np.zeros(inside.shape, dtype=bool)
-        hit[inside] = disk[dy[inside], dx[inside]]
-        return sparse.csr_matrix(hit, dtype=np.float64)
+        return sparse.csr_matrix(dense_coverage(points, sites, disk), dtype=np.float64)
+    reach = disk.shape[0] // 2
     point_index = np.full(points.size, -1, dtype=np.int64)
     point_index[points.ravel()] = np.arange(py.size)
     site_index = np.full(sites.size, -1, dtype=np.int64)
@@ -165,6 +160,22 @@ def coverage_matrix(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> 
     row = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
     col = np.concatenate(cols) if cols else np.empty(0, dtype=np.int64)
     return sparse.csr_matrix((np.ones(row.size), (row, col)), shape=(py.size, sy.size))
+
+
+def dense_coverage(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> np.ndarray:
+    """Boolean (points x sites) matrix of :func:`coverage_matrix`, for small problems.
+
+    Every (point, site) offset indexes the stencil at once.
+    """
+    py, px = np.nonzero(points)
+    sy, sx = np.nonzero(sites)
+    reach = disk.shape[0] // 2
+    dy = sy[None, :] - py[:, None] + reach
+    dx = sx[None, :] - px[:, None] + reach
+    inside = (dy >= 0) & (dy <= 2 * reach) & (dx >= 0) & (dx <= 2 * reach)
+    hit = np.zeros(inside.shape, dtype=bool)
+    hit[inside] = disk[dy[inside], dx[inside]]
+    return hit
 
 
 def disk_stencil(radius_m: float, tile_size_m: float) -> np.ndarray:
