@@ -106,29 +106,47 @@ class StageContext:
 DENSE_COVERAGE_PAIRS = 250_000
 #: Up to this many (cell, disk offset) pairs, disk counts are one sparse product.
 SPARSE_DISK_PAIRS = 50_000
+#: Sparse disk operators are built for grids rounded up to this many tiles a side,
+#: so that rooms of similar sizes share one.
+OPERATOR_GRID_STEP = 8
 
 
 def disk_counts(mask: np.ndarray, disk: np.ndarray) -> np.ndarray:
     """For every cell, how many ``mask`` cells lie within the disk around it (int array).
 
-    Small grids multiply by a memoised sparse (cells x cells) disk operator;
-    larger ones use an FFT convolution (the disk is symmetric, so convolution
-    equals correlation).
+    Small grids multiply by a memoised sparse (cells x cells) disk operator of
+    a slightly larger grid (the extra cells are zero); larger ones use an FFT
+    convolution (the disk is symmetric, so convolution equals correlation).
     """
-    if disk.size * mask.size <= SPARSE_DISK_PAIRS:
-        operator = _disk_operator(mask.shape, disk.tobytes(), disk.shape)
-        return (operator @ mask.ravel().astype(np.int32)).reshape(mask.shape)
+    height, width = mask.shape
+    grid = (-(-height // OPERATOR_GRID_STEP) * OPERATOR_GRID_STEP,
+            -(-width // OPERATOR_GRID_STEP) * OPERATOR_GRID_STEP)
+    if disk.size * grid[0] * grid[1] <= SPARSE_DISK_PAIRS:
+        padded = np.zeros(grid, dtype=np.int32)
+        padded[:height, :width] = mask
+        operator = _disk_operator(grid, disk.tobytes(), disk.shape)
+        return (operator @ padded.ravel()).reshape(grid)[:height, :width]
     reach = disk.shape[0] // 2
     full = fft_convolve(mask.astype(np.float64), disk.astype(np.float64))
-    return np.rint(full[reach:reach + mask.shape[0], reach:reach + mask.shape[1]]).astype(np.int32)
+    return np.rint(full[reach:reach + height, reach:reach + width]).astype(np.int32)
 
 
 @functools.lru_cache(maxsize=64)
-def _disk_operator(shape: tuple[int, ...], disk_bytes: bytes,
+def _disk_operator(grid: tuple[int, ...], disk_bytes: bytes,
                    disk_shape: tuple[int, ...]) -> sparse.csr_matrix:
+    """(cells x cells) matrix of a full grid: 1 where two cells are within the disk."""
     disk = np.frombuffer(disk_bytes, dtype=bool).reshape(disk_shape)
-    every_cell = np.ones(shape, dtype=bool)
-    return coverage_matrix(every_cell, every_cell, disk).astype(np.int32)
+    reach = disk_shape[0] // 2
+    height, width = grid
+    ys, xs = np.divmod(np.arange(height * width), width)
+    dy, dx = np.nonzero(disk)
+    ty = ys[:, None] + (dy - reach)  # (cells, offsets): small by SPARSE_DISK_PAIRS
+    tx = xs[:, None] + (dx - reach)
+    inside = (ty >= 0) & (ty < height) & (tx >= 0) & (tx < width)
+    rows = np.broadcast_to(np.arange(height * width)[:, None], ty.shape)[inside]
+    columns = (ty * width + tx)[inside]
+    return sparse.csr_matrix((np.ones(rows.size, dtype=np.int32), (rows, columns)),
+                             shape=(height * width, height * width))
 
 
 def coverage_matrix(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> sparse.csr_matrix:
