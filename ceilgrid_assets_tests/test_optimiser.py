@@ -75,19 +75,41 @@ def test_disk_counts_sparse_and_fft_agree_with_a_direct_count(monkeypatch, shape
     np.testing.assert_array_equal(disk_counts(mask, disk), direct)
 
 
+def _solve_with(monkeypatch, methods: set[str], component: str, room):
+    """solve_stage with only ``methods`` of search / rounding / milp allowed to settle it."""
+    with monkeypatch.context() as patch:
+        if "search" not in methods:
+            patch.setattr(optimiser, "SEARCH_MAX_DEVICES", 0)
+        if "rounding" not in methods:
+            patch.setattr(optimiser, "rounded_relaxation", lambda *args: (None, 0))
+        if "milp" not in methods:
+            patch.setattr(optimiser, "_run", lambda *args: pytest.fail("the MILP ran"))
+        return solve_stage(build_context(component, room, NFPA), 5.0)
+
+
 @pytest.mark.parametrize(("shape", "component"), [
     ((10, 10), "air_supply"), ((7, 12), "air_supply"), ((9, 9), "smoke_detector"),
     ((16, 6), "smoke_detector"), ((5, 5), "light"), ((12, 3), "air_supply"),
+    ((20, 20), "air_supply"), ((17, 13), "air_supply"), ((20, 20), "light"),
+    ((40, 12), "smoke_detector"),
 ])
-def test_stage_solver_matches_the_milp_with_and_without_the_search(monkeypatch, shape, component):
-    room = make_room(shape, invalid=[(shape[0] // 2, shape[1] // 2)])
-    searched = solve_stage(build_context(component, room, NFPA), 5.0)
-    monkeypatch.setattr(optimiser, "SEARCH_MAX_DEVICES", 0)
-    milp = solve_stage(build_context(component, room, NFPA), 5.0)
-    assert searched.status == milp.status == "optimal"
-    assert int(searched.added.sum()) == int(milp.added.sum())
-    context = build_context(component, room, NFPA)
-    assert context.violations(searched.added) == []
+def test_every_exact_method_finds_the_milp_minimum(monkeypatch, shape, component):
+    room = make_room(shape, invalid=[(shape[0] // 2, shape[1] // 2), (1, 2)])
+    reference = _solve_with(monkeypatch, {"milp"}, component, room)
+    assert reference.status == "optimal"
+    for methods in ({"search", "rounding", "milp"}, {"rounding", "milp"}):
+        solved = _solve_with(monkeypatch, methods, component, room)
+        assert solved.status == "optimal"
+        assert int(solved.added.sum()) == int(reference.added.sum()), methods
+        assert build_context(component, room, NFPA).violations(solved.added) == []
+
+
+def test_rounded_relaxation_settles_a_diffuser_stage_without_branch_and_bound(monkeypatch):
+    room = make_room((15, 15), invalid=[(7, 7)])
+    solved = _solve_with(monkeypatch, {"rounding"}, "air_supply", room)
+    reference = _solve_with(monkeypatch, {"milp"}, "air_supply", room)
+    assert solved.status == "optimal"
+    assert int(solved.added.sum()) == int(reference.added.sum())
 
 
 def test_small_diffuser_stage_is_proved_optimal_without_the_milp(monkeypatch):
