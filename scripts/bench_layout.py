@@ -57,7 +57,7 @@ def main() -> None:
         complete_room(office(width, height, 10**6), config)  # warm imports, per-size caches
         rooms = [office(width, height, seed) for seed in range(repeats)]
         median, compliant = time_rooms(rooms, config)
-        print(f"{f'{width}x{height}':>14} {median * 1000:>10.1f} {str(compliant):>10}")
+        print(f"{f'{width}x{height}':>14} {median * 1000:>10.1f} {compliant!s:>10}")
     rng = np.random.default_rng(0)
     rooms = [office(int(rng.integers(4, 21)), int(rng.integers(4, 21)), i)
              for i in range(args.building_rooms)]

@@ -14,11 +14,11 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage, signal
+from scipy import ndimage
 
 from .grid import AIR_RETURN, AIR_SUPPLY, EMPTY, INVALID, LIGHT, SMOKE_DETECTOR
 from .io import ROOM_TYPES
-from .stages import StageContext
+from .stages import StageContext, disk_counts
 
 #: Distances to absent things (no device yet, no inner obstacle) are capped here (m).
 FAR_M = 60.0
@@ -97,8 +97,7 @@ def cell_features(context: StageContext) -> pd.DataFrame:
     x_lo, x_hi, y_lo, y_hi = cols.min(), cols.max(), rows.min(), rows.max()
 
     disk = context.disk if context.disk is not None else np.ones((1, 1), dtype=bool)
-    disk_f = disk.astype(np.float32)
-    disk_n = float(disk_f.sum())
+    disk_n = float(disk.sum())
     uncovered = context.uncovered(context.existing)
 
     columns: dict[str, np.ndarray | float] = {
@@ -124,9 +123,9 @@ def cell_features(context: StageContext) -> pd.DataFrame:
         "ceiling_height_m": room.ceiling_height_m, "tile_size_m": t,
         "usable_density_5": at(ndimage.uniform_filter(usable.astype(np.float32), 5,
                                                       mode="constant")),
-        "usable_in_radius": at(_disk_sum(usable, disk_f)) / disk_n,
-        "allowed_in_radius": at(_disk_sum(allowed, disk_f)) / disk_n,
-        "uncovered_in_radius": at(_disk_sum(uncovered, disk_f)) / disk_n,
+        "usable_in_radius": at(disk_counts(usable, disk)) / disk_n,
+        "allowed_in_radius": at(disk_counts(allowed, disk)) / disk_n,
+        "uncovered_in_radius": at(disk_counts(uncovered, disk)) / disk_n,
         "forbidden_m": capped((cells == EMPTY) & ~allowed),
         "own_m": capped(context.existing),
         "radius_m": radius, "radius_tiles": radius / t,
@@ -166,10 +165,3 @@ def _principal_axes(coords: np.ndarray) -> np.ndarray:
     _, vectors = np.linalg.eigh(np.cov(coords.T) + 1e-12 * np.eye(2))
     axes = vectors[:, ::-1]
     return axes * np.where(axes.sum(axis=0) < 0, -1.0, 1.0)
-
-
-def _disk_sum(mask: np.ndarray, disk: np.ndarray) -> np.ndarray:
-    """Count of ``mask`` cells within the disk around each cell (FFT for large stencils)."""
-    if disk.size <= 9:
-        return ndimage.correlate(mask.astype(np.float32), disk, mode="constant")
-    return np.rint(signal.oaconvolve(mask.astype(np.float32), disk, mode="same"))

@@ -30,7 +30,6 @@ import joblib
 import numpy as np
 import pandas as pd
 import sklearn
-from scipy import ndimage
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score
 from threadpoolctl import threadpool_limits
@@ -43,7 +42,7 @@ from .labels import DEFAULT_LABEL_TIME_S, RoomLabels, StageLabel, label_rooms, l
 from .models import PlacementModel
 from .optimiser import solve_stage
 from .profile import DEFAULT_PROFILE, Profile, get_profile
-from .stages import SERIES, StageContext, disk_stencil
+from .stages import SERIES, StageContext, disk_counts, disk_stencil
 
 CARD_FORMAT = 1
 MODEL_NAME = "learned"
@@ -131,7 +130,7 @@ def decode(context: StageContext, flat: np.ndarray, probability: np.ndarray,
     need = context.required_count - int(context.existing.sum())
     uncovered = context.uncovered(context.existing)
     disk = context.disk
-    gain = _reach(uncovered, disk) if disk is not None else None
+    gain = disk_counts(uncovered, disk) if disk is not None else None
     suppress = disk_stencil(spacing_factor * stage_spacing_m(context), t)
     unsuppressed = priority.copy()
     relaxed = False
@@ -206,11 +205,6 @@ def _stamp(grid: np.ndarray, stencil: np.ndarray, y: int, x: int, value: Any) ->
     view[stencil[s_rows, s_cols]] = value
 
 
-def _reach(uncovered: np.ndarray, disk: np.ndarray) -> np.ndarray:
-    """Uncovered points within the coverage disk of each cell."""
-    return ndimage.correlate(uncovered.astype(np.int32), disk.astype(np.int32), mode="constant")
-
-
 def _refresh_reach(gain: np.ndarray, uncovered: np.ndarray, disk: np.ndarray,
                    y: int, x: int) -> None:
     """Recompute ``gain`` where a pick at (y, x) can change it: within twice the reach."""
@@ -220,7 +214,7 @@ def _refresh_reach(gain: np.ndarray, uncovered: np.ndarray, disk: np.ndarray,
     gx0, gx1 = max(0, x - 2 * reach), min(width, x + 2 * reach + 1)
     iy0, iy1 = max(0, gy0 - reach), min(height, gy1 + reach)
     ix0, ix1 = max(0, gx0 - reach), min(width, gx1 + reach)
-    local = _reach(uncovered[iy0:iy1, ix0:ix1], disk)
+    local = disk_counts(uncovered[iy0:iy1, ix0:ix1], disk)
     gain[gy0:gy1, gx0:gx1] = local[gy0 - iy0:gy1 - iy0, gx0 - ix0:gx1 - ix0]
 
 

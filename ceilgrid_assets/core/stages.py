@@ -7,13 +7,13 @@ and runs the shared :func:`repair`, so every model is judged on the same terms.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import functools
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
-from scipy import ndimage, sparse
+from scipy import sparse
 
 from .grid import AIR_RETURN, AIR_SUPPLY, CODE, EMPTY, LIGHT, SMOKE_DETECTOR, Room
 from .photometry import fft_convolve, illuminance_map, illuminance_summary
@@ -156,16 +156,16 @@ def coverage_matrix(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> 
     flat order. Small problems go through :func:`dense_coverage`; large ones
     are built offset by offset from the stencil.
     """
+    n_points, n_sites = int(points.sum()), int(sites.sum())
+    if n_points * n_sites <= DENSE_COVERAGE_PAIRS:
+        return sparse.csr_matrix(dense_coverage(points, sites, disk), dtype=np.float64)
     height, width = points.shape
     py, px = np.nonzero(points)
-    sy, sx = np.nonzero(sites)
-    if py.size * sy.size <= DENSE_COVERAGE_PAIRS:
-        return sparse.csr_matrix(dense_coverage(points, sites, disk), dtype=np.float64)
     reach = disk.shape[0] // 2
     point_index = np.full(points.size, -1, dtype=np.int64)
-    point_index[points.ravel()] = np.arange(py.size)
+    point_index[points.ravel()] = np.arange(n_points)
     site_index = np.full(sites.size, -1, dtype=np.int64)
-    site_index[sites.ravel()] = np.arange(sy.size)
+    site_index[sites.ravel()] = np.arange(n_sites)
     rows, cols = [], []
     for dy, dx in np.argwhere(disk) - reach:
         ty, tx = py + dy, px + dx
@@ -177,7 +177,7 @@ def coverage_matrix(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> 
         cols.append(site[hit])
     row = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
     col = np.concatenate(cols) if cols else np.empty(0, dtype=np.int64)
-    return sparse.csr_matrix((np.ones(row.size), (row, col)), shape=(py.size, sy.size))
+    return sparse.csr_matrix((np.ones(row.size), (row, col)), shape=(n_points, n_sites))
 
 
 def dense_coverage(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> np.ndarray:
