@@ -118,7 +118,7 @@ def rounded_relaxation(cover: sparse.csr_matrix, constraints: list[LinearConstra
     n_sites = cover.shape[1]
     relaxed = milp(np.ones(n_sites), constraints=constraints, integrality=np.zeros(n_sites),
                    bounds=Bounds(0, 1), options={"time_limit": max(0.05, time_limit_s)})
-    if relaxed.x is None:
+    if relaxed.status != 0:  # only an optimal LP value is a lower bound
         return None, 0
     bound = int(np.ceil(relaxed.fun - 1e-6))
     order = np.lexsort((np.arange(n_sites), -relaxed.x)).tolist()

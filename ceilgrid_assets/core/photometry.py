@@ -3,7 +3,8 @@
 Each fitting is a Lambertian source of flux F at mounting height h = Hm above
 the work plane: E = F * cos^4(theta) / (pi * h^2), times the maintenance factor.
 Fittings sit on tile centres, so the illuminance map is the convolution of the
-light mask with that kernel, computed with an FFT in O(n log n).
+light mask with that kernel: summed directly for a few fittings, with an FFT
+in O(n log n) beyond.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def fft_convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return fft.irfft2(product, fast)[: shape[0], : shape[1]]
 
 
+@functools.lru_cache(maxsize=16)
 def point_kernel(shape: tuple[int, int], tile_size_m: float, mounting_height_m: float,
                  flux_lm: float) -> np.ndarray:
     """Illuminance (lx) from one fitting at every offset, shape ``(2h-1, 2w-1)``."""
@@ -39,7 +41,9 @@ def point_kernel(shape: tuple[int, int], tile_size_m: float, mounting_height_m: 
     r2 = dy[:, None] ** 2 + dx[None, :] ** 2
     h2 = mounting_height_m**2
     cos4 = (h2 / (h2 + r2)) ** 2
-    return flux_lm * cos4 / (np.pi * h2)
+    kernel = flux_lm * cos4 / (np.pi * h2)
+    kernel.setflags(write=False)  # memoised: shared by every room of this size and height
+    return kernel
 
 
 #: Up to this many (fitting, cell) pairs the map is summed directly, beyond by FFT.
@@ -56,7 +60,7 @@ def illuminance_map(room: Room, profile: Profile, lights: np.ndarray | None = No
     usable = room.usable
     if not mask.any():
         return np.where(usable, 0.0, np.nan)
-    kernel = _point_kernel(
+    kernel = point_kernel(
         room.cells.shape,
         room.tile_size_m,
         profile.mounting_height_m(room.ceiling_height_m),
@@ -75,14 +79,6 @@ def illuminance_map(room: Room, profile: Profile, lights: np.ndarray | None = No
                                                             width - 1:2 * width - 1]
         lux = np.clip(lux, 0.0, None)
     return np.where(usable, lux, np.nan)
-
-
-@functools.lru_cache(maxsize=32)
-def _point_kernel(shape: tuple[int, int], tile_size_m: float, mounting_height_m: float,
-                  flux_lm: float) -> np.ndarray:
-    kernel = point_kernel(shape, tile_size_m, mounting_height_m, flux_lm)
-    kernel.setflags(write=False)
-    return kernel
 
 
 @dataclass(frozen=True)
