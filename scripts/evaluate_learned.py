@@ -19,7 +19,8 @@ import pandas as pd
 
 from ceilgrid_assets.core.corpus import CorpusSpec, generate_rooms
 from ceilgrid_assets.core.evaluation import awkward_rooms, evaluate_models, summarise
-from ceilgrid_assets.core.learned import DEFAULT_MODELS_DIR, load_models
+from ceilgrid_assets.core.learned import load_models
+from ceilgrid_assets.core.models import DEFAULT_MODELS_DIR
 
 
 def main(argv: list[str] | None = None) -> int:
