@@ -1,4 +1,5 @@
-"""The exact stage solver: the exhaustive search agrees with the MILP, the matrix with the stencil."""
+"""The exact stage solver and its geometry: search, rounded LP and MILP find the same minima;
+coverage matrices and disk counts agree with direct counts."""
 
 from __future__ import annotations
 
