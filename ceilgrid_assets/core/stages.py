@@ -136,17 +136,8 @@ def _disk_operator(grid: tuple[int, ...], disk_bytes: bytes,
                    disk_shape: tuple[int, ...]) -> sparse.csr_matrix:
     """(cells x cells) matrix of a full grid: 1 where two cells are within the disk."""
     disk = np.frombuffer(disk_bytes, dtype=bool).reshape(disk_shape)
-    reach = disk_shape[0] // 2
-    height, width = grid
-    ys, xs = np.divmod(np.arange(height * width), width)
-    dy, dx = np.nonzero(disk)
-    ty = ys[:, None] + (dy - reach)  # (cells, offsets): small by SPARSE_DISK_PAIRS
-    tx = xs[:, None] + (dx - reach)
-    inside = (ty >= 0) & (ty < height) & (tx >= 0) & (tx < width)
-    rows = np.broadcast_to(np.arange(height * width)[:, None], ty.shape)[inside]
-    columns = (ty * width + tx)[inside]
-    return sparse.csr_matrix((np.ones(rows.size, dtype=np.int32), (rows, columns)),
-                             shape=(height * width, height * width))
+    every_cell = np.ones(grid, dtype=bool)
+    return coverage_matrix(every_cell, every_cell, disk).astype(np.int32)
 
 
 def coverage_matrix(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> sparse.csr_matrix:

@@ -2,8 +2,8 @@
 
 import os
 import time
-from datetime import timedelta
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
