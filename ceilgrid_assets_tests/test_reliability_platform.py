@@ -159,19 +159,22 @@ def test_live_inbox_quarantines_bad_files_and_lays_out_the_good(platform: Platfo
 
 # ------------------------------------------------------------------ faults
 
-def launch_and_wait_for_start(platform: Platform, key: str) -> tuple[bytes, str]:
-    """Launch a building big enough to be caught mid-run; its bytes and run id once started."""
+def launch_and_wait_for_start(platform: Platform, instance: Any,
+                              key: str) -> tuple[bytes, str]:
+    """Launch a building big enough to be caught mid-run; its bytes and run id once started.
+
+    Takes an open instance so that a fault can follow the start without delay.
+    """
     data = building_bytes(key, rooms=6, size=30)
     run_id = platform.launch(key, data)
-    with instance_of(platform) as instance:
-        wait_for(lambda: run_status(instance, run_id) in {"STARTED", *TERMINAL}, 300,
-                 "the run to start", platform)
+    wait_for(lambda: run_status(instance, run_id) in {"STARTED", *TERMINAL}, 300,
+             "the run to start", platform)
     return data, run_id
 
 
 def test_run_worker_killed_mid_run_is_failed_and_retried(platform: Platform) -> None:
-    data, run_id = launch_and_wait_for_start(platform, "killed-worker")
     with instance_of(platform) as instance:
+        data, run_id = launch_and_wait_for_start(platform, instance, "killed-worker")
         assert run_status(instance, run_id) == "STARTED", "finished before it could be killed"
         pids = wait_for(lambda: worker_pids(platform), 30, "the run worker")
         for pid in pids:
@@ -188,7 +191,8 @@ def test_run_worker_killed_mid_run_is_failed_and_retried(platform: Platform) -> 
 
 def test_postgres_stopped_mid_run_and_brought_back(platform: Platform) -> None:
     """A query cut off by the shutdown fails its step; the serving job's runs retry that."""
-    data, _ = launch_and_wait_for_start(platform, "pg-outage")
+    with instance_of(platform) as instance:
+        data, _ = launch_and_wait_for_start(platform, instance, "pg-outage")
     platform.postgres.stop()
     time.sleep(10)
     platform.restart_postgres()
