@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv and install ceilgrid with its test dependencies
 
 dev: $(STAMP)  ## local Postgres + dagster dev on 127.0.0.1:3000 with example buildings in the inbox
-	$(BIN)/python -m ceilgrid_assets.devserver
+	$(BIN)/python -m ceilgrid_assets.dev.server
 
 test: $(STAMP)  ## the whole suite (starts Postgres, Docker, nginx, Chromium as needed)
 	$(BIN)/python -m pytest -q
@@ -28,6 +28,11 @@ bench: $(STAMP)  ## layout-engine benchmark (time per room, rooms per second)
 
 train: $(STAMP)  ## train the default learned models into the cache .ceilgrid/models (not committed)
 	$(BIN)/ceilgrid train --out .ceilgrid/models
+
+lint: $(STAMP)  ## ruff (rules in pyproject.toml), formatting, and the import contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ceilgrid

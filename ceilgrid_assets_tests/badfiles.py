@@ -22,16 +22,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ceilgrid_assets.core.io import MAX_FILE_BYTES, MAX_ROOMS_PER_BUILDING
+from ceilgrid_assets.core.engine.io import MAX_FILE_BYTES, MAX_ROOMS_PER_BUILDING
 
 GOOD_ROOM_SHAPE = (5, 4)
 
 
-def room(grid_id: str = "good-1", width: int = GOOD_ROOM_SHAPE[0],
-         height: int = GOOD_ROOM_SHAPE[1], **fields: Any) -> dict[str, Any]:
+def room(
+    grid_id: str = "good-1",
+    width: int = GOOD_ROOM_SHAPE[0],
+    height: int = GOOD_ROOM_SHAPE[1],
+    **fields: Any,
+) -> dict[str, Any]:
     """A small valid room (one invalid tile) that lays out in well under a second."""
-    cells = [{"x": x, "y": y, "component": "invalid" if (x, y) == (0, 0) else "empty"}
-             for y in range(height) for x in range(width)]
+    cells = [
+        {"x": x, "y": y, "component": "invalid" if (x, y) == (0, 0) else "empty"}
+        for y in range(height)
+        for x in range(width)
+    ]
     return {"grid_id": grid_id, "width": width, "height": height, "cells": cells, **fields}
 
 
@@ -67,44 +74,72 @@ def room_defects() -> list[tuple[str, Any, tuple[str, ...]]]:
         ("width-bool", _with("width-bool", width=True), ("width", "integer")),
         ("width-zero", _with("width-zero", width=0), ("width", "at least 1")),
         ("height-negative", _with("height-negative", height=-3), ("height", "at least 1")),
-        ("width-1e9", _with("width-1e9", width=10**9, height=10**9),
-         ("width", "cell limit")),
+        ("width-1e9", _with("width-1e9", width=10**9, height=10**9), ("width", "cell limit")),
         ("too-few-cells", _with("too-few-cells", width=6), ("cells", "expected")),
         ("cells-not-list", _with("cells-not-list", cells={"x": 0}), ("cells", "list")),
-        ("cell-not-object", _set_cell(room("cell-not-object"), 3, [1, 0, "empty"]),
-         ("cell #3", "object")),
-        ("cell-missing-component", _set_cell(room("cell-missing-component"), 2, {"x": 2, "y": 0}),
-         ("component",)),
-        ("cell-x-string", _set_cell(room("cell-x-string"), 1, {"x": "1", "y": 0,
-                                                              "component": "empty"}),
-         ("'x'", "integer")),
-        ("cell-out-of-bounds", _set_cell(room("cell-out-of-bounds"), 1,
-                                         {"x": 9, "y": 0, "component": "empty"}),
-         ("cell (9, 0)", "outside")),
-        ("cell-negative", _set_cell(room("cell-negative"), 1,
-                                    {"x": 1, "y": -1, "component": "empty"}),
-         ("cell (1, -1)", "outside")),
-        ("cell-duplicate", _set_cell(room("cell-duplicate"), 1,
-                                     {"x": 2, "y": 0, "component": "empty"}),
-         ("cell (2, 0)", "more than once")),
-        ("cell-huge-coordinate", _set_cell(room("cell-huge-coordinate"), 1,
-                                           {"x": 10**30, "y": 0, "component": "empty"}),
-         ("outside",)),
-        ("unknown-component", _set_cell(room("unknown-component"), 4,
-                                        {"x": 4, "y": 0, "component": "sprinkler"}),
-         ("cell (4, 0)", "sprinkler", "smoke_detector")),
-        ("component-null", _set_cell(room("component-null"), 4,
-                                     {"x": 4, "y": 0, "component": None}),
-         ("component", "None")),
+        (
+            "cell-not-object",
+            _set_cell(room("cell-not-object"), 3, [1, 0, "empty"]),
+            ("cell #3", "object"),
+        ),
+        (
+            "cell-missing-component",
+            _set_cell(room("cell-missing-component"), 2, {"x": 2, "y": 0}),
+            ("component",),
+        ),
+        (
+            "cell-x-string",
+            _set_cell(room("cell-x-string"), 1, {"x": "1", "y": 0, "component": "empty"}),
+            ("'x'", "integer"),
+        ),
+        (
+            "cell-out-of-bounds",
+            _set_cell(room("cell-out-of-bounds"), 1, {"x": 9, "y": 0, "component": "empty"}),
+            ("cell (9, 0)", "outside"),
+        ),
+        (
+            "cell-negative",
+            _set_cell(room("cell-negative"), 1, {"x": 1, "y": -1, "component": "empty"}),
+            ("cell (1, -1)", "outside"),
+        ),
+        (
+            "cell-duplicate",
+            _set_cell(room("cell-duplicate"), 1, {"x": 2, "y": 0, "component": "empty"}),
+            ("cell (2, 0)", "more than once"),
+        ),
+        (
+            "cell-huge-coordinate",
+            _set_cell(room("cell-huge-coordinate"), 1, {"x": 10**30, "y": 0, "component": "empty"}),
+            ("outside",),
+        ),
+        (
+            "unknown-component",
+            _set_cell(room("unknown-component"), 4, {"x": 4, "y": 0, "component": "sprinkler"}),
+            ("cell (4, 0)", "sprinkler", "smoke_detector"),
+        ),
+        (
+            "component-null",
+            _set_cell(room("component-null"), 4, {"x": 4, "y": 0, "component": None}),
+            ("component", "None"),
+        ),
         ("tile-too-small", room("tile-too-small", tile_size_m=0.1), ("tile_size_m", "range")),
         ("tile-too-big", room("tile-too-big", tile_size_m=3.5), ("tile_size_m", "range")),
         ("tile-string", room("tile-string", tile_size_m="0.6"), ("tile_size_m", "number")),
-        ("ceiling-too-low", room("ceiling-too-low", ceiling_height_m=1.9),
-         ("ceiling_height_m", "range")),
-        ("ceiling-too-high", room("ceiling-too-high", ceiling_height_m=11),
-         ("ceiling_height_m", "range")),
-        ("unknown-room-type", room("unknown-room-type", room_type="ballroom"),
-         ("room_type", "ballroom", "office", "storage")),
+        (
+            "ceiling-too-low",
+            room("ceiling-too-low", ceiling_height_m=1.9),
+            ("ceiling_height_m", "range"),
+        ),
+        (
+            "ceiling-too-high",
+            room("ceiling-too-high", ceiling_height_m=11),
+            ("ceiling_height_m", "range"),
+        ),
+        (
+            "unknown-room-type",
+            room("unknown-room-type", room_type="ballroom"),
+            ("room_type", "ballroom", "office", "storage"),
+        ),
         ("room-not-object", "not a room", ("object",)),
     ]
 
@@ -133,9 +168,11 @@ def _json(document: Any) -> Callable[[Path], None]:
 
 def _sparse(size: int) -> Callable[[Path], None]:
     """A file of ``size`` bytes that takes no disk space (a hole, as ``truncate -s``)."""
+
     def create(path: Path) -> None:
         with open(path, "wb") as handle:
             handle.truncate(size)
+
     return create
 
 
@@ -159,21 +196,39 @@ def file_defects() -> list[BadFile]:
         BadFile("latin1.json", _bytes('{"grid_id": "caf\xe9"}'.encode("latin-1")), ("UTF-8",)),
         BadFile("utf16.json", _bytes(json.dumps(room()).encode("utf-16")), ("UTF-8",)),
         BadFile("trailing-comma.json", _bytes(b'{"rooms": [],}'), ("malformed JSON",)),
-        BadFile("nan.json", _bytes(json.dumps(room("nan")).replace(
-            '"grid_id"', '"tile_size_m": NaN, "grid_id"').encode()), ("NaN",)),
-        BadFile("huge-integer.json", _bytes(b'{"grid_id": "h", "width": 1' + b"0" * 5000
-                                            + b', "height": 1, "cells": []}'), ("invalid",)),
-        BadFile("huge-float.json", _bytes(json.dumps(room("huge-float")).replace(
-            '"grid_id"', '"ceiling_height_m": 1e999, "grid_id"').encode()),
-                ("ceiling_height_m", "finite")),
+        BadFile(
+            "nan.json",
+            _bytes(
+                json.dumps(room("nan"))
+                .replace('"grid_id"', '"tile_size_m": NaN, "grid_id"')
+                .encode()
+            ),
+            ("NaN",),
+        ),
+        BadFile(
+            "huge-integer.json",
+            _bytes(b'{"grid_id": "h", "width": 1' + b"0" * 5000 + b', "height": 1, "cells": []}'),
+            ("invalid",),
+        ),
+        BadFile(
+            "huge-float.json",
+            _bytes(
+                json.dumps(room("huge-float"))
+                .replace('"grid_id"', '"ceiling_height_m": 1e999, "grid_id"')
+                .encode()
+            ),
+            ("ceiling_height_m", "finite"),
+        ),
         BadFile("deep-nesting.json", _bytes(b"[" * 200_000 + b"]" * 200_000), ("deeply",)),
         BadFile("top-level-array.json", _json([room()]), ("top level", "array")),
         BadFile("top-level-string.json", _json("room"), ("top level", "string")),
         BadFile("neither.json", _json({"grid": []}), ("neither",)),
-        BadFile("rooms-not-list.json", _json({"building_id": "b", "rooms": {"a": 1}}),
-                ("rooms", "list")),
-        BadFile("building-id-number.json", _json({"building_id": 7, "rooms": []}),
-                ("building_id",)),
+        BadFile(
+            "rooms-not-list.json", _json({"building_id": "b", "rooms": {"a": 1}}), ("rooms", "list")
+        ),
+        BadFile(
+            "building-id-number.json", _json({"building_id": 7, "rooms": []}), ("building_id",)
+        ),
         BadFile("too-many-rooms.json", _json(too_many_rooms), ("rooms", "room limit")),
         BadFile("over-200mb.json", _sparse(MAX_FILE_BYTES + 1), ("bytes", "limit")),
         BadFile("over-200mb-by-far.json", _sparse(3 * MAX_FILE_BYTES), ("bytes", "limit")),
@@ -194,7 +249,7 @@ def mixed_building() -> tuple[dict[str, Any], list[str], dict[str, tuple[str, ..
     """
     rooms: list[Any] = [room("good-first")]
     expected: dict[str, tuple[str, ...]] = {}
-    for name, document, words in room_defects():
+    for _name, document, words in room_defects():
         index = len(rooms)
         grid_id = document.get("grid_id") if isinstance(document, dict) else None
         label = f"{grid_id} (#{index})" if isinstance(grid_id, str) and grid_id else f"#{index}"
@@ -226,5 +281,11 @@ def make_inbox_oddities(inbox: Path) -> list[str]:
     (inbox / "a-directory.json").mkdir()
     (inbox / "a-directory.json" / "inner.json").write_text(json.dumps(room("inner")))
     os.mkfifo(inbox / "fifo.json")
-    return ["loop-a.json", "loop-b.json", "self-loop.json", "dangling.json",
-            "a-directory.json", "fifo.json"]
+    return [
+        "loop-a.json",
+        "loop-b.json",
+        "self-loop.json",
+        "dangling.json",
+        "a-directory.json",
+        "fifo.json",
+    ]

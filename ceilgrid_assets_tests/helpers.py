@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ceilgrid_assets.core.grid import CODE, COMPONENTS, Room
-from ceilgrid_assets.core.profile import Profile
+from ceilgrid_assets.core.engine.grid import CODE, COMPONENTS, Room
+from ceilgrid_assets.core.engine.profile import Profile
 
 DATA_DIR = Path(__file__).parent / "data"
 SAMPLE_PATH = DATA_DIR / "room-ceiling-editor-sample.json"
@@ -46,8 +46,11 @@ DEVICE_NAMES = ("light", "air_supply", "air_return", "smoke_detector")
 Cell = tuple[int, int]
 
 
-def make_cells(shape: tuple[int, int], invalid: Iterable[Cell] = (),
-               devices: Mapping[str, Iterable[Cell]] | None = None) -> np.ndarray:
+def make_cells(
+    shape: tuple[int, int],
+    invalid: Iterable[Cell] = (),
+    devices: Mapping[str, Iterable[Cell]] | None = None,
+) -> np.ndarray:
     """A ``(height, width)`` code array with ``invalid`` cells and ``devices`` at ``(x, y)``."""
     width, height = shape
     cells = np.full((height, width), CODE["empty"], dtype=np.uint8)
@@ -59,10 +62,16 @@ def make_cells(shape: tuple[int, int], invalid: Iterable[Cell] = (),
     return cells
 
 
-def make_room(shape: tuple[int, int], invalid: Iterable[Cell] = (),
-              devices: Mapping[str, Iterable[Cell]] | None = None, *, grid_id: str = "room",
-              tile_size_m: float = 0.6, ceiling_height_m: float = 2.7,
-              room_type: str = "office") -> Room:
+def make_room(
+    shape: tuple[int, int],
+    invalid: Iterable[Cell] = (),
+    devices: Mapping[str, Iterable[Cell]] | None = None,
+    *,
+    grid_id: str = "room",
+    tile_size_m: float = 0.6,
+    ceiling_height_m: float = 2.7,
+    room_type: str = "office",
+) -> Room:
     """A Room of ``shape = (width, height)`` tiles."""
     return Room(
         grid_id=grid_id,
@@ -92,7 +101,7 @@ def rect(x0: int, y0: int, x1: int, y1: int) -> list[Cell]:
 def positions(room: Room, component: str) -> set[Cell]:
     """The ``(x, y)`` cells holding ``component``."""
     ys, xs = np.nonzero(room.cells == CODE[component])
-    return set(zip(xs.tolist(), ys.tolist()))
+    return set(zip(xs.tolist(), ys.tolist(), strict=True))
 
 
 def rule_ids(violations: Iterable[Any]) -> set[str]:
@@ -106,9 +115,15 @@ def only(violations: Iterable[Any], rule: str) -> list[Any]:
 
 # ----------------------------------------------------------------- JSON builders
 
-def room_document(shape: tuple[int, int], invalid: Iterable[Cell] = (),
-                  devices: Mapping[str, Iterable[Cell]] | None = None, *,
-                  grid_id: str = "room", **fields: Any) -> dict[str, Any]:
+
+def room_document(
+    shape: tuple[int, int],
+    invalid: Iterable[Cell] = (),
+    devices: Mapping[str, Iterable[Cell]] | None = None,
+    *,
+    grid_id: str = "room",
+    **fields: Any,
+) -> dict[str, Any]:
     """A room in the interchange format (row-major cells), plus any extra ``fields``."""
     cells = make_cells(shape, invalid, devices)
     height, width = cells.shape
@@ -140,10 +155,11 @@ def load_sample() -> dict[str, Any]:
 
 # ------------------------------------------------ independent reference checker
 
+
 def reference_rule_ids(room: Room, profile: Profile, original: Room | None = None) -> set[str]:
     """Broken rule ids, computed from DESIGN.md section 3 by brute force.
 
-    Deliberately shares no code with ``ceilgrid_assets.core.rules``: plain
+    Deliberately shares no code with ``ceilgrid_assets.core.engine.rules``: plain
     pairwise distances between tile centres instead of distance transforms,
     formulas written out from the rulebook text.
     """
@@ -180,8 +196,9 @@ def reference_rule_ids(room: Room, profile: Profile, original: Room | None = Non
     def all_covered(devices: list[tuple[float, float]], radius: float) -> bool:
         return all(any(math.dist(p, d) <= radius + eps for d in devices) for p in points)
 
-    def all_clear(a: list[tuple[float, float]], b: list[tuple[float, float]],
-                  minimum: float) -> bool:
+    def all_clear(
+        a: list[tuple[float, float]], b: list[tuple[float, float]], minimum: float
+    ) -> bool:
         return all(math.dist(p, q) >= minimum - eps for p in a for q in b)
 
     def ceil(value: float) -> int:
@@ -204,8 +221,9 @@ def reference_rule_ids(room: Room, profile: Profile, original: Room | None = Non
         broken.add("light.spacing")
     if len(supplies) < need_supplies:
         broken.add("supply.count")
-    if not all_covered(supplies, math.sqrt(profile.diffuser_flow_l_s / profile.supply_rate_l_s_m2)
-                       / math.sqrt(2)):
+    if not all_covered(
+        supplies, math.sqrt(profile.diffuser_flow_l_s / profile.supply_rate_l_s_m2) / math.sqrt(2)
+    ):
         broken.add("supply.coverage")
     if len(returns) < need_returns:
         broken.add("return.count")

@@ -24,11 +24,12 @@ from typing import Any
 
 import requests
 
-from ceilgrid_assets.pgserver import PostgresServer, free_port, start_postgres
-from ceilgrid_assets.submit import ServerError, launch_run, submit
+from ceilgrid_assets.cli.submit import ServerError, launch_run, submit
+from ceilgrid_assets.dev.postgres import PostgresServer, free_port, start_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+
 
 @dataclass
 class Platform:
@@ -66,12 +67,24 @@ class Platform:
         workspace = ["-w", str(PROJECT_ROOT / "workspace.yaml")]
         command = {
             "daemon": [str(BIN / "dagster-daemon"), "run", *workspace],
-            "webserver": [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p",
-                          str(self.port), *workspace],
+            "webserver": [
+                str(BIN / "dagster-webserver"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                *workspace,
+            ],
         }[name]
         log = open(self.root / f"{name}.log", "ab")
-        process = subprocess.Popen(command, env=self.env, cwd=self.root, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            env=self.env,
+            cwd=self.root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         self.processes[name] = process
         if name == "webserver":
@@ -118,8 +131,9 @@ class Platform:
     # ---------------------------------------------------------------- GraphQL
 
     def graphql(self, query: str, variables: dict[str, Any], timeout_s: float = 60) -> dict:
-        response = requests.post(f"{self.url}/graphql",
-                                 json={"query": query, "variables": variables}, timeout=timeout_s)
+        response = requests.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=timeout_s
+        )
         response.raise_for_status()
         body = response.json()
         if body.get("errors"):
@@ -154,8 +168,9 @@ def _reachable_temp_dir(prefix: str) -> Path:
 
 
 @contextmanager
-def running_platform(extra_env: dict[str, str] | None = None,
-                     keep: bool = False) -> Iterator[Platform]:
+def running_platform(
+    extra_env: dict[str, str] | None = None, keep: bool = False
+) -> Iterator[Platform]:
     """Postgres plus webserver and daemon, on a fresh database and fresh folders."""
     root = _reachable_temp_dir("ceilgrid-platform-")
     home = root / "dagster_home"
@@ -172,8 +187,12 @@ def running_platform(extra_env: dict[str, str] | None = None,
         "CEILGRID_HOME": str(root / "ceilgrid"),
         **(extra_env or {}),
     }
-    for name in ("CEILGRID_STORAGE_ROOT", "CEILGRID_INBOX", "CEILGRID_QUARANTINE",
-                 "CEILGRID_MODEL_STORE"):
+    for name in (
+        "CEILGRID_STORAGE_ROOT",
+        "CEILGRID_INBOX",
+        "CEILGRID_QUARANTINE",
+        "CEILGRID_MODEL_STORE",
+    ):
         env.pop(name, None)
     platform = Platform(root, postgres, free_port(), env)
     try:

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from ceilgrid_assets.core.grid import CODE, Room
-from ceilgrid_assets.core.io import room_to_document
-from ceilgrid_assets.core.profile import get_profile
-from ceilgrid_assets.core.rules import compliance_report, layout_metrics
+from ceilgrid_assets.core.engine.grid import CODE, Room
+from ceilgrid_assets.core.engine.io import room_to_document
+from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.engine.rules import compliance_report, layout_metrics
 
 #: (x, y) of each device in :func:`office_room`.
 OFFICE_DEVICES: dict[str, list[tuple[int, int]]] = {
@@ -39,8 +39,8 @@ def grid_room(width: int, height: int, grid_id: str = "big") -> Room:
     cells[1::4, 1::4] = CODE["light"]
     cells[3::8, 3::8] = CODE["air_supply"]
     cells[7::8, 6::10] = CODE["air_return"]
-    cells[height // 3::height // 3, width // 3::width // 3] = CODE["smoke_detector"]
-    cells[height // 2:height // 2 + 2, width // 2:width // 2 + 2] = CODE["invalid"]
+    cells[height // 3 :: height // 3, width // 3 :: width // 3] = CODE["smoke_detector"]
+    cells[height // 2 : height // 2 + 2, width // 2 : width // 2 + 2] = CODE["invalid"]
     return Room(grid_id, cells)
 
 

@@ -12,12 +12,12 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from ceilgrid_assets.core import alerts
 from ceilgrid_assets.defs.observability import (
-    check_failure_alerts,
     notify_check_failure,
     notify_run_failure,
 )
+from ceilgrid_assets.defs.operations.alerts import check_failure_alerts
+from ceilgrid_assets.observability import alerts
 
 UI = "https://ceilgrid.example.org"
 
@@ -28,8 +28,13 @@ class _Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append({"path": self.path, "content_type": self.headers["Content-Type"],
-                              "payload": json.loads(body)})
+        self.received.append(
+            {
+                "path": self.path,
+                "content_type": self.headers["Content-Type"],
+                "payload": json.loads(body),
+            }
+        )
         self.send_response(self.status)
         self.end_headers()
         self.wfile.write(b"ok")
@@ -51,8 +56,12 @@ def webhook() -> Iterator[tuple[str, type[_Receiver]]]:
 
 def test_run_failure_payload_is_slack_compatible_and_links_the_run() -> None:
     payload = alerts.run_failure_payload(
-        "0123456789abcdef", "layout_job", "completed_layout: <boom> & more",
-        base_url=UI + "/", tags={"dagster/partition": "b-1", "dagster/parent_run_id": "p-1"})
+        "0123456789abcdef",
+        "layout_job",
+        "completed_layout: <boom> & more",
+        base_url=UI + "/",
+        tags={"dagster/partition": "b-1", "dagster/parent_run_id": "p-1"},
+    )
     assert payload["text"].startswith("ceilgrid run failed: layout_job")
     assert f"{UI}/runs/0123456789abcdef" in payload["text"]
     types = [block["type"] for block in payload["blocks"]]
@@ -73,14 +82,18 @@ def test_ui_url_comes_from_the_environment(monkeypatch) -> None:
 
 def test_long_errors_are_clipped_to_slack_limits() -> None:
     payload = alerts.run_failure_payload("r", "job", "x" * 10_000, base_url=UI)
-    assert all(len(block["text"]["text"]) <= 3000 for block in payload["blocks"]
-               if block["type"] == "section" and "text" in block)
+    assert all(
+        len(block["text"]["text"]) <= 3000
+        for block in payload["blocks"]
+        if block["type"] == "section" and "text" in block
+    )
 
 
 def test_poster_delivers_the_payload_over_http(webhook) -> None:
     url, receiver = webhook
-    payload = alerts.check_failure_payload("promoted_models", "not_worse_than_current", "r-9",
-                                           blocking=True, base_url=UI)
+    payload = alerts.check_failure_payload(
+        "promoted_models", "not_worse_than_current", "r-9", blocking=True, base_url=UI
+    )
     assert alerts.post_webhook(url, payload) == 200
     [received] = receiver.received
     assert received["path"] == "/services/T000/B000/s3cr3t-token"
@@ -111,11 +124,17 @@ def _failure_context(instance: dg.DagsterInstance) -> dg.RunFailureSensorContext
     result = dg.materialize([failing_layout], instance=instance, raise_on_error=False)
     assert not result.success
     run = instance.get_run_by_id(result.run_id)
-    failure = next(event for event in instance.all_logs(result.run_id)
-                   if event.dagster_event is not None and event.dagster_event.is_run_failure)
+    failure = next(
+        event
+        for event in instance.all_logs(result.run_id)
+        if event.dagster_event is not None and event.dagster_event.is_run_failure
+    )
     return dg.build_run_status_sensor_context(
-        sensor_name="run_failure_webhook", dagster_event=failure.dagster_event,
-        dagster_instance=instance, dagster_run=run).for_run_failure()
+        sensor_name="run_failure_webhook",
+        dagster_event=failure.dagster_event,
+        dagster_instance=instance,
+        dagster_run=run,
+    ).for_run_failure()
 
 
 def test_run_failure_sensor_posts_expected_payload(webhook, monkeypatch, tmp_path) -> None:
@@ -133,8 +152,8 @@ def test_run_failure_sensor_posts_expected_payload(webhook, monkeypatch, tmp_pat
 
 
 def test_platform_run_failure_sensor_uses_the_poster(webhook, monkeypatch, tmp_path) -> None:
+    from ceilgrid_assets.defs.operations.alerts import run_failure_webhook
     from ceilgrid_assets.defs.resources import WebhookConfig
-    from ceilgrid_assets.defs.sensors import run_failure_webhook
 
     url, receiver = webhook
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
@@ -170,24 +189,25 @@ def test_failed_blocking_check_is_alerted_once(webhook, monkeypatch, tmp_path) -
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         first = check_failure_alerts(dg.build_sensor_context(instance=instance))
         assert "from now on" in first.skip_message
-        result = dg.materialize([promoted_candidate, not_worse_than_current],
-                                instance=instance, raise_on_error=False)
+        result = dg.materialize(
+            [promoted_candidate, not_worse_than_current], instance=instance, raise_on_error=False
+        )
         context = dg.build_sensor_context(instance=instance, cursor="0")
         check_failure_alerts(context)
         again = dg.build_sensor_context(instance=instance, cursor=context.cursor)
         check_failure_alerts(again)  # nothing new: no second alert
     [received] = receiver.received
     payload = received["payload"]
-    assert payload["text"].startswith("ceilgrid check failed: promoted_candidate "
-                                      "not_worse_than_current")
+    assert payload["text"].startswith(
+        "ceilgrid check failed: promoted_candidate not_worse_than_current"
+    )
     assert payload["blocks"][-1]["elements"][0]["url"] == f"{UI}/runs/{result.run_id}"
     assert "compliance 97 % &lt; 100 %" in json.dumps(payload)
     assert "blocking" in payload["blocks"][1]["text"]["text"]
 
 
 def test_check_failure_without_webhook_is_reported_not_posted(caplog) -> None:
-    evaluation = dg.AssetCheckEvaluation(asset_key=dg.AssetKey("a"), check_name="c",
-                                         passed=False)
+    evaluation = dg.AssetCheckEvaluation(asset_key=dg.AssetKey("a"), check_name="c", passed=False)
     logger = logging.getLogger("ceilgrid_assets.test.sensor")
     with caplog.at_level(logging.INFO, logger="ceilgrid_assets.test.sensor"):
         assert notify_check_failure(evaluation, None, logger, url=None) is False

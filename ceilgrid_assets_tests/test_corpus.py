@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ceilgrid_assets.core.corpus import (
+from ceilgrid_assets.core.engine.grid import INVALID
+from ceilgrid_assets.core.engine.io import dump_document, parse_document, room_to_document
+from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.engine.rules import return_violations, smoke_violations
+from ceilgrid_assets.core.learning.corpus import (
     CEILING_BOUNDS_M,
     MAX_SIDE_TILES,
     ROOM_TYPE_WEIGHTS,
@@ -15,11 +19,7 @@ from ceilgrid_assets.core.corpus import (
     generate_room,
     generate_rooms,
 )
-from ceilgrid_assets.core.grid import INVALID
-from ceilgrid_assets.core.io import dump_document, parse_document, room_to_document
-from ceilgrid_assets.core.labels import label_room, labels_table
-from ceilgrid_assets.core.profile import get_profile
-from ceilgrid_assets.core.rules import return_violations, smoke_violations
+from ceilgrid_assets.core.learning.labels import label_room, labels_table
 
 SPEC = CorpusSpec(seed=11, n_rooms=400)
 
@@ -84,8 +84,13 @@ def test_labels_record_status_and_mark_time_outs():
     room = generate_room(11, 3)
     labels = label_room(room, time_limit_s=5.0)
     table = labels_table([labels])
-    assert list(table["component"]) == ["smoke_detector", "light", "air_supply", "air_return",
-                                         "smoke_detector"]
+    assert list(table["component"]) == [
+        "smoke_detector",
+        "light",
+        "air_supply",
+        "air_return",
+        "smoke_detector",
+    ]
     assert set(table["status"]) <= {"optimal", "limit", "trivial", "infeasible", "error"}
     assert (table["usable"] == (table["status"] == "optimal")).all()
     big = max(generate_rooms(CorpusSpec(seed=11, n_rooms=60)), key=lambda r: r.cells.size)

@@ -10,12 +10,12 @@ import dagster as dg
 import pytest
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-from ceilgrid_assets.core.io import parse_document
+from ceilgrid_assets.contract import BUILDINGS, building_partition_key
+from ceilgrid_assets.core.engine.io import parse_document
 from ceilgrid_assets.definitions import defs
-from ceilgrid_assets.defs.jobs import layout_building_job
-from ceilgrid_assets.defs.partitions import BUILDINGS, building_partition_key
 from ceilgrid_assets.defs.resources import build_resources
-from ceilgrid_assets.defs.schedules import nightly_retraining
+from ceilgrid_assets.defs.serving.jobs import layout_building_job
+from ceilgrid_assets.defs.training.schedules import nightly_retraining
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "ceilgrid_assets" / "examples"
 
@@ -23,18 +23,32 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "ceilgrid_assets" / "example
 def test_definitions_load_with_described_owned_grouped_assets():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert {"submitted_building", "completed_layout", "building_report", "room_corpus",
-            "optimiser_labels", "training_features", "light_model", "air_supply_model",
-            "air_return_model", "smoke_detector_model", "model_evaluation",
-            "promoted_models"} <= keys
+    assert {
+        "submitted_building",
+        "completed_layout",
+        "building_report",
+        "room_corpus",
+        "optimiser_labels",
+        "training_features",
+        "light_model",
+        "air_supply_model",
+        "air_return_model",
+        "smoke_detector_model",
+        "model_evaluation",
+        "promoted_models",
+    } <= keys
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description and node.owners and node.group_name in ("serving", "training")
         assert node.kinds, key
-    blocking = {check.name for check in graph.asset_check_keys
-                if graph.get_check_spec(check).blocking}
-    assert {"layout_claims_hold", "evaluation_fully_compliant",
-            "evaluation_not_worse_than_promoted"} <= blocking
+    blocking = {
+        check.name for check in graph.asset_check_keys if graph.get_check_spec(check).blocking
+    }
+    assert {
+        "layout_claims_hold",
+        "evaluation_fully_compliant",
+        "evaluation_not_worse_than_promoted",
+    } <= blocking
 
 
 def test_serving_job_is_partitioned_and_in_process():
@@ -59,10 +73,15 @@ def test_nightly_retraining_schedule():
     assert nightly_retraining.execution_timezone == "UTC"
     assert nightly_retraining.job_name == "corpus_job"
     assert nightly_retraining.default_status == dg.DefaultScheduleStatus.RUNNING
-    training = {key.to_user_string() for key in
-                dg.AssetSelection.groups("training").resolve(defs.resolve_asset_graph())}
-    automated = {key for key in training
-                 if defs.resolve_asset_graph().get(dg.AssetKey(key)).automation_condition}
+    training = {
+        key.to_user_string()
+        for key in dg.AssetSelection.groups("training").resolve(defs.resolve_asset_graph())
+    }
+    automated = {
+        key
+        for key in training
+        if defs.resolve_asset_graph().get(dg.AssetKey(key)).automation_condition
+    }
     assert automated == training - {"room_corpus"}  # the schedule starts the corpus
 
 
@@ -86,9 +105,12 @@ def test_instance_storage_round_trip_on_postgres(postgres_instance):
 
 def serving_job() -> dg.JobDefinition:
     """The layout job with resources read from the test's environment (CEILGRID_HOME)."""
-    return dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks,
-                          jobs=[layout_building_job], resources=build_resources()
-                          ).resolve_job_def("layout_building_job")
+    return dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=[layout_building_job],
+        resources=build_resources(),
+    ).resolve_job_def("layout_building_job")
 
 
 def test_layout_job_single_and_batched_on_postgres(postgres_instance, ceilgrid_home):
@@ -96,8 +118,10 @@ def test_layout_job_single_and_batched_on_postgres(postgres_instance, ceilgrid_h
     job = serving_job()
     postgres_instance.add_dynamic_partitions(BUILDINGS, ["office-floor"])
     single = job.execute_in_process(
-        instance=postgres_instance, partition_key="office-floor",
-        run_config={"ops": {"submitted_building": {"config": {"document": document}}}})
+        instance=postgres_instance,
+        partition_key="office-floor",
+        run_config={"ops": {"submitted_building": {"config": {"document": document}}}},
+    )
     assert single.success
     [materialization] = single.asset_materializations_for_node("completed_layout")
     layout = materialization.metadata["layout"].value.encode()
@@ -107,10 +131,18 @@ def test_layout_job_single_and_batched_on_postgres(postgres_instance, ceilgrid_h
     assert all(check.passed for check in single.get_asset_check_evaluations())
     # The report: bill of quantities adding up to the layout, plan images, HTML beside it.
     [report] = single.asset_materializations_for_node("building_report")
-    devices = sum(room["metrics"][name] for room in json.loads(layout)["rooms"]
-                  for name in ("lights", "air_supply", "air_return", "smoke_detector"))
-    assert sum(report.metadata[name].value for name in
-               ("light", "air_supply", "air_return", "smoke_detector")) == devices
+    devices = sum(
+        room["metrics"][name]
+        for room in json.loads(layout)["rooms"]
+        for name in ("lights", "air_supply", "air_return", "smoke_detector")
+    )
+    assert (
+        sum(
+            report.metadata[name].value
+            for name in ("light", "air_supply", "air_return", "smoke_detector")
+        )
+        == devices
+    )
     assert report.metadata["plans"].value.count("](data:image/png;base64,") == 1
     assert "smoke.coverage" in (stored.parent / "report.csv").read_text()
     html = (stored.parent / "report.html").read_text()
@@ -121,13 +153,18 @@ def test_layout_job_single_and_batched_on_postgres(postgres_instance, ceilgrid_h
     for key in ("batch-a", "batch-b"):
         (incoming / f"{key}.json").write_text(document.replace('"office-floor"', f'"{key}"'))
     postgres_instance.add_dynamic_partitions(BUILDINGS, ["batch-a", "batch-b"])
-    batch = job.execute_in_process(instance=postgres_instance, tags={
-        "dagster/asset_partition_range_start": "batch-a",
-        "dagster/asset_partition_range_end": "batch-b"})
+    batch = job.execute_in_process(
+        instance=postgres_instance,
+        tags={
+            "dagster/asset_partition_range_start": "batch-a",
+            "dagster/asset_partition_range_end": "batch-b",
+        },
+    )
     assert batch.success
     for key in ("batch-a", "batch-b"):
-        layout = json.loads((ceilgrid_home / "storage" / "buildings" / key / "layout.json")
-                            .read_bytes())
+        layout = json.loads(
+            (ceilgrid_home / "storage" / "buildings" / key / "layout.json").read_bytes()
+        )
         assert layout["building_id"] == key
         assert not (incoming / f"{key}.json").exists()
     # Same input, same bytes: re-materializing a building is idempotent.
@@ -144,18 +181,24 @@ def test_bad_document_fails_the_run_with_a_one_line_reason(postgres_instance, ce
     job = serving_job()
     postgres_instance.add_dynamic_partitions(BUILDINGS, ["broken"])
     result = job.execute_in_process(
-        instance=postgres_instance, partition_key="broken", raise_on_error=False,
-        run_config={"ops": {"submitted_building": {"config": {"document": "{nope"}}}})
+        instance=postgres_instance,
+        partition_key="broken",
+        raise_on_error=False,
+        run_config={"ops": {"submitted_building": {"config": {"document": "{nope"}}}},
+    )
     assert not result.success
     [failure] = [event for event in result.all_events if event.is_step_failure]
     message = failure.step_failure_data.user_failure_data.description
     assert "broken.json" in message and "malformed JSON" in message and "\n" not in message
 
 
-@pytest.mark.parametrize(("building_id", "expected"), [
-    ("tower-7", "tower-7"),
-    ("Tower 7/West", None),
-])
+@pytest.mark.parametrize(
+    ("building_id", "expected"),
+    [
+        ("tower-7", "tower-7"),
+        ("Tower 7/West", None),
+    ],
+)
 def test_partition_keys_are_safe_and_distinct(building_id, expected):
     key = building_partition_key(building_id)
     assert key == expected if expected else (key.startswith("Tower-7-West-") and " " not in key)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ceilgrid_assets.pgserver import free_port
+from ceilgrid_assets.dev.postgres import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,19 +42,32 @@ def test_dev_server_lays_out_examples_and_stops_cleanly(tmp_path):
     port = free_port()
     log = open(tmp_path / "devserver.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "ceilgrid_assets.devserver", "--port", str(port),
-         "--home", str(home)],
-        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "ceilgrid_assets.dev.server",
+            "--port",
+            str(port),
+            "--home",
+            str(home),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
-    layouts = [home / "storage" / "buildings" / name / "layout.json"
-               for name in ("office-floor", "school-wing")]
+    layouts = [
+        home / "storage" / "buildings" / name / "layout.json"
+        for name in ("office-floor", "school-wing")
+    ]
     try:
         deadline = time.monotonic() + 240
         while not all(path.exists() for path in layouts) and time.monotonic() < deadline:
             assert process.poll() is None, (tmp_path / "devserver.log").read_text()[-3000:]
             time.sleep(1)
-        assert all(path.exists() for path in layouts), \
-            (tmp_path / "devserver.log").read_text()[-3000:]
+        assert all(path.exists() for path in layouts), (tmp_path / "devserver.log").read_text()[
+            -3000:
+        ]
         postmaster = int((home / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
         assert listening(port) and alive(postmaster)
     finally:

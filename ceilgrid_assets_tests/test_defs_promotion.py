@@ -12,13 +12,14 @@ import pytest
 import sklearn
 from sklearn.dummy import DummyClassifier
 
-from ceilgrid_assets.core.corpus import generate_room
-from ceilgrid_assets.core.features import FEATURES
-from ceilgrid_assets.core.learned import CARD_FORMAT, LearnedModel
-from ceilgrid_assets.core.stages import SERIES, StageContext
+from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
+from ceilgrid_assets.core.engine.stages import StageContext
+from ceilgrid_assets.core.learning.corpus import generate_room
+from ceilgrid_assets.core.learning.features import FEATURES
+from ceilgrid_assets.core.learning.learned import CARD_FORMAT, LearnedModel
 from ceilgrid_assets.definitions import defs
-from ceilgrid_assets.defs.checks import regressions
 from ceilgrid_assets.defs.resources import ModelStore, build_resources
+from ceilgrid_assets.defs.training.checks import regressions
 
 SELECTION = ["model_evaluation", "promoted_models"]
 
@@ -54,13 +55,22 @@ class FloodModel:
 def plain_model(component: str) -> LearnedModel:
     """A real LearnedModel whose classifier scores every cell alike (decoder does the work)."""
     estimator = DummyClassifier(strategy="prior").fit(
-        pd.DataFrame(np.zeros((2, len(FEATURES))), columns=list(FEATURES)), [0, 1])
+        pd.DataFrame(np.zeros((2, len(FEATURES))), columns=list(FEATURES)), [0, 1]
+    )
     model = LearnedModel(component, estimator)
-    model.card = {"format": CARD_FORMAT, "component": component, "name": model.name,
-                  "sklearn_version": sklearn.__version__, "features": list(FEATURES),
-                  "decoder": {"spacing_factor": model.spacing_factor,
-                              "gain_power": model.gain_power, "shortlist": model.shortlist},
-                  "corpus": {"seed": 11}}
+    model.card = {
+        "format": CARD_FORMAT,
+        "component": component,
+        "name": model.name,
+        "sklearn_version": sklearn.__version__,
+        "features": list(FEATURES),
+        "decoder": {
+            "spacing_factor": model.spacing_factor,
+            "gain_power": model.gain_power,
+            "shortlist": model.shortlist,
+        },
+        "corpus": {"seed": 11},
+    }
     return model
 
 
@@ -71,23 +81,31 @@ def small_corpus() -> dict[str, Any]:
 
 
 def run(instance: dg.DagsterInstance, models: dict[str, Any]) -> dg.ExecuteInProcessResult:
-    values = {"room_corpus": small_corpus(),
-              **{f"{component}_model": model for component, model in models.items()}}
+    values = {
+        "room_corpus": small_corpus(),
+        **{f"{component}_model": model for component, model in models.items()},
+    }
     return dg.materialize(
-        [*defs.assets, *defs.asset_checks], selection=SELECTION, instance=instance,
+        [*defs.assets, *defs.asset_checks],
+        selection=SELECTION,
+        instance=instance,
         resources={**build_resources(), "io_manager": StubInputs(values)},
         raise_on_error=False,
     )
 
 
 def checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
-    return {evaluation.check_name: evaluation.passed
-            for evaluation in result.get_asset_check_evaluations()}
+    return {
+        evaluation.check_name: evaluation.passed
+        for evaluation in result.get_asset_check_evaluations()
+    }
 
 
 def promoted(result: dg.ExecuteInProcessResult) -> bool:
-    return any(event.asset_key == dg.AssetKey("promoted_models")
-               for event in result.get_asset_materialization_events())
+    return any(
+        event.asset_key == dg.AssetKey("promoted_models")
+        for event in result.get_asset_materialization_events()
+    )
 
 
 @pytest.fixture
@@ -96,20 +114,22 @@ def store(ceilgrid_home) -> ModelStore:
 
 
 def test_compliant_models_are_promoted_when_none_are(postgres_instance, store):
-    result = run(postgres_instance, {c: plain_model(c) for c in SERIES})
-    assert checks(result) == {"evaluation_fully_compliant": True,
-                              "evaluation_not_worse_than_promoted": True}
+    result = run(postgres_instance, {c: plain_model(c) for c in DEVICE_COMPONENTS})
+    assert checks(result) == {
+        "evaluation_fully_compliant": True,
+        "evaluation_not_worse_than_promoted": True,
+    }
     assert promoted(result)
     record = store.promoted_record()
-    assert {row["component"] for row in record["evaluation"]} == set(SERIES)
-    assert {model.component for model in store.load_promoted()} == set(SERIES)
+    assert {row["component"] for row in record["evaluation"]} == set(DEVICE_COMPONENTS)
+    assert {model.component for model in store.load_promoted()} == set(DEVICE_COMPONENTS)
 
 
 def test_worse_model_is_not_promoted(postgres_instance, store):
-    first = run(postgres_instance, {c: plain_model(c) for c in SERIES})
+    first = run(postgres_instance, {c: plain_model(c) for c in DEVICE_COMPONENTS})
     assert promoted(first)
     version = store.promoted_dir().resolve()
-    worse = {**{c: plain_model(c) for c in SERIES}, "light": FloodModel("light")}
+    worse = {**{c: plain_model(c) for c in DEVICE_COMPONENTS}, "light": FloodModel("light")}
     result = run(postgres_instance, worse)
     assert checks(result)["evaluation_not_worse_than_promoted"] is False
     assert not promoted(result)
@@ -117,12 +137,17 @@ def test_worse_model_is_not_promoted(postgres_instance, store):
 
 
 def test_regressions_compare_device_ratio_and_compliance():
-    promoted_record = {"evaluation": [
-        {"component": "light", "devices_vs_reference": 1.05, "compliance_after_repair": 1.0}]}
-    same = pd.DataFrame([{"component": "light", "devices_vs_reference": 1.055,
-                          "compliance_after_repair": 1.0}])
-    worse = pd.DataFrame([{"component": "light", "devices_vs_reference": 1.2,
-                           "compliance_after_repair": 0.9}])
+    promoted_record = {
+        "evaluation": [
+            {"component": "light", "devices_vs_reference": 1.05, "compliance_after_repair": 1.0}
+        ]
+    }
+    same = pd.DataFrame(
+        [{"component": "light", "devices_vs_reference": 1.055, "compliance_after_repair": 1.0}]
+    )
+    worse = pd.DataFrame(
+        [{"component": "light", "devices_vs_reference": 1.2, "compliance_after_repair": 0.9}]
+    )
     assert regressions(same, promoted_record) == []
     assert len(regressions(worse, promoted_record)) == 2
     assert regressions(worse, None) == []

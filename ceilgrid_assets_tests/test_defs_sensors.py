@@ -12,9 +12,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ceilgrid_assets.defs.partitions import BUILDINGS
+from ceilgrid_assets.defs.operations.alerts import run_failure_webhook
 from ceilgrid_assets.defs.resources import build_resources
-from ceilgrid_assets.defs.sensors import inbox_sensor, load_cursor, run_failure_webhook
+from ceilgrid_assets.defs.serving.partitions import BUILDINGS
+from ceilgrid_assets.defs.serving.sensors import inbox_sensor, load_cursor
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "ceilgrid_assets" / "examples"
 
@@ -31,13 +32,13 @@ def drop(inbox: Path, name: str, data: bytes) -> Path:
 
 def evaluate(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult | dg.SkipReason:
     """One tick, applying its partition requests the way the daemon does."""
-    context = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                      resources=build_resources())
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=build_resources())
     result = inbox_sensor(context)
     if isinstance(result, dg.SensorResult):
         for request in result.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions(request.partitions_def_name,
-                                            list(request.partition_keys))
+            instance.add_dynamic_partitions(
+                request.partitions_def_name, list(request.partition_keys)
+            )
     return result
 
 
@@ -49,8 +50,11 @@ def building(building_id: str) -> bytes:
 
 @pytest.fixture
 def folders(ceilgrid_home: Path) -> dict[str, Path]:
-    return {"inbox": ceilgrid_home / "inbox", "quarantine": ceilgrid_home / "quarantine",
-            "incoming": ceilgrid_home / "storage" / "incoming"}
+    return {
+        "inbox": ceilgrid_home / "inbox",
+        "quarantine": ceilgrid_home / "quarantine",
+        "incoming": ceilgrid_home / "storage" / "incoming",
+    }
 
 
 def test_new_file_becomes_partition_and_run(postgres_instance, folders):
@@ -95,8 +99,7 @@ def test_bad_room_is_reported_and_good_rooms_go_on(postgres_instance, folders):
     assert "width" in note and note.count("\n") == 1
 
 
-def test_cursor_survives_restart_and_duplicates_are_not_processed_twice(
-        postgres_instance, folders):
+def test_cursor_survives_restart_and_duplicates_are_not_processed_twice(postgres_instance, folders):
     drop(folders["inbox"], "hq.json", building("hq"))
     first = evaluate(postgres_instance, None)
     assert len(first.run_requests) == 1
@@ -126,14 +129,19 @@ def test_file_still_being_written_waits(postgres_instance, folders):
     assert (folders["inbox"] / "fresh.json").exists()
 
 
-def report_submission(instance: dg.DagsterInstance, key: str, document: bytes,
-                      as_description: bool = False) -> None:
+def report_submission(
+    instance: dg.DagsterInstance, key: str, document: bytes, as_description: bool = False
+) -> None:
     """What the webserver records for ``ceilgrid submit`` (GraphQL: the document as the
     description) or for a client of the HTTP endpoint (text metadata)."""
-    instance.report_runless_asset_event(dg.AssetMaterialization(
-        "building_submission", partition=key,
-        description=document.decode() if as_description else None,
-        metadata={} if as_description else {"document": document.decode()}))
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            "building_submission",
+            partition=key,
+            description=document.decode() if as_description else None,
+            metadata={} if as_description else {"document": document.decode()},
+        )
+    )
 
 
 def test_api_submissions_share_a_batch_with_inbox_files_exactly_once(postgres_instance, folders):
@@ -171,9 +179,9 @@ def test_run_failure_posts_to_webhook(postgres_instance, ceilgrid_home, monkeypa
     server = HTTPServer(("127.0.0.1", 0), _Recorder)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    monkeypatch.setenv("CEILGRID_ALERT_WEBHOOK_URL",
-                       f"http://127.0.0.1:{server.server_port}/hook")
+    monkeypatch.setenv("CEILGRID_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
     try:
+
         @dg.op
         def explode() -> None:
             raise RuntimeError("boom")
@@ -187,8 +195,11 @@ def test_run_failure_posts_to_webhook(postgres_instance, ceilgrid_home, monkeypa
         run = postgres_instance.get_run_by_id(result.run_id)
         failure = result.get_run_failure_event()
         context = dg.build_run_status_sensor_context(
-            sensor_name="run_failure_webhook", dagster_instance=postgres_instance,
-            dagster_run=run, dagster_event=failure, resources=build_resources(),
+            sensor_name="run_failure_webhook",
+            dagster_instance=postgres_instance,
+            dagster_run=run,
+            dagster_event=failure,
+            resources=build_resources(),
         ).for_run_failure()
         run_failure_webhook(context)
     finally:

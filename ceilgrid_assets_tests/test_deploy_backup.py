@@ -17,7 +17,7 @@ import dagster as dg
 import pytest
 from helpers import load_module
 
-from ceilgrid_assets.pgserver import (
+from ceilgrid_assets.dev.postgres import (
     PostgresServer,
     create_database,
     find_binaries,
@@ -40,10 +40,15 @@ def backed_up_layout(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
 def _libpq_env(server: PostgresServer, database: str) -> dict[str, str]:
     env = server.env()
-    return {"PGHOST": env["DAGSTER_POSTGRES_HOST"], "PGPORT": env["DAGSTER_POSTGRES_PORT"],
-            "PGUSER": env["DAGSTER_POSTGRES_USER"],
-            "PGPASSWORD": env["DAGSTER_POSTGRES_PASSWORD"], "PGDATABASE": database,
-            "PG_BIN": str(find_binaries()), "PATH": "/usr/bin:/bin"}
+    return {
+        "PGHOST": env["DAGSTER_POSTGRES_HOST"],
+        "PGPORT": env["DAGSTER_POSTGRES_PORT"],
+        "PGUSER": env["DAGSTER_POSTGRES_USER"],
+        "PGPASSWORD": env["DAGSTER_POSTGRES_PASSWORD"],
+        "PGDATABASE": database,
+        "PG_BIN": str(find_binaries()),
+        "PATH": "/usr/bin:/bin",
+    }
 
 
 @pytest.fixture
@@ -59,40 +64,56 @@ def fresh_server() -> Iterator[PostgresServer]:
 
 
 def test_dump_restores_into_a_fresh_server_and_dagster_sees_old_runs(
-    postgres_instance: dg.DagsterInstance, postgres_server: PostgresServer,
-    postgres_database: str, fresh_server: PostgresServer, tmp_path: Path,
+    postgres_instance: dg.DagsterInstance,
+    postgres_server: PostgresServer,
+    postgres_database: str,
+    fresh_server: PostgresServer,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     buildings = ["office-floor", "school-wing"]
     postgres_instance.add_dynamic_partitions("buildings", buildings)
     for key in buildings:
-        assert dg.materialize([backed_up_layout], instance=postgres_instance,
-                              partition_key=key, tags={"ceilgrid/workload": "serving"}).success
+        assert dg.materialize(
+            [backed_up_layout],
+            instance=postgres_instance,
+            partition_key=key,
+            tags={"ceilgrid/workload": "serving"},
+        ).success
     before = {run.run_id: run for run in postgres_instance.get_runs()}
     assert len(before) == 2
     events_before = {run_id: len(postgres_instance.all_logs(run_id)) for run_id in before}
 
     dump = tmp_path / "dagster.dump"
-    subprocess.run([str(SCRIPT), "dump", str(dump)], check=True,
-                   env=_libpq_env(postgres_server, postgres_database))
+    subprocess.run(
+        [str(SCRIPT), "dump", str(dump)],
+        check=True,
+        env=_libpq_env(postgres_server, postgres_database),
+    )
     assert dump.stat().st_size > 0
 
     create_database(fresh_server, "dagster_restored")
-    subprocess.run([str(SCRIPT), "restore", str(dump)], check=True,
-                   env=_libpq_env(fresh_server, "dagster_restored"))
+    subprocess.run(
+        [str(SCRIPT), "restore", str(dump)],
+        check=True,
+        env=_libpq_env(fresh_server, "dagster_restored"),
+    )
 
     # The production instance configuration, pointed at the restored database.
     home = tmp_path / "restored_home"
     home.mkdir()
     shutil.copy(REPO / "deploy" / "docker" / "dagster.yaml", home / "dagster.yaml")
-    for name, value in {**fresh_server.env(), "DAGSTER_POSTGRES_DB": "dagster_restored",
-                        "CEILGRID_DAGSTER_STORAGE": str(tmp_path / "storage"),
-                        "CEILGRID_COMPUTE_LOGS": str(tmp_path / "logs"),
-                        "CEILGRID_IMAGE": "ceilgrid:restore-check",
-                        "CEILGRID_DOCKER_NETWORK": "ceilgrid"}.items():
+    for name, value in {
+        **fresh_server.env(),
+        "DAGSTER_POSTGRES_DB": "dagster_restored",
+        "CEILGRID_DAGSTER_STORAGE": str(tmp_path / "storage"),
+        "CEILGRID_COMPUTE_LOGS": str(tmp_path / "logs"),
+        "CEILGRID_IMAGE": "ceilgrid:restore-check",
+        "CEILGRID_DOCKER_NETWORK": "ceilgrid",
+    }.items():
         monkeypatch.setenv(name, value)
     with dg.DagsterInstance.from_config(str(home)) as restored:
-        restored.upgrade()   # what `dagster instance migrate` runs; a no-op on the same version
+        restored.upgrade()  # what `dagster instance migrate` runs; a no-op on the same version
         after = {run.run_id: run for run in restored.get_runs()}
         assert after.keys() == before.keys()
         for run_id, run in after.items():
@@ -112,8 +133,9 @@ def test_prune_deletes_only_finished_runs_past_retention(
 ) -> None:
     postgres_instance.add_dynamic_partitions("buildings", ["old", "new"])
     for key in ("old", "new"):
-        assert dg.materialize([backed_up_layout], instance=postgres_instance,
-                              partition_key=key).success
+        assert dg.materialize(
+            [backed_up_layout], instance=postgres_instance, partition_key=key
+        ).success
     runs = postgres_instance.get_runs()
     # A run still in progress is never pruned, however old.
     started = dg.DagsterRun(job_name="layout_building_job", status=dg.DagsterRunStatus.STARTED)

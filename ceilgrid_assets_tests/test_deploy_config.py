@@ -52,8 +52,9 @@ def _env_example() -> dict[str, str]:
     return pairs
 
 
-def test_secrets_are_required_from_the_environment(compose: dict[str, Any],
-                                                   compose_text: str) -> None:
+def test_secrets_are_required_from_the_environment(
+    compose: dict[str, Any], compose_text: str
+) -> None:
     required = set(REQUIRED.findall(compose_text))
     assert {"POSTGRES_PASSWORD", "CEILGRID_IMAGE", "CEILGRID_SECRETS_DIR"} <= required
     for name in SECRET_NAMES:
@@ -93,8 +94,11 @@ def test_viewer_webserver_is_read_only_and_operator_is_not(compose: dict[str, An
     assert "--read-only" in services["webserver-viewer"]["command"]
     assert "--read-only" not in services["webserver-operator"]["command"]
     # Only the processes that start or stop run containers get the Docker socket.
-    with_socket = {name for name, service in services.items()
-                   if any("docker.sock" in str(v) for v in service.get("volumes", []))}
+    with_socket = {
+        name
+        for name, service in services.items()
+        if any("docker.sock" in str(v) for v in service.get("volumes", []))
+    }
     assert with_socket == {"webserver-operator", "daemon"}
 
 
@@ -109,8 +113,9 @@ def test_dagster_services_run_hardened(compose: dict[str, Any]) -> None:
     assert dockerfile.index("ARG BASE_IMAGE") < dockerfile.index("FROM ${BASE_IMAGE}")
 
 
-def test_instance_config_is_valid_for_dagster(instance_yaml: dict[str, Any], tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_instance_config_is_valid_for_dagster(
+    instance_yaml: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(instance_yaml))
     config, _ = dagster_instance_config(str(tmp_path))
     assert config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
@@ -127,8 +132,9 @@ def test_instance_config_is_valid_for_dagster(instance_yaml: dict[str, Any], tmp
     assert instance_yaml["retention"]["sensor"]["purge_after_days"]["skipped"] > 0
 
 
-def test_instance_config_matches_the_compose_stack(instance_yaml: dict[str, Any],
-                                                   compose: dict[str, Any]) -> None:
+def test_instance_config_matches_the_compose_stack(
+    instance_yaml: dict[str, Any], compose: dict[str, Any]
+) -> None:
     launcher = instance_yaml["run_launcher"]["config"]
     dagster_env = compose["x-dagster-env"]
     # Run containers receive every variable the instance config and the code read.
@@ -148,15 +154,20 @@ def test_nginx_template_gets_every_value_from_compose(compose: dict[str, Any]) -
 
 
 def test_no_secrets_are_tracked() -> None:
-    tracked = subprocess.run(["git", "ls-files", "deploy", ".env*"], cwd=REPO,
-                             capture_output=True, text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "deploy", ".env*"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
     for path in tracked:
         name = Path(path).name
         assert name not in {".env", "users.htpasswd", "operators.map"}, path
         assert not name.endswith((".key", ".crt", ".pem", ".dump")), path
     ignored = subprocess.run(
         ["git", "check-ignore", "deploy/docker/.env", "deploy/docker/build-ca/ca-bundle.crt"],
-        cwd=REPO, capture_output=True, text=True, check=False)
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert len(ignored.stdout.split()) == 2
 
 

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import load_module
 import requests
 import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+from helpers import load_module
 
-from ceilgrid_assets.pgserver import PostgresServer, create_database
+from ceilgrid_assets.dev.postgres import PostgresServer, create_database
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy" / "docker"
@@ -86,10 +86,13 @@ def _docker(*args: str) -> subprocess.CompletedProcess[str]:
 def _instance_config(data: Path) -> dict:
     """deploy/docker/dagster.yaml with the two single-machine adaptations."""
     config = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
-    config["run_coordinator"] = {"module": "dagster._core.run_coordinator",
-                                 "class": "DefaultRunCoordinator"}
+    config["run_coordinator"] = {
+        "module": "dagster._core.run_coordinator",
+        "class": "DefaultRunCoordinator",
+    }
     config["run_launcher"]["config"]["container_kwargs"]["volumes"] = {
-        str(data): {"bind": str(data), "mode": "rw"}}
+        str(data): {"bind": str(data), "mode": "rw"}
+    }
     return config
 
 
@@ -124,17 +127,51 @@ def deployment(image: str, postgres_env: dict[str, str]) -> Iterator[Deployment]
         port = localrun.free_port()
         env_args = [arg for key in env if key != "DAGSTER_HOME" for arg in ("-e", key)]
         started = _docker(
-            "run", "-d", "--name", code_name, "--network", "host", "--read-only",
-            "--tmpfs", "/tmp", "-v", f"{data}:{data}", "-e", f"DAGSTER_CURRENT_IMAGE={image}",
-            *env_args, image,
-            "dagster", "code-server", "start", "--host", "127.0.0.1", "--port", str(port),
-            "--module-name", "ceilgrid_assets.definitions", "--location-name", "ceilgrid")
+            "run",
+            "-d",
+            "--name",
+            code_name,
+            "--network",
+            "host",
+            "--read-only",
+            "--tmpfs",
+            "/tmp",
+            "-v",
+            f"{data}:{data}",
+            "-e",
+            f"DAGSTER_CURRENT_IMAGE={image}",
+            *env_args,
+            image,
+            "dagster",
+            "code-server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--module-name",
+            "ceilgrid_assets.definitions",
+            "--location-name",
+            "ceilgrid",
+        )
         assert started.returncode == 0, started.stderr
         try:
             localrun.wait_until(
-                lambda: _docker("exec", code_name, "dagster", "api", "grpc-health-check",
-                                "--port", str(port)).returncode == 0,
-                180, "code server container")
+                lambda: (
+                    _docker(
+                        "exec",
+                        code_name,
+                        "dagster",
+                        "api",
+                        "grpc-health-check",
+                        "--port",
+                        str(port),
+                    ).returncode
+                    == 0
+                ),
+                180,
+                "code server container",
+            )
             yield Deployment(instance=instance, data=data, code_port=port, env=env)
         finally:
             logs = _docker("logs", "--tail", "40", code_name)
@@ -159,11 +196,25 @@ def test_layout_run_succeeds_in_its_own_container(deployment: Deployment, image:
 
     run_id = str(uuid.uuid4())
     launched = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "job", "launch",
-         "--grpc-host", "127.0.0.1", "--grpc-port", str(deployment.code_port),
-         "--job", "layout_building_job", "--run-id", run_id,
-         "--tags", json.dumps({"dagster/partition": key})],
-        env={**os.environ, **deployment.env}, capture_output=True, text=True, timeout=180,
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "job",
+            "launch",
+            "--grpc-host",
+            "127.0.0.1",
+            "--grpc-port",
+            str(deployment.code_port),
+            "--job",
+            "layout_building_job",
+            "--run-id",
+            run_id,
+            "--tags",
+            json.dumps({"dagster/partition": key}),
+        ],
+        env={**os.environ, **deployment.env},
+        capture_output=True,
+        text=True,
+        timeout=180,
         check=False,
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
@@ -177,8 +228,11 @@ def test_layout_run_succeeds_in_its_own_container(deployment: Deployment, image:
             time.sleep(2)
         assert run is not None
         if run.status != DagsterRunStatus.SUCCESS:
-            errors = [e.message for e in instance.all_logs(run_id) if e.message and
-                      ("error" in e.message.lower() or "fail" in e.message.lower())]
+            errors = [
+                e.message
+                for e in instance.all_logs(run_id)
+                if e.message and ("error" in e.message.lower() or "fail" in e.message.lower())
+            ]
             pytest.fail(f"run {run.status}: {errors[-5:]}")
 
         container_id = run.tags.get("docker/container_id")
@@ -190,7 +244,8 @@ def test_layout_run_succeeds_in_its_own_container(deployment: Deployment, image:
         assert inspected["HostConfig"]["Memory"] == 4 * 1024**3
 
         layout = json.loads(
-            (deployment.data / "storage" / "buildings" / key / "layout.json").read_text())
+            (deployment.data / "storage" / "buildings" / key / "layout.json").read_text()
+        )
         assert layout["rooms"], layout
         for room in layout["rooms"]:
             assert room["compliance"]["compliant"], (room["grid_id"], room["compliance"])
@@ -212,29 +267,73 @@ WORKSPACE_QUERY = """
 
 
 def test_read_only_webserver_container_serves_the_code_location(
-        deployment: Deployment, image: str) -> None:
+    deployment: Deployment, image: str
+) -> None:
     """The compose file's webserver: image's instance config, read-only root fs, gRPC workspace."""
     workspace = deployment.data / "workspace.yaml"
-    workspace.write_text(yaml.safe_dump({"load_from": [{"grpc_server": {
-        "host": "127.0.0.1", "port": deployment.code_port, "location_name": "ceilgrid"}}]}))
+    workspace.write_text(
+        yaml.safe_dump(
+            {
+                "load_from": [
+                    {
+                        "grpc_server": {
+                            "host": "127.0.0.1",
+                            "port": deployment.code_port,
+                            "location_name": "ceilgrid",
+                        }
+                    }
+                ]
+            }
+        )
+    )
     os.chown(workspace, IMAGE_USER, IMAGE_USER)
     port = localrun.free_port()
     name = f"ceilgrid-test-web-{uuid.uuid4().hex[:8]}"
     env_args = [arg for key in deployment.env if key != "DAGSTER_HOME" for arg in ("-e", key)]
     started = subprocess.run(
-        ["docker", "run", "-d", "--name", name, "--network", "host", "--read-only",
-         "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
-         "-v", f"{deployment.data}:{deployment.data}", *env_args, image,
-         "dagster-webserver", "--host", "127.0.0.1", "--port", str(port), "--read-only",
-         "--workspace", str(workspace)],
-        env={**os.environ, **deployment.env}, capture_output=True, text=True, check=False)
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "--read-only",
+            "--tmpfs",
+            "/tmp",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges:true",
+            "-v",
+            f"{deployment.data}:{deployment.data}",
+            *env_args,
+            image,
+            "dagster-webserver",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--read-only",
+            "--workspace",
+            str(workspace),
+        ],
+        env={**os.environ, **deployment.env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert started.returncode == 0, started.stderr
     try:
         localrun.wait_until(
             lambda: requests.get(f"http://127.0.0.1:{port}/server_info", timeout=3).ok,
-            120, "webserver container")
-        reply = requests.post(f"http://127.0.0.1:{port}/graphql",
-                              json={"query": WORKSPACE_QUERY}, timeout=60).json()
+            120,
+            "webserver container",
+        )
+        reply = requests.post(
+            f"http://127.0.0.1:{port}/graphql", json={"query": WORKSPACE_QUERY}, timeout=60
+        ).json()
         (entry,) = reply["data"]["workspaceOrError"]["locationEntries"]
         location = entry["locationOrLoadError"]
         assert location["__typename"] == "RepositoryLocation", location

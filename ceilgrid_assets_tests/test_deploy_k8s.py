@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import load_module
 import yaml
 from dagster import DagsterRun
 from dagster._config import process_config
@@ -26,6 +25,7 @@ from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._grpc.types import ExecuteRunArgs
 from dagster_k8s import K8sRunLauncher
 from dagster_k8s.job import UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
+from helpers import load_module
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = "registry.example.com/ceilgrid:0.1.0"
@@ -40,46 +40,68 @@ def values() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def launcher(values: dict[str, Any], tmp_path_factory: pytest.TempPathFactory,
-             ) -> K8sRunLauncher:
+def launcher(
+    values: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> K8sRunLauncher:
     """The chart's launcher config through Dagster's schema, then a real K8sRunLauncher."""
     config = offline.run_launcher_config(values)
     result = process_config(K8sRunLauncher.config_type(), config)
     assert result.success, [error.message for error in result.errors]
     kubeconfig = tmp_path_factory.mktemp("kube") / "config"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "offline",
-        "clusters": [{"name": "offline", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "offline", "user": {"token": "unused"}}],
-        "contexts": [{"name": "offline",
-                      "context": {"cluster": "offline", "user": "offline"}}],
-    }))
-    processed = {**result.value, "load_incluster_config": False,
-                 "kubeconfig_file": str(kubeconfig)}
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "offline",
+                "clusters": [{"name": "offline", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "offline", "user": {"token": "unused"}}],
+                "contexts": [
+                    {"name": "offline", "context": {"cluster": "offline", "user": "offline"}}
+                ],
+            }
+        )
+    )
+    processed = {**result.value, "load_incluster_config": False, "kubeconfig_file": str(kubeconfig)}
     return K8sRunLauncher.from_config_value(None, processed)
 
 
 def _run(values: dict[str, Any], job_name: str, tags: dict[str, str]) -> DagsterRun:
-    origin = JobPythonOrigin(job_name, RepositoryPythonOrigin(
-        executable_path="/opt/venv/bin/python",
-        code_pointer=ModuleCodePointer("ceilgrid_assets.definitions", "defs", None),
-        container_image=IMAGE,
-        container_context=offline.code_location_container_context(values),
-    ))
-    return DagsterRun(job_name=job_name, run_id="0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
-                      tags=tags, job_code_origin=origin)
+    origin = JobPythonOrigin(
+        job_name,
+        RepositoryPythonOrigin(
+            executable_path="/opt/venv/bin/python",
+            code_pointer=ModuleCodePointer("ceilgrid_assets.definitions", "defs", None),
+            container_image=IMAGE,
+            container_context=offline.code_location_container_context(values),
+        ),
+    )
+    return DagsterRun(
+        job_name=job_name,
+        run_id="0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+        tags=tags,
+        job_code_origin=origin,
+    )
 
 
-def _run_job(launcher: K8sRunLauncher, run: DagsterRun, component: str = "run_worker",
-             ) -> dict[str, Any]:
+def _run_job(
+    launcher: K8sRunLauncher,
+    run: DagsterRun,
+    component: str = "run_worker",
+) -> dict[str, Any]:
     """The Job that K8sRunLauncher.launch_run would submit (its own construction path)."""
     context = launcher.get_container_context_for_run(run)
     job_config = context.get_k8s_job_config(job_image=IMAGE, run_launcher=launcher)
-    args = ExecuteRunArgs(job_origin=run.job_code_origin, run_id=run.run_id,
-                          instance_ref=None).get_command_args()
+    args = ExecuteRunArgs(
+        job_origin=run.job_code_origin, run_id=run.run_id, instance_ref=None
+    ).get_command_args()
     job = construct_dagster_k8s_job(
-        job_config=job_config, args=args, job_name=f"dagster-run-{run.run_id[:8]}",
-        user_defined_k8s_config=context.run_k8s_config, component=component,
+        job_config=job_config,
+        args=args,
+        job_name=f"dagster-run-{run.run_id[:8]}",
+        user_defined_k8s_config=context.run_k8s_config,
+        component=component,
         labels={"dagster/job": run.job_name, "dagster/run-id": run.run_id},
     )
     manifest = offline.to_manifest(job)
@@ -87,8 +109,11 @@ def _run_job(launcher: K8sRunLauncher, run: DagsterRun, component: str = "run_wo
     return manifest
 
 
-@pytest.mark.parametrize("path_and_doc", list(offline.manifests()),
-                         ids=lambda item: f"{item[0].name}:{item[1]['metadata']['name']}")
+@pytest.mark.parametrize(
+    "path_and_doc",
+    list(offline.manifests()),
+    ids=lambda item: f"{item[0].name}:{item[1]['metadata']['name']}",
+)
 def test_manifests_validate_strictly(path_and_doc: tuple[Path, dict[str, Any]]) -> None:
     path, document = path_and_doc
     assert offline.validate(document) == [], path
@@ -105,17 +130,18 @@ def test_run_coordinator_values_load_through_dagster_schema(values: dict[str, An
     assert result.success, [error.message for error in result.errors]
 
 
-def test_serving_run_job_is_valid_and_locked_down(launcher: K8sRunLauncher,
-                                                 values: dict[str, Any]) -> None:
-    job = _run_job(launcher, _run(values, "layout_building_job",
-                                  {"dagster/partition": "office-floor"}))
+def test_serving_run_job_is_valid_and_locked_down(
+    launcher: K8sRunLauncher, values: dict[str, Any]
+) -> None:
+    job = _run_job(
+        launcher, _run(values, "layout_building_job", {"dagster/partition": "office-floor"})
+    )
     assert offline.validate(job) == []
     assert job["metadata"]["namespace"] == "ceilgrid"
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["image"] == IMAGE
-    assert container["args"][:5] == ["/opt/venv/bin/python", "-m", "dagster", "api",
-                                     "execute_run"]
+    assert container["args"][:5] == ["/opt/venv/bin/python", "-m", "dagster", "api", "execute_run"]
     assert pod["serviceAccountName"] == "ceilgrid"
     assert pod["securityContext"]["fsGroup"] == 10001
     security = container["securityContext"]
@@ -135,8 +161,9 @@ def test_serving_run_job_is_valid_and_locked_down(launcher: K8sRunLauncher,
     assert job["spec"]["backoffLimit"] == 0
 
 
-def test_training_run_gets_its_own_resources_and_node_pool(launcher: K8sRunLauncher,
-                                                          values: dict[str, Any]) -> None:
+def test_training_run_gets_its_own_resources_and_node_pool(
+    launcher: K8sRunLauncher, values: dict[str, Any]
+) -> None:
     tags = {**offline.training_tags(), "ceilgrid/workload": "training"}
     UserDefinedDagsterK8sConfig.from_dict(json.loads(tags["dagster-k8s/config"]))
     job = _run_job(launcher, _run(values, "corpus_job", tags))
@@ -153,8 +180,9 @@ def test_training_run_gets_its_own_resources_and_node_pool(launcher: K8sRunLaunc
     assert job["spec"]["ttlSecondsAfterFinished"] == 86400
 
 
-def test_step_pod_for_k8s_job_executor_is_valid(launcher: K8sRunLauncher,
-                                                values: dict[str, Any]) -> None:
+def test_step_pod_for_k8s_job_executor_is_valid(
+    launcher: K8sRunLauncher, values: dict[str, Any]
+) -> None:
     """k8s_job_executor builds step pods with the same function and the same config."""
     run = _run(values, "label_job", {**offline.training_tags(), "dagster/partition": "shard-01"})
     job = _run_job(launcher, run, component="step_worker")

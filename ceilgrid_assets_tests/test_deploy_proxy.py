@@ -18,21 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import load_module
 import requests
 from dagster import DagsterInstance
+from helpers import load_module
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy" / "docker"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
-                       reason="nginx not installed (apt-get install nginx)"),
+    pytest.mark.skipif(
+        shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
+        reason="nginx not installed (apt-get install nginx)",
+    ),
     pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed"),
 ]
 
-JOB_FILE = '''\
+JOB_FILE = """\
 from dagster import Definitions, job, op
 
 
@@ -47,7 +49,7 @@ def ping_job() -> None:
 
 
 defs = Definitions(jobs=[ping_job])
-'''
+"""
 
 LAUNCH = """
 mutation Launch($params: ExecutionParams!) {
@@ -61,9 +63,14 @@ mutation Launch($params: ExecutionParams!) {
 """
 RUN_STATUS = "query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 REPOSITORIES = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"
-LAUNCH_PARAMS = {"selector": {"repositoryLocationName": "proxytest",
-                              "repositoryName": "__repository__", "jobName": "ping_job"},
-                 "runConfigData": {}}
+LAUNCH_PARAMS = {
+    "selector": {
+        "repositoryLocationName": "proxytest",
+        "repositoryName": "__repository__",
+        "jobName": "ping_job",
+    },
+    "runConfigData": {},
+}
 PASSWORDS = {"vera": "viewer-pw-7f3a", "otto": "operator-pw-91c2"}
 
 
@@ -76,11 +83,16 @@ class Proxy:
     https: str
     ca: Path
 
-    def gql(self, query: str, variables: dict | None = None,
-            auth: tuple[str, str] | None = None) -> requests.Response:
-        return requests.post(f"{self.https}/graphql", json={"query": query,
-                             "variables": variables or {}}, auth=auth, verify=str(self.ca),
-                             timeout=30)
+    def gql(
+        self, query: str, variables: dict | None = None, auth: tuple[str, str] | None = None
+    ) -> requests.Response:
+        return requests.post(
+            f"{self.https}/graphql",
+            json={"query": query, "variables": variables or {}},
+            auth=auth,
+            verify=str(self.ca),
+            timeout=30,
+        )
 
 
 def _hand_to_nobody(path: Path) -> None:
@@ -99,8 +111,11 @@ def proxy() -> Iterator[Proxy]:
         script = str(DEPLOY / "secrets.sh")
         subprocess.run([script, "tls", str(secrets), "localhost"], check=True)
         for user, role in (("vera", "viewer"), ("otto", "operator")):
-            subprocess.run([script, "user", str(secrets), user, role], check=True,
-                           env={**os.environ, "CEILGRID_NEW_PASSWORD": PASSWORDS[user]})
+            subprocess.run(
+                [script, "user", str(secrets), user, role],
+                check=True,
+                env={**os.environ, "CEILGRID_NEW_PASSWORD": PASSWORDS[user]},
+            )
         _hand_to_nobody(secrets)
 
         home = root / "dagster_home"
@@ -109,46 +124,66 @@ def proxy() -> Iterator[Proxy]:
         (home / "dagster.yaml").write_text(
             "run_coordinator:\n  module: dagster._core.run_coordinator\n"
             "  class: DefaultRunCoordinator\n"
-            "telemetry: {enabled: false}\nnux: {enabled: false}\n")
+            "telemetry: {enabled: false}\nnux: {enabled: false}\n"
+        )
         # Create the instance's storage once, before two processes race to migrate it.
         DagsterInstance.from_config(str(home)).dispose()
         (root / "defs.py").write_text(JOB_FILE)
         (root / "workspace.yaml").write_text(
-            "load_from:\n  - python_file: {relative_path: defs.py, location_name: proxytest}\n")
+            "load_from:\n  - python_file: {relative_path: defs.py, location_name: proxytest}\n"
+        )
 
         viewer_port, operator_port = localrun.free_port(), localrun.free_port()
-        viewer = localrun.start_webserver(viewer_port, root / "workspace.yaml", home,
-                                          ["--read-only"], log=root / "viewer.log")
+        viewer = localrun.start_webserver(
+            viewer_port, root / "workspace.yaml", home, ["--read-only"], log=root / "viewer.log"
+        )
         procs.append(viewer)
-        operator = localrun.start_webserver(operator_port, root / "workspace.yaml", home,
-                                            log=root / "operator.log")
+        operator = localrun.start_webserver(
+            operator_port, root / "workspace.yaml", home, log=root / "operator.log"
+        )
         procs.append(operator)
 
         http_port, https_port = localrun.free_port(), localrun.free_port()
-        nginx = localrun.start_nginx(root / "nginx", {
-            "CEILGRID_SERVER_NAME": "localhost",
-            "CEILGRID_HTTP_LISTEN": f"127.0.0.1:{http_port}",
-            "CEILGRID_HTTPS_LISTEN": f"127.0.0.1:{https_port}",
-            "CEILGRID_HTTPS_PUBLIC_PORT": str(https_port),
-            "CEILGRID_VIEWER_UPSTREAM": f"127.0.0.1:{viewer_port}",
-            "CEILGRID_OPERATOR_UPSTREAM": f"127.0.0.1:{operator_port}",
-            "CEILGRID_TLS_DIR": str(secrets / "tls"),
-            "CEILGRID_AUTH_DIR": str(secrets / "auth"),
-        })
+        nginx = localrun.start_nginx(
+            root / "nginx",
+            {
+                "CEILGRID_SERVER_NAME": "localhost",
+                "CEILGRID_HTTP_LISTEN": f"127.0.0.1:{http_port}",
+                "CEILGRID_HTTPS_LISTEN": f"127.0.0.1:{https_port}",
+                "CEILGRID_HTTPS_PUBLIC_PORT": str(https_port),
+                "CEILGRID_VIEWER_UPSTREAM": f"127.0.0.1:{viewer_port}",
+                "CEILGRID_OPERATOR_UPSTREAM": f"127.0.0.1:{operator_port}",
+                "CEILGRID_TLS_DIR": str(secrets / "tls"),
+                "CEILGRID_AUTH_DIR": str(secrets / "auth"),
+            },
+        )
         procs.append(nginx)
 
-        for port, proc, log in ((viewer_port, viewer, "viewer.log"),
-                                (operator_port, operator, "operator.log")):
+        for port, proc, log in (
+            (viewer_port, viewer, "viewer.log"),
+            (operator_port, operator, "operator.log"),
+        ):
             localrun.wait_until(
-                lambda p=port: requests.get(f"http://127.0.0.1:{p}/server_info",
-                                            timeout=2).ok,
-                90, f"dagster-webserver on {port}", proc, root / log)
+                lambda p=port: requests.get(f"http://127.0.0.1:{p}/server_info", timeout=2).ok,
+                90,
+                f"dagster-webserver on {port}",
+                proc,
+                root / log,
+            )
         ca = secrets / "tls" / "tls.crt"
         localrun.wait_until(
-            lambda: requests.get(f"https://localhost:{https_port}/healthz", verify=str(ca),
-                                 timeout=2).ok, 20, "nginx", nginx)
-        yield Proxy(http=f"http://localhost:{http_port}",
-                    https=f"https://localhost:{https_port}", ca=ca)
+            lambda: (
+                requests.get(
+                    f"https://localhost:{https_port}/healthz", verify=str(ca), timeout=2
+                ).ok
+            ),
+            20,
+            "nginx",
+            nginx,
+        )
+        yield Proxy(
+            http=f"http://localhost:{http_port}", https=f"https://localhost:{https_port}", ca=ca
+        )
     finally:
         for proc in reversed(procs):
             localrun.stop(proc)
@@ -163,16 +198,21 @@ def test_plain_http_redirects_to_https(proxy: Proxy) -> None:
 
 def test_no_or_wrong_credentials_get_401(proxy: Proxy) -> None:
     for auth in (None, ("vera", "wrong"), ("nobody", "x")):
-        response = requests.get(f"{proxy.https}/server_info", auth=auth,
-                                verify=str(proxy.ca), timeout=10)
+        response = requests.get(
+            f"{proxy.https}/server_info", auth=auth, verify=str(proxy.ca), timeout=10
+        )
         assert response.status_code == 401, auth
         assert response.headers["WWW-Authenticate"].startswith("Basic")
     assert proxy.gql(REPOSITORIES).status_code == 401
 
 
 def test_tls_and_security_headers(proxy: Proxy) -> None:
-    response = requests.get(f"{proxy.https}/server_info", auth=("vera", PASSWORDS["vera"]),
-                            verify=str(proxy.ca), timeout=10)
+    response = requests.get(
+        f"{proxy.https}/server_info",
+        auth=("vera", PASSWORDS["vera"]),
+        verify=str(proxy.ca),
+        timeout=10,
+    )
     assert response.status_code == 200
     assert "dagster_webserver_version" in response.json()
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
@@ -184,7 +224,8 @@ def test_viewer_reads_but_cannot_launch(proxy: Proxy) -> None:
     repos = proxy.gql(REPOSITORIES, auth=viewer)
     assert repos.status_code == 200
     assert [n["name"] for n in repos.json()["data"]["repositoriesOrError"]["nodes"]] == [
-        "__repository__"]
+        "__repository__"
+    ]
     launch = proxy.gql(LAUNCH, {"params": LAUNCH_PARAMS}, auth=viewer).json()
     assert launch["data"]["launchRun"]["__typename"] == "UnauthorizedError"
 
@@ -198,8 +239,9 @@ def test_operator_launches_a_run_that_succeeds(proxy: Proxy) -> None:
     deadline = time.monotonic() + 90
     status = None
     while time.monotonic() < deadline:
-        status = proxy.gql(RUN_STATUS, {"id": run_id}, auth=operator).json()[
-            "data"]["runOrError"]["status"]
+        status = proxy.gql(RUN_STATUS, {"id": run_id}, auth=operator).json()["data"]["runOrError"][
+            "status"
+        ]
         if status in {"SUCCESS", "FAILURE", "CANCELED"}:
             break
         time.sleep(1)

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from sample_rooms import OFFICE_DEVICES, grid_room, office_room, output_document
 
-from ceilgrid_assets.core import export
-from ceilgrid_assets.core.grid import CODE, DEVICE_COMPONENTS, Room
-from ceilgrid_assets.core.io import dump_document
-from ceilgrid_assets.core.profile import get_profile
 from ceilgrid_assets.cli import main
-from ceilgrid_assets.export_cli import export_command
+from ceilgrid_assets.cli.export import export_command
+from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, Room
+from ceilgrid_assets.core.engine.io import dump_document
+from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.outputs import export
 
 PROFILE = get_profile("nfpa72")
 
@@ -54,8 +54,9 @@ def test_dxf_inserts_blocks_at_tile_centres_in_metres(tmp_path):
         assert {insert.dxf.name for insert in inserts} == {export.BLOCKS[name]}
         assert {insert.dxf.xscale for insert in inserts} == {t}
         found = sorted((round(i.dxf.insert.x, 6), round(i.dxf.insert.y, 6)) for i in inserts)
-        expected = sorted((round((x + 0.5) * t, 6), round(height_m - (y + 0.5) * t, 6))
-                          for x, y in positions)
+        expected = sorted(
+            (round((x + 0.5) * t, 6), round(height_m - (y + 0.5) * t, 6)) for x, y in positions
+        )
         assert found == expected, name
         assert len(doc.blocks.get(export.BLOCKS[name])) >= 2
 
@@ -81,7 +82,10 @@ def test_one_dxf_file_per_room_with_unique_names(tmp_path):
         output_document([office_room("a/b"), office_room("a_b"), grid_room(30, 20, "big")])
     )
     paths = export.write_dxf(layout, tmp_path / "dxf")
-    assert [path.name for path in paths] == ["a_b.dxf", "a_b-2.dxf", "big.dxf"]
+    names = [path.name for path in paths]
+    # A safe id keeps its name; an unsafe one is cleaned and told apart by a hash.
+    assert names[1:] == ["a_b.dxf", "big.dxf"]
+    assert names[0].startswith("a-b-") and names[0].endswith(".dxf") and "/" not in names[0]
     doc = ezdxf.readfile(paths[2])
     counts = layer_counts(doc)
     assert counts[("INSERT", export.LAYERS["light"])] == layout.rooms[2].count("light")
@@ -114,7 +118,7 @@ def test_quantities_add_up():
 def lights_room(lights: int) -> Room:
     """5 x 5 office (9 m^2): the lumen method asks for 3 lights."""
     cells = np.zeros((5, 5), dtype=np.uint8)
-    cells.ravel()[:lights * 2:2] = CODE["light"]
+    cells.ravel()[: lights * 2 : 2] = CODE["light"]
     return Room("lights", cells)
 
 
@@ -136,11 +140,13 @@ def test_driving_rules_of_the_other_devices():
     supply = boq.loc[("big", "air_supply")]
     assert supply["count_rule_min"] == PROFILE.min_supplies(room.area_m2)
     assert supply["driven_by"] == (
-        "supply.count" if room.count("air_supply") == supply["count_rule_min"]
+        "supply.count"
+        if room.count("air_supply") == supply["count_rule_min"]
         else "supply.coverage (coverage)"
     )
     assert boq.loc[("big", "air_return"), "count_rule_min"] == PROFILE.min_returns(
-        room.area_m2, room.count("air_supply"))
+        room.area_m2, room.count("air_supply")
+    )
     smoke = boq.loc[("big", "smoke_detector")]
     assert pd.isna(smoke["count_rule_min"]) and smoke["driven_by"] == "smoke.coverage"
 
@@ -171,8 +177,13 @@ def test_layout_without_compliance_is_checked_on_load():
 def test_export_command_writes_everything(tmp_path, capsys):
     source = tmp_path / "out.json"
     source.write_bytes(dump_document(output_document([office_room("r1"), grid_room(20, 12)])))
-    code = export_command(source, dxf_dir=tmp_path / "dxf", png_dir=tmp_path / "png",
-                          html=tmp_path / "report.html", csv=tmp_path / "boq.csv")
+    code = export_command(
+        source,
+        dxf_dir=tmp_path / "dxf",
+        png_dir=tmp_path / "png",
+        html=tmp_path / "report.html",
+        csv=tmp_path / "boq.csv",
+    )
     assert code == 0
     assert sorted(path.name for path in (tmp_path / "dxf").iterdir()) == ["big.dxf", "r1.dxf"]
     pngs = list((tmp_path / "png").glob("*.png"))
@@ -193,6 +204,10 @@ def test_export_command_reports_input_errors_on_one_line(tmp_path, capsys):
 def test_export_subcommand_parses_its_options(tmp_path):
     source = tmp_path / "room.json"
     source.write_bytes(dump_document(output_document([office_room()])["rooms"][0]))
-    assert main(["export", str(source), "--dxf", str(tmp_path / "d"),
-                 "--csv", str(tmp_path / "q.csv")]) == 0
+    assert (
+        main(
+            ["export", str(source), "--dxf", str(tmp_path / "d"), "--csv", str(tmp_path / "q.csv")]
+        )
+        == 0
+    )
     assert (tmp_path / "d" / "office-1.dxf").exists()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ceilgrid_assets.core.corpus import CorpusSpec, generate_rooms
-from ceilgrid_assets.core.features import FEATURES, cell_features
-from ceilgrid_assets.core.grid import EMPTY, INVALID, SMOKE_DETECTOR, Room
-from ceilgrid_assets.core.labels import label_room
-from ceilgrid_assets.core.profile import get_profile
-from ceilgrid_assets.core.stages import build_context
+from ceilgrid_assets.core.engine.grid import EMPTY, INVALID, SMOKE_DETECTOR, Room
+from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.engine.stages import build_context
+from ceilgrid_assets.core.learning.corpus import CorpusSpec, generate_rooms
+from ceilgrid_assets.core.learning.features import FEATURES, cell_features
+from ceilgrid_assets.core.learning.labels import label_room
 
 PROFILE = get_profile("nfpa72")
 

@@ -10,11 +10,11 @@ import json
 
 import numpy as np
 import pytest
-
-from ceilgrid_assets.core import io
-from ceilgrid_assets.core.grid import CODE
-from ceilgrid_assets.core.io import InputError, parse_document, parse_object, read_document
 from helpers import SAMPLE_PATH, building_document, load_sample, room_document, to_json
+
+from ceilgrid_assets.core.engine import io
+from ceilgrid_assets.core.engine.grid import CODE
+from ceilgrid_assets.core.engine.io import InputError, parse_document, parse_object, read_document
 
 SOURCE = "rooms/bad.json"
 
@@ -36,8 +36,9 @@ def check_one_line(error: InputError, source: str = SOURCE) -> InputError:
 
 
 def good_room(**fields):
-    return room_document((3, 2), invalid=[(0, 0)], devices={"light": [(2, 1)]},
-                         grid_id="r1", **fields)
+    return room_document(
+        (3, 2), invalid=[(0, 0)], devices={"light": [(2, 1)]}, grid_id="r1", **fields
+    )
 
 
 def with_cell(document, index, **changes):
@@ -48,13 +49,14 @@ def with_cell(document, index, **changes):
 
 # ------------------------------------------------------------------ good input
 
+
 def test_good_room_parses_into_the_array():
     parsed = parse_document(to_json(good_room()), SOURCE)
     assert parsed.single_room and parsed.errors == []
     [room] = parsed.rooms
     assert room.grid_id == "r1" and (room.width, room.height) == (3, 2)
     assert room.cells[0, 0] == CODE["invalid"]  # (x=0, y=0)
-    assert room.cells[1, 2] == CODE["light"]    # (x=2, y=1): array is [y, x]
+    assert room.cells[1, 2] == CODE["light"]  # (x=2, y=1): array is [y, x]
     assert room.count("empty") == 4
     # defaults of the format
     assert (room.tile_size_m, room.ceiling_height_m, room.room_type) == (0.6, 2.7, "office")
@@ -108,13 +110,14 @@ def test_range_limits_are_inclusive_where_the_format_says(tile, ceiling):
 
 
 def test_every_room_type_is_accepted():
-    for room_type in ("office", "meeting", "classroom", "corridor", "lobby", "restroom",
-                      "storage"):
-        assert parse_document(to_json(good_room(room_type=room_type))).rooms[0].room_type \
-            == room_type
+    for room_type in ("office", "meeting", "classroom", "corridor", "lobby", "restroom", "storage"):
+        assert (
+            parse_document(to_json(good_room(room_type=room_type))).rooms[0].room_type == room_type
+        )
 
 
 # ------------------------------------------------------------------ malformed / file level
+
 
 @pytest.mark.parametrize(
     ("text", "words"),
@@ -189,6 +192,7 @@ def test_file_size_limit(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ wrong types
 
+
 @pytest.mark.parametrize(
     ("field", "value", "words"),
     [
@@ -246,9 +250,11 @@ def test_wrong_cell_type_names_the_cell_position():
 
 @pytest.mark.parametrize(
     ("cell", "words"),
-    [(["0", "0", "empty"], "cell #2 must be an object, got array"),
-     ("empty", "must be an object, got string"),
-     (None, "got null")],
+    [
+        (["0", "0", "empty"], "cell #2 must be an object, got array"),
+        ("empty", "must be an object, got string"),
+        (None, "got null"),
+    ],
 )
 def test_cells_that_are_not_objects(cell, words):
     document = good_room()
@@ -258,6 +264,7 @@ def test_cells_that_are_not_objects(cell, words):
 
 
 # ------------------------------------------------------------------ missing fields
+
 
 @pytest.mark.parametrize("field", ["grid_id", "width", "height"])
 def test_missing_required_room_field(field):
@@ -295,6 +302,7 @@ def test_missing_cell_key(key):
 
 
 # ------------------------------------------------------------------ counts, duplicates, bounds
+
 
 def test_cell_count_mismatch_too_few():
     document = good_room()
@@ -340,7 +348,9 @@ def test_huge_cell_coordinates_are_out_of_bounds_not_a_crash(big):
 
 @pytest.mark.parametrize("field", ["tile_size_m", "ceiling_height_m"])
 def test_huge_integer_numbers_are_out_of_range_not_a_crash(field):
-    error = parse_error(to_json(good_room()).replace('"cells"', f'"{field}": 1{"0" * 400}, "cells"'))
+    error = parse_error(
+        to_json(good_room()).replace('"cells"', f'"{field}": 1{"0" * 400}, "cells"')
+    )
     assert error.field_name == field
 
 
@@ -352,6 +362,7 @@ def test_huge_number_literals():
 
 # ------------------------------------------------------------------ unknown values
 
+
 def test_unknown_component_lists_the_allowed_values():
     error = parse_error(with_cell(good_room(), 4, component="sprinkler"))
     message = str(error)
@@ -359,17 +370,18 @@ def test_unknown_component_lists_the_allowed_values():
     for allowed in ("empty", "invalid", "light", "air_supply", "air_return", "smoke_detector"):
         assert allowed in message
     assert error.field_name == "component" and error.cell == (1, 1)
-    assert message == (f"{SOURCE}: room r1: field 'component': cell (1, 1): unknown value "
-                       "'sprinkler'; allowed: empty, invalid, light, air_supply, air_return, "
-                       "smoke_detector")
+    assert message == (
+        f"{SOURCE}: room r1: field 'component': cell (1, 1): unknown value "
+        "'sprinkler'; allowed: empty, invalid, light, air_supply, air_return, "
+        "smoke_detector"
+    )
 
 
 def test_unknown_room_type_lists_the_allowed_values():
     error = parse_error(good_room(room_type="kitchen"))
     message = str(error)
     assert "unknown value 'kitchen'" in message
-    for allowed in ("office", "meeting", "classroom", "corridor", "lobby", "restroom",
-                    "storage"):
+    for allowed in ("office", "meeting", "classroom", "corridor", "lobby", "restroom", "storage"):
         assert allowed in message
     assert error.field_name == "room_type"
 
@@ -380,10 +392,11 @@ def test_component_names_are_case_sensitive():
 
 # ------------------------------------------------------------------ ranges
 
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("tile_size_m", 0.1),   # the lower bound is exclusive
+        ("tile_size_m", 0.1),  # the lower bound is exclusive
         ("tile_size_m", 0.0),
         ("tile_size_m", -0.6),
         ("tile_size_m", 3.0001),
@@ -399,6 +412,7 @@ def test_tile_and_ceiling_out_of_range(field, value):
 
 
 # ------------------------------------------------------------------ size limits
+
 
 def test_cells_per_room_limit_is_checked_before_the_cells():
     # 501 x 500 = 250,500 cells > 250,000: rejected without building any cell list
@@ -433,6 +447,7 @@ def test_rooms_per_building_limit_is_inclusive():
 
 
 # ------------------------------------------------------------------ buildings
+
 
 def test_bad_room_among_good_ones_is_named_and_the_others_parse():
     bad = good_room()
@@ -492,6 +507,7 @@ def test_empty_building_is_valid():
 
 # ------------------------------------------------------------------ messages stay one line
 
+
 def test_grid_id_with_a_newline_still_gives_a_one_line_message():
     document = good_room(room_type="kitchen")
     document["grid_id"] = "first\nsecond"
@@ -511,6 +527,7 @@ def test_long_values_are_truncated_in_messages():
 
 
 # ------------------------------------------------------------------ writing
+
 
 def test_dump_document_round_trips_and_is_deterministic():
     parsed = parse_document(to_json(good_room(designer="Ada")))

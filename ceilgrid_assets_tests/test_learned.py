@@ -7,20 +7,21 @@ import json
 import numpy as np
 import pytest
 
-from ceilgrid_assets.core.corpus import CorpusSpec, generate_rooms
-from ceilgrid_assets.core.evaluation import awkward_rooms, evaluate_models, summarise
-from ceilgrid_assets.core.labels import label_rooms
-from ceilgrid_assets.core.learned import (
+from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
+from ceilgrid_assets.core.engine.models import PlacementModel
+from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room
+from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.engine.stages import build_context
+from ceilgrid_assets.core.learning.corpus import CorpusSpec, generate_rooms
+from ceilgrid_assets.core.learning.evaluation import awkward_rooms, evaluate_models, summarise
+from ceilgrid_assets.core.learning.labels import label_rooms
+from ceilgrid_assets.core.learning.learned import (
     LearnedModel,
     ModelCardError,
     fit_model,
     load_models,
     save_model,
 )
-from ceilgrid_assets.core.models import PlacementModel
-from ceilgrid_assets.core.pipeline import EngineConfig, complete_room
-from ceilgrid_assets.core.profile import get_profile
-from ceilgrid_assets.core.stages import SERIES, build_context
 
 PROFILE = get_profile("nfpa72")
 SEED = 5
@@ -36,8 +37,18 @@ def small_rooms():
 def models(small_rooms):
     labels = label_rooms(small_rooms, PROFILE, time_limit_s=1.0)
     # A narrow decoder sweep keeps this training run to seconds.
-    return [fit_model(labels, component, seed=SEED, n_threads=1, spacing_factors=(0.8,),
-                      gain_powers=(0.0, 4.0), shortlists=(6.0,)) for component in SERIES]
+    return [
+        fit_model(
+            labels,
+            component,
+            seed=SEED,
+            n_threads=1,
+            spacing_factors=(0.8,),
+            gain_powers=(0.0, 4.0),
+            shortlists=(6.0,),
+        )
+        for component in DEVICE_COMPONENTS
+    ]
 
 
 def test_small_training_run(models):
@@ -62,7 +73,7 @@ def test_card_round_trip(models, small_rooms, tmp_path):
     for model in models:
         save_model(model, tmp_path)
     loaded = load_models(tmp_path)
-    assert [m.component for m in loaded] == list(SERIES)
+    assert [m.component for m in loaded] == list(DEVICE_COMPONENTS)
     card = json.loads((tmp_path / "light.json").read_text())
     assert card["features"] and card["sklearn_version"] and card["sha256"]
     context = build_context("light", small_rooms[3], PROFILE)
@@ -92,7 +103,7 @@ def test_learned_candidates_compete_in_the_selector(models, small_rooms):
     for room in small_rooms[:6]:
         result = complete_room(room, config)
         assert result.compliant
-        for component in SERIES:
+        for component in DEVICE_COMPONENTS:
             names = [c["model"] for c in result.models[component]["candidates"]]
             assert "learned" in names
             chosen.append(result.models[component]["chosen"])
@@ -105,7 +116,7 @@ def test_learned_candidates_compete_in_the_selector(models, small_rooms):
 
 def test_evaluation_report(models, small_rooms):
     rooms = [*small_rooms[:3], awkward_rooms()[-2]]
-    report = evaluate_models(rooms, models, reference_time_s=dict.fromkeys(SERIES, 5.0))
+    report = evaluate_models(rooms, models, reference_time_s=dict.fromkeys(DEVICE_COMPONENTS, 5.0))
     assert len(report) == 4 * len(rooms)
     assert report["final_compliant"].all()
     # The learned models alone, in series, can be cornered by their own earlier stages
@@ -115,5 +126,5 @@ def test_evaluation_report(models, small_rooms):
     assert feasible[:-4].all()  # the corpus rooms
     assert report.loc[feasible, "learned_compliant"].all()
     table = summarise(report)
-    assert set(table["component"]) == set(SERIES)
+    assert set(table["component"]) == set(DEVICE_COMPONENTS)
     assert {"devices_vs_optimiser", "speedup_total", "before_repair_%"} <= set(table.columns)

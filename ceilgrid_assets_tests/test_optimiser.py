@@ -9,10 +9,15 @@ import numpy as np
 import pytest
 from helpers import make_room
 
-from ceilgrid_assets.core import optimiser, stages
-from ceilgrid_assets.core.optimiser import smallest_cover, solve_stage
-from ceilgrid_assets.core.profile import get_profile
-from ceilgrid_assets.core.stages import build_context, coverage_matrix, disk_counts, disk_stencil
+from ceilgrid_assets.core.engine import optimiser, stages
+from ceilgrid_assets.core.engine.optimiser import smallest_cover, solve_stage
+from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.engine.stages import (
+    build_context,
+    coverage_matrix,
+    disk_counts,
+    disk_stencil,
+)
 
 NFPA = get_profile("nfpa72")
 
@@ -68,9 +73,12 @@ def test_disk_counts_sparse_and_fft_agree_with_a_direct_count(monkeypatch, shape
     mask = rng.random(shape) < 0.5
     disk = disk_stencil(radius_m, 0.6)
     ys, xs = np.indices(shape)
-    direct = np.array([
-        (mask & (np.hypot(ys - y, xs - x) * 0.6 <= radius_m + 1e-9)).sum()
-        for y, x in zip(ys.ravel(), xs.ravel(), strict=True)]).reshape(shape)
+    direct = np.array(
+        [
+            (mask & (np.hypot(ys - y, xs - x) * 0.6 <= radius_m + 1e-9)).sum()
+            for y, x in zip(ys.ravel(), xs.ravel(), strict=True)
+        ]
+    ).reshape(shape)
     np.testing.assert_array_equal(disk_counts(mask, disk), direct)
     monkeypatch.setattr(stages, "SPARSE_DISK_PAIRS", 0)
     np.testing.assert_array_equal(disk_counts(mask, disk), direct)
@@ -88,12 +96,21 @@ def _solve_with(monkeypatch, methods: set[str], component: str, room):
         return solve_stage(build_context(component, room, NFPA), 5.0)
 
 
-@pytest.mark.parametrize(("shape", "component"), [
-    ((10, 10), "air_supply"), ((7, 12), "air_supply"), ((9, 9), "smoke_detector"),
-    ((16, 6), "smoke_detector"), ((5, 5), "light"), ((12, 3), "air_supply"),
-    ((20, 20), "air_supply"), ((17, 13), "air_supply"), ((20, 20), "light"),
-    ((40, 12), "smoke_detector"),
-])
+@pytest.mark.parametrize(
+    ("shape", "component"),
+    [
+        ((10, 10), "air_supply"),
+        ((7, 12), "air_supply"),
+        ((9, 9), "smoke_detector"),
+        ((16, 6), "smoke_detector"),
+        ((5, 5), "light"),
+        ((12, 3), "air_supply"),
+        ((20, 20), "air_supply"),
+        ((17, 13), "air_supply"),
+        ((20, 20), "light"),
+        ((40, 12), "smoke_detector"),
+    ],
+)
 def test_every_exact_method_finds_the_milp_minimum(monkeypatch, shape, component):
     room = make_room(shape, invalid=[(shape[0] // 2, shape[1] // 2), (1, 2)])
     reference = _solve_with(monkeypatch, {"milp"}, component, room)

@@ -23,18 +23,18 @@ from helpers import (
     to_json,
 )
 
-from ceilgrid_assets.core.grid import CODE, INVALID
-from ceilgrid_assets.core.heuristics import array_shape
-from ceilgrid_assets.core.io import dump_document, parse_document, read_document
-from ceilgrid_assets.core.pipeline import (
+from ceilgrid_assets.core.engine.grid import CODE, INVALID
+from ceilgrid_assets.core.engine.heuristics import array_shape
+from ceilgrid_assets.core.engine.io import dump_document, parse_document, read_document
+from ceilgrid_assets.core.engine.pipeline import (
     CandidateOutcome,
     EngineConfig,
     complete_building,
     complete_room,
     select,
 )
-from ceilgrid_assets.core.profile import get_profile
-from ceilgrid_assets.core.rules import check_layout
+from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.engine.rules import check_layout
 
 NFPA = get_profile("nfpa72")
 REPO = Path(__file__).resolve().parents[1]
@@ -61,14 +61,19 @@ def min_distance(a: set, b: set, tile: float) -> float:
 
 # ------------------------------------------------------------------ awkward rooms
 
+
 def test_closet_3x3_tiles():
     result = complete_room(make_room((3, 3), grid_id="closet"))
     assert_compliant(result)
     assert_inputs_kept(result)
     # 3.24 m2: 1 light (500 * 3.24 / 1728 = 0.94), 1 supply, no return (< 9 m2), 1 detector
     counts = result.metrics
-    assert (counts["lights"], counts["air_supply"], counts["air_return"],
-            counts["smoke_detector"]) == (1, 1, 0, 1)
+    assert (
+        counts["lights"],
+        counts["air_supply"],
+        counts["air_return"],
+        counts["smoke_detector"],
+    ) == (1, 1, 0, 1)
 
 
 @pytest.mark.parametrize(
@@ -145,13 +150,17 @@ def test_bs5839_needs_fewer_detectors_in_a_long_corridor():
 
 # ------------------------------------------------------------------ honestly flagged
 
+
 def test_room_full_of_lights_is_flagged_not_faked():
     room = make_room((4, 4), devices={"light": rect(0, 0, 4, 4)})
     result = complete_room(room)
     assert result.compliance["compliant"] is False
     assert np.array_equal(result.room.cells, room.cells)
     assert rule_ids(result.compliance["violations"]) == {
-        "supply.count", "supply.coverage", "smoke.coverage"}
+        "supply.count",
+        "supply.coverage",
+        "smoke.coverage",
+    }
 
 
 def test_supply_next_to_detector_is_flagged():
@@ -184,15 +193,27 @@ def test_too_short_a_strip_cannot_hold_the_devices(length):
 
 # ------------------------------------------------------------------ selection
 
+
 def outcome(model, compliant=True, devices=3, score=0.5, violations=0, added=True):
     mask = np.zeros((2, 2), dtype=bool) if added else None
-    return CandidateOutcome(model, mask, compliant=compliant, devices=devices, score=score,
-                            violations=violations if not compliant else 0)
+    return CandidateOutcome(
+        model,
+        mask,
+        compliant=compliant,
+        devices=devices,
+        score=score,
+        violations=violations if not compliant else 0,
+    )
 
 
 def test_select_prefers_fewest_devices_among_compliant():
-    chosen = select([outcome("many", devices=5, score=0.99), outcome("few", devices=3, score=0.1),
-                     outcome("broken", compliant=False, devices=1, violations=1)])
+    chosen = select(
+        [
+            outcome("many", devices=5, score=0.99),
+            outcome("few", devices=3, score=0.1),
+            outcome("broken", compliant=False, devices=1, violations=1),
+        ]
+    )
     assert chosen.model == "few"
 
 
@@ -206,8 +227,12 @@ def test_select_breaks_full_ties_by_listing_order():
 
 
 def test_select_without_compliant_candidates_takes_fewest_violations():
-    chosen = select([outcome("two", compliant=False, devices=1, violations=2),
-                     outcome("one", compliant=False, devices=9, violations=1)])
+    chosen = select(
+        [
+            outcome("two", compliant=False, devices=1, violations=2),
+            outcome("one", compliant=False, devices=9, violations=1),
+        ]
+    )
     assert chosen.model == "one" and not chosen.compliant
 
 
@@ -285,6 +310,7 @@ def test_models_with_only_a_skipping_candidate_still_produce_an_honest_room():
 
 # ------------------------------------------------------------------ documents
 
+
 def test_editor_sample_lays_out_unchanged_and_compliant():
     parsed = read_document(SAMPLE_PATH)
     building = complete_building(parsed)
@@ -301,8 +327,12 @@ def test_editor_sample_lays_out_unchanged_and_compliant():
             assert out[(cell["x"], cell["y"])] == cell["component"]
     [result] = building.rooms
     assert_compliant(result)
-    for key, name in (("lights", "light"), ("air_supply", "air_supply"),
-                      ("air_return", "air_return"), ("smoke_detector", "smoke_detector")):
+    for key, name in (
+        ("lights", "light"),
+        ("air_supply", "air_supply"),
+        ("air_return", "air_return"),
+        ("smoke_detector", "smoke_detector"),
+    ):
         assert document["metrics"][key] == sum(c["component"] == name for c in document["cells"])
 
 
@@ -359,14 +389,18 @@ def test_same_input_gives_byte_identical_output_across_processes(tmp_path):
     source.write_text(to_json(DETERMINISM_BUILDING))
     script = (
         "import sys\n"
-        "from ceilgrid_assets.core.io import read_document, dump_document\n"
-        "from ceilgrid_assets.core.pipeline import complete_building\n"
+        "from ceilgrid_assets.core.engine.io import read_document, dump_document\n"
+        "from ceilgrid_assets.core.engine.pipeline import complete_building\n"
         "sys.stdout.buffer.write(dump_document(complete_building("
         "read_document(sys.argv[1])).document))\n"
     )
     runs = [
-        subprocess.Popen([sys.executable, "-c", script, str(source)], cwd=REPO,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(source)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(2)
     ]
     outputs = []

@@ -10,15 +10,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from helpers import building_document, reference_rule_ids, room_document, rule_ids
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ceilgrid_assets.core.grid import CODE, COMPONENTS, Room
-from ceilgrid_assets.core.io import InputError, parse_document, parse_object
-from ceilgrid_assets.core.pipeline import EngineConfig, complete_room
-from ceilgrid_assets.core.profile import get_profile
-from ceilgrid_assets.core.rules import check_layout, compliance_report, placement_violations
-from helpers import building_document, reference_rule_ids, room_document, rule_ids
+from ceilgrid_assets.core.engine.grid import CODE, COMPONENTS, Room
+from ceilgrid_assets.core.engine.io import InputError, parse_document, parse_object
+from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room
+from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.engine.rules import check_layout, compliance_report, placement_violations
 
 settings.register_profile(
     "ceilgrid-ci",
@@ -38,6 +38,7 @@ ROOM_TYPES = ("office", "meeting", "classroom", "corridor", "lobby", "restroom",
 
 # ------------------------------------------------------------------ random rooms
 
+
 @st.composite
 def rooms(draw, max_side: int = 20) -> Room:
     width = draw(st.integers(1, max_side))
@@ -46,11 +47,12 @@ def rooms(draw, max_side: int = 20) -> Room:
     for _ in range(draw(st.integers(0, 3))):  # invalid blocks: columns, shafts, L-cuts
         x0, y0 = draw(st.integers(0, width - 1)), draw(st.integers(0, height - 1))
         w, h = draw(st.integers(1, max(1, width // 2))), draw(st.integers(1, max(1, height // 2)))
-        cells[y0:y0 + h, x0:x0 + w] = CODE["invalid"]
+        cells[y0 : y0 + h, x0 : x0 + w] = CODE["invalid"]
     for _ in range(draw(st.integers(0, 4))):  # pre-existing devices, possibly conflicting
         x, y = draw(st.integers(0, width - 1)), draw(st.integers(0, height - 1))
-        cells[y, x] = CODE[draw(st.sampled_from(
-            ["light", "air_supply", "air_return", "smoke_detector", "empty"]))]
+        cells[y, x] = CODE[
+            draw(st.sampled_from(["light", "air_supply", "air_return", "smoke_detector", "empty"]))
+        ]
     return Room(
         grid_id="random",
         cells=cells,
@@ -77,21 +79,25 @@ def test_random_rooms_are_compliant_or_honestly_flagged(room, profile_name):
     assert result.compliance["compliant"] is (not reported)
     assert result.compliant is (not reported)
     # metrics describe the output
-    for key, name in (("lights", "light"), ("air_supply", "air_supply"),
-                      ("air_return", "air_return"), ("smoke_detector", "smoke_detector")):
+    for key, name in (
+        ("lights", "light"),
+        ("air_supply", "air_supply"),
+        ("air_return", "air_return"),
+        ("smoke_detector", "smoke_detector"),
+    ):
         assert result.metrics[key] == result.room.count(name)
 
 
 @settings(CI, max_examples=25)
-@given(width=st.integers(4, 14), height=st.integers(4, 14),
-       room_type=st.sampled_from(ROOM_TYPES))
+@given(width=st.integers(4, 14), height=st.integers(4, 14), room_type=st.sampled_from(ROOM_TYPES))
 def test_plain_rectangles_are_always_completed(width, height, room_type):
     """An empty rectangle of at least 4x4 tiles of 0.6 m has a compliant layout: e.g. the
     detector in a corner, lights on a grid of pitch 3 tiles (1.8 m, within the 2.02 m
     radius) skipping the detector's 8 neighbours, supplies at least 3 tiles away from it,
     returns 3 tiles from the supplies. So the engine must find one, not flag it."""
-    room = Room(grid_id="plain", cells=np.zeros((height, width), dtype=np.uint8),
-                room_type=room_type)
+    room = Room(
+        grid_id="plain", cells=np.zeros((height, width), dtype=np.uint8), room_type=room_type
+    )
     result = complete_room(room, CONFIGS["nfpa72"])
     assert result.compliant, result.compliance["violations"]
 
@@ -109,13 +115,29 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(
-        st.sampled_from(["grid_id", "width", "height", "cells", "x", "y", "component",
-                         "rooms", "building_id", "tile_size_m", "ceiling_height_m",
-                         "room_type"]) | st.text(max_size=6),
-        children,
-        max_size=6,
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "grid_id",
+                    "width",
+                    "height",
+                    "cells",
+                    "x",
+                    "y",
+                    "component",
+                    "rooms",
+                    "building_id",
+                    "tile_size_m",
+                    "ceiling_height_m",
+                    "room_type",
+                ]
+            )
+            | st.text(max_size=6),
+            children,
+            max_size=6,
+        )
     ),
     max_leaves=25,
 )
@@ -157,20 +179,37 @@ def test_random_bytes_give_only_input_errors(data):
 
 
 def _valid_room() -> dict:
-    return room_document((3, 2), invalid=[(0, 0)], devices={"light": [(2, 1)]}, grid_id="r",
-                         tile_size_m=0.6, ceiling_height_m=2.7, room_type="office")
+    return room_document(
+        (3, 2),
+        invalid=[(0, 0)],
+        devices={"light": [(2, 1)]},
+        grid_id="r",
+        tile_size_m=0.6,
+        ceiling_height_m=2.7,
+        room_type="office",
+    )
 
 
-ROOM_KEYS = ["grid_id", "width", "height", "cells", "tile_size_m", "ceiling_height_m",
-             "room_type"]
+ROOM_KEYS = ["grid_id", "width", "height", "cells", "tile_size_m", "ceiling_height_m", "room_type"]
 
 
 @st.composite
 def mutated_rooms(draw):
     document = _valid_room()
     for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["set", "delete", "cell-set", "cell-delete-key",
-                                     "drop-cell", "duplicate-cell", "replace-cell"]))
+        kind = draw(
+            st.sampled_from(
+                [
+                    "set",
+                    "delete",
+                    "cell-set",
+                    "cell-delete-key",
+                    "drop-cell",
+                    "duplicate-cell",
+                    "replace-cell",
+                ]
+            )
+        )
         cells = document.get("cells")
         has_cells = isinstance(cells, list) and cells
         if kind == "set":

@@ -19,14 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 import badfiles
+import pytest
 from badfiles import BadFile
+
 from ceilgrid_assets import cli
-from ceilgrid_assets.core.io import read_document
-from ceilgrid_assets.defs import sensors
+from ceilgrid_assets.core.engine.io import read_document
 from ceilgrid_assets.defs.resources import InboxFolders, LayoutStorage
+from ceilgrid_assets.defs.serving import sensors
 
 FILE_DEFECTS = badfiles.file_defects()
 
@@ -35,7 +35,7 @@ def reason_of(line: str, path: Path) -> str:
     """The part of an ``error: PATH: reason`` line after the path (so file names never match)."""
     prefix = f"error: {path}: "
     assert line.startswith(prefix), line
-    return line[len(prefix):]
+    return line[len(prefix) :]
 
 
 def assert_one_line_reason(stderr: str, path: Path, words: tuple[str, ...]) -> None:
@@ -49,10 +49,12 @@ def assert_one_line_reason(stderr: str, path: Path, words: tuple[str, ...]) -> N
 
 # ------------------------------------------------------------------ CLI, in process
 
+
 @pytest.mark.parametrize("bad", FILE_DEFECTS, ids=lambda bad: bad.name)
 @pytest.mark.parametrize("command", ["layout", "validate"])
-def test_cli_rejects_each_bad_file_on_one_line(bad: BadFile, command: str, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_rejects_each_bad_file_on_one_line(
+    bad: BadFile, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = bad.write(tmp_path)
     output = tmp_path / "out.json"
     argv = [command, str(path)] + (["-o", str(output)] if command == "layout" else [])
@@ -65,6 +67,7 @@ def test_cli_rejects_each_bad_file_on_one_line(bad: BadFile, command: str, tmp_p
 
 
 # ------------------------------------------------------------------ CLI, real processes
+
 
 @dataclass
 class Finished:
@@ -96,8 +99,11 @@ def run_cli(*args: str, timeout_s: float = 120) -> Finished:
     with tempfile.TemporaryDirectory() as scratch:
         peak_file = Path(scratch) / "peak"
         finished = subprocess.run(
-            [sys.executable, "-c", PEAK_PROBE, *args], capture_output=True, text=True,
-            timeout=timeout_s, env={**os.environ, "CEILGRID_PEAK_FILE": str(peak_file)},
+            [sys.executable, "-c", PEAK_PROBE, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env={**os.environ, "CEILGRID_PEAK_FILE": str(peak_file)},
         )
         peak_mb = int(peak_file.read_text()) / 1024
     return Finished(finished.returncode, finished.stdout, finished.stderr, peak_mb)
@@ -149,13 +155,20 @@ def test_cli_process_rejects_hostile_files_cheaply(name: str, tmp_path: Path) ->
     assert not (tmp_path / "out.json").exists()
 
 
-@pytest.mark.parametrize("make, words", [
-    (lambda folder: (folder / "loop.json").symlink_to("loop.json") or folder / "loop.json",
-     ("symbolic links",)),
-    (lambda folder: (folder / "dir.json").mkdir() or folder / "dir.json", ("directory",)),
-], ids=["symlink-loop", "directory"])
-def test_cli_process_on_paths_that_are_not_files(make, words: tuple[str, ...],
-                                                 tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (
+            lambda folder: (folder / "loop.json").symlink_to("loop.json") or folder / "loop.json",
+            ("symbolic links",),
+        ),
+        (lambda folder: (folder / "dir.json").mkdir() or folder / "dir.json", ("directory",)),
+    ],
+    ids=["symlink-loop", "directory"],
+)
+def test_cli_process_on_paths_that_are_not_files(
+    make, words: tuple[str, ...], tmp_path: Path
+) -> None:
     path = make(tmp_path)
     finished = run_cli("validate", str(path))
     assert finished.returncode == 2
@@ -177,6 +190,7 @@ def test_cli_process_cannot_overwrite_its_output_halfway(tmp_path: Path) -> None
 
 # ------------------------------------------------------------------ the inbox scan
 
+
 @pytest.fixture
 def inbox(tmp_path: Path) -> tuple[InboxFolders, LayoutStorage]:
     folders = InboxFolders(inbox=str(tmp_path / "inbox"), quarantine=str(tmp_path / "quarantine"))
@@ -184,20 +198,24 @@ def inbox(tmp_path: Path) -> tuple[InboxFolders, LayoutStorage]:
     return folders, LayoutStorage(root=str(tmp_path / "storage"))
 
 
-def scan(folders: InboxFolders, storage: LayoutStorage,
-         cursor: dict[str, str] | None = None) -> sensors.InboxTick:
+def scan(
+    folders: InboxFolders, storage: LayoutStorage, cursor: dict[str, str] | None = None
+) -> sensors.InboxTick:
     """One sensor look at the inbox, with every file old enough to be settled."""
     return sensors.scan_inbox(folders, storage, cursor or {}, now=time.time() + 60)
 
 
 def good_building(building_id: str, rooms: int = 1) -> bytes:
-    return json.dumps(badfiles.building(
-        building_id, [badfiles.room(f"{building_id}-r{index}") for index in range(rooms)]
-    )).encode()
+    return json.dumps(
+        badfiles.building(
+            building_id, [badfiles.room(f"{building_id}-r{index}") for index in range(rooms)]
+        )
+    ).encode()
 
 
 def test_inbox_quarantines_each_bad_file_with_its_reason_and_keeps_the_good(
-        inbox: tuple[InboxFolders, LayoutStorage]) -> None:
+    inbox: tuple[InboxFolders, LayoutStorage],
+) -> None:
     folders, storage = inbox
     inbox_dir, quarantine_dir = Path(folders.inbox), Path(folders.quarantine)
     for _ in badfiles.write_corpus(inbox_dir):
@@ -218,7 +236,7 @@ def test_inbox_quarantines_each_bad_file_with_its_reason_and_keeps_the_good(
         text = reason_file.read_text()
         assert text.endswith("\n") and text.count("\n") == 1, text
         assert text.startswith(f"{bad.name}: "), text
-        reason = text[len(bad.name) + 2:]
+        reason = text[len(bad.name) + 2 :]
         assert all(word in reason for word in bad.words), (bad.words, text)
     # The sparse giants were moved, not copied: still holes, no disk used.
     assert (quarantine_dir / "over-200mb-by-far.json").stat().st_blocks == 0
@@ -233,7 +251,8 @@ def test_inbox_quarantines_each_bad_file_with_its_reason_and_keeps_the_good(
 
 
 def test_inbox_survives_entries_that_are_not_regular_files(
-        inbox: tuple[InboxFolders, LayoutStorage]) -> None:
+    inbox: tuple[InboxFolders, LayoutStorage],
+) -> None:
     """Symlink loops, dangling links, directories and FIFOs never stop the good files."""
     folders, storage = inbox
     inbox_dir = Path(folders.inbox)
@@ -254,24 +273,25 @@ def test_inbox_survives_entries_that_are_not_regular_files(
 
 
 def test_inbox_file_deleted_or_renamed_while_being_read(
-        inbox: tuple[InboxFolders, LayoutStorage], monkeypatch: pytest.MonkeyPatch) -> None:
+    inbox: tuple[InboxFolders, LayoutStorage], monkeypatch: pytest.MonkeyPatch
+) -> None:
     folders, storage = inbox
     inbox_dir = Path(folders.inbox)
     for name in ("deleted", "renamed", "kept"):
         (inbox_dir / f"{name}.json").write_bytes(good_building(name))
-    real_read = sensors._read
+    real_read = sensors.read_limited
 
-    def racing_read(path: Path) -> bytes:
+    def racing_read(path: Path, source: str | None = None) -> bytes:
         if path.name == "deleted.json":
             path.unlink()
         if path.name == "renamed.json":
             path.rename(path.with_name("renamed-later.json"))
-        return real_read(path)
+        return real_read(path, source)
 
-    monkeypatch.setattr(sensors, "_read", racing_read)
+    monkeypatch.setattr(sensors, "read_limited", racing_read)
     tick = scan(folders, storage)
     assert sorted(tick.accepted) == ["kept"]
-    monkeypatch.setattr(sensors, "_read", real_read)
+    monkeypatch.setattr(sensors, "read_limited", real_read)
     # The renamed file is simply a new file on the next tick.
     tick = scan(folders, storage, {**{d: k for k, d in tick.accepted.items()}})
     assert sorted(tick.accepted) == ["renamed"]
@@ -279,20 +299,21 @@ def test_inbox_file_deleted_or_renamed_while_being_read(
 
 
 def test_inbox_file_removed_by_its_owner_after_it_was_read(
-        inbox: tuple[InboxFolders, LayoutStorage], monkeypatch: pytest.MonkeyPatch) -> None:
+    inbox: tuple[InboxFolders, LayoutStorage], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The owner deletes the file after the scan read it: still submitted, exactly once."""
     folders, storage = inbox
     inbox_dir = Path(folders.inbox)
     (inbox_dir / "early.json").write_bytes(good_building("early"))
     (inbox_dir / "bad.json").write_bytes(b"{")
-    real_read = sensors._read
+    real_read = sensors.read_limited
 
-    def read_then_owner_deletes(path: Path) -> bytes:
-        data = real_read(path)
+    def read_then_owner_deletes(path: Path, source: str | None = None) -> bytes:
+        data = real_read(path, source)
         path.unlink()
         return data
 
-    monkeypatch.setattr(sensors, "_read", read_then_owner_deletes)
+    monkeypatch.setattr(sensors, "read_limited", read_then_owner_deletes)
     tick = scan(folders, storage)
     assert list(tick.accepted) == ["early"]
     assert storage.incoming_path("early").is_file()
@@ -300,7 +321,8 @@ def test_inbox_file_removed_by_its_owner_after_it_was_read(
 
 
 def test_inbox_scan_never_fails_while_files_churn(
-        inbox: tuple[InboxFolders, LayoutStorage]) -> None:
+    inbox: tuple[InboxFolders, LayoutStorage],
+) -> None:
     """Real concurrency: a writer creates, rewrites, renames and deletes files during scans.
 
     The scans use the real clock (files must settle first, as in the sensor).

@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
-
 import badfiles
-from ceilgrid_assets.core.io import read_document
-from ceilgrid_assets.core.profile import get_profile
-from ceilgrid_assets.core.rules import check_layout
-from ceilgrid_assets.defs.sensors import content_hash, load_cursor
+import pytest
 from reliability_harness import Platform, instance_of, running_platform
+
+from ceilgrid_assets.core.engine.io import content_hash, read_document
+from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.engine.rules import check_layout
+from ceilgrid_assets.defs.serving.sensors import load_cursor
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -36,8 +36,9 @@ def platform() -> Iterator[Platform]:
         yield running
 
 
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str,
-             platform: Platform | None = None) -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout_s: float, what: str, platform: Platform | None = None
+) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()
@@ -49,9 +50,15 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str,
 
 
 def building_bytes(building_id: str, rooms: int = 2, size: int = 6) -> bytes:
-    return json.dumps(badfiles.building(building_id, [
-        badfiles.room(f"{building_id}-r{index}", width=size, height=size)
-        for index in range(rooms)])).encode()
+    return json.dumps(
+        badfiles.building(
+            building_id,
+            [
+                badfiles.room(f"{building_id}-r{index}", width=size, height=size)
+                for index in range(rooms)
+            ],
+        )
+    ).encode()
 
 
 def layout_materializations(instance, key: str) -> int:
@@ -59,7 +66,8 @@ def layout_materializations(instance, key: str) -> int:
 
     records = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=AssetKey("completed_layout"), asset_partitions=[key]),
-        limit=100).records
+        limit=100,
+    ).records
     return len(records)
 
 
@@ -74,7 +82,7 @@ def runs_of(instance, key: str) -> list:
             keys = instance.get_dynamic_partitions("buildings")
             start = keys.index(tags["dagster/asset_partition_range_start"])
             end = keys.index(tags["dagster/asset_partition_range_end"])
-            if key in keys[start:end + 1]:
+            if key in keys[start : end + 1]:
                 runs.append(run)
     return runs
 
@@ -86,28 +94,37 @@ def assert_laid_out_once(platform: Platform, instance, key: str, building: bytes
     parsed = read_document(layout)
     expected = json.loads(building)
     assert [room.grid_id for room in parsed.rooms] == [
-        room["grid_id"] for room in expected["rooms"]]
+        room["grid_id"] for room in expected["rooms"]
+    ]
     for room in parsed.rooms:
         assert check_layout(room, get_profile("nfpa72")) == [], (key, room.grid_id)
-    assert sorted(path.name for path in layout.parent.iterdir()
-                  if path.name.startswith(".")) == [], key
+    assert (
+        sorted(path.name for path in layout.parent.iterdir() if path.name.startswith(".")) == []
+    ), key
 
 
 def inbox_cursor(instance) -> dict[str, str]:
     from dagster._core.scheduler.instigation import InstigatorType
 
-    [state] = [state for state in instance.all_instigator_state(
-        instigator_type=InstigatorType.SENSOR) if state.name == "inbox_sensor"]
+    [state] = [
+        state
+        for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+        if state.name == "inbox_sensor"
+    ]
     return load_cursor(state.instigator_data.cursor)
 
 
 def worker_pids(platform: Platform) -> list[int]:
     """Run workers: children of the daemon's code server, started by multiprocessing spawn."""
-    listing = subprocess.run(["ps", "-eo", "pid=,pgid=,args="], capture_output=True,
-                             text=True, check=True).stdout
+    listing = subprocess.run(
+        ["ps", "-eo", "pid=,pgid=,args="], capture_output=True, text=True, check=True
+    ).stdout
     group = str(platform.processes["daemon"].pid)
-    return [int(line.split()[0]) for line in listing.splitlines()
-            if line.split()[1] == group and "multiprocessing.spawn" in line]
+    return [
+        int(line.split()[0])
+        for line in listing.splitlines()
+        if line.split()[1] == group and "multiprocessing.spawn" in line
+    ]
 
 
 def run_status(instance, run_id: str) -> str:
@@ -116,11 +133,22 @@ def run_status(instance, run_id: str) -> str:
 
 # ------------------------------------------------------------------ bad input, live
 
+
 def test_live_inbox_quarantines_bad_files_and_lays_out_the_good(platform: Platform) -> None:
     """Through the running daemon: reasons on disk, good buildings laid out, no failed tick."""
-    bad = [bad for bad in badfiles.file_defects() if bad.name in (
-        "truncated.json", "garbage.bin.json", "over-200mb-by-far.json", "room-width-1e9.json",
-        "deep-nesting.json", "room-unknown-component.json")]
+    bad = [
+        bad
+        for bad in badfiles.file_defects()
+        if bad.name
+        in (
+            "truncated.json",
+            "garbage.bin.json",
+            "over-200mb-by-far.json",
+            "room-width-1e9.json",
+            "deep-nesting.json",
+            "room-unknown-component.json",
+        )
+    ]
     for entry in bad:
         entry.write(platform.inbox)
     (platform.inbox / "loop-a.json").symlink_to("loop-b.json")
@@ -133,8 +161,12 @@ def test_live_inbox_quarantines_bad_files_and_lays_out_the_good(platform: Platfo
     (platform.inbox / "live-mixed.json").write_text(json.dumps(document))
 
     names = [entry.name for entry in bad] + ["loop-a.json"]
-    wait_for(lambda: all((platform.quarantine / f"{name}.error.txt").exists() for name in names),
-             240, "quarantine reasons", platform)
+    wait_for(
+        lambda: all((platform.quarantine / f"{name}.error.txt").exists() for name in names),
+        240,
+        "quarantine reasons",
+        platform,
+    )
     for entry in bad:
         reason = (platform.quarantine / f"{entry.name}.error.txt").read_text()
         assert reason.count("\n") == 1 and all(word in reason for word in entry.words), reason
@@ -143,8 +175,12 @@ def test_live_inbox_quarantines_bad_files_and_lays_out_the_good(platform: Platfo
 
     with instance_of(platform) as instance:
         keys = [*good, "live-mixed"]
-        wait_for(lambda: all(layout_materializations(instance, key) for key in keys), 480,
-                 "layouts of the good inbox buildings", platform)
+        wait_for(
+            lambda: all(layout_materializations(instance, key) for key in keys),
+            480,
+            "layouts of the good inbox buildings",
+            platform,
+        )
         for key, data in good.items():
             assert_laid_out_once(platform, instance, key, data)
         mixed = json.loads(platform.layout_path("live-mixed").read_text())
@@ -159,16 +195,20 @@ def test_live_inbox_quarantines_bad_files_and_lays_out_the_good(platform: Platfo
 
 # ------------------------------------------------------------------ faults
 
-def launch_and_wait_for_start(platform: Platform, instance: Any,
-                              key: str) -> tuple[bytes, str]:
+
+def launch_and_wait_for_start(platform: Platform, instance: Any, key: str) -> tuple[bytes, str]:
     """Launch a building big enough to be caught mid-run; its bytes and run id once started.
 
     Takes an open instance so that a fault can follow the start without delay.
     """
     data = building_bytes(key, rooms=6, size=30)
     run_id = platform.launch(key, data)
-    wait_for(lambda: run_status(instance, run_id) in {"STARTED", *TERMINAL}, 300,
-             "the run to start", platform)
+    wait_for(
+        lambda: run_status(instance, run_id) in {"STARTED", *TERMINAL},
+        300,
+        "the run to start",
+        platform,
+    )
     return data, run_id
 
 
@@ -181,9 +221,16 @@ def test_run_worker_killed_mid_run_is_failed_and_retried(platform: Platform) -> 
             os.kill(pid, signal.SIGKILL)
         wait_for(lambda: run_status(instance, run_id) in TERMINAL, 120, "the killed run to end")
         assert run_status(instance, run_id) == "FAILURE"
-        retry = wait_for(lambda: [run for run in instance.get_runs()
-                                  if run.tags.get("dagster/parent_run_id") == run_id], 120,
-                         "a retry of the killed run", platform)[0]
+        retry = wait_for(
+            lambda: [
+                run
+                for run in instance.get_runs()
+                if run.tags.get("dagster/parent_run_id") == run_id
+            ],
+            120,
+            "a retry of the killed run",
+            platform,
+        )[0]
         wait_for(lambda: run_status(instance, retry.run_id) in TERMINAL, 300, "the retry")
         assert run_status(instance, retry.run_id) == "SUCCESS"
         assert_laid_out_once(platform, instance, "killed-worker", data)
@@ -197,64 +244,86 @@ def test_postgres_stopped_mid_run_and_brought_back(platform: Platform) -> None:
     time.sleep(10)
     platform.restart_postgres()
     with instance_of(platform) as instance:
+
         def settled() -> bool:
             runs = runs_of(instance, "pg-outage")
             return any(run.status.value == "SUCCESS" for run in runs) or (
-                runs and all(run.status.value in TERMINAL for run in runs)
-                and len(runs) > 2)  # retries exhausted: a visible failure
+                runs and all(run.status.value in TERMINAL for run in runs) and len(runs) > 2
+            )  # retries exhausted: a visible failure
+
         wait_for(settled, 420, "the building to be laid out or visibly failed", platform)
         runs = runs_of(instance, "pg-outage")
         statuses = sorted(run.status.value for run in runs)
         assert "SUCCESS" in statuses, statuses
         for run in runs:  # a run the outage failed is visible and was retried
             if run.status.value == "FAILURE":
-                assert any(child.tags.get("dagster/parent_run_id") == run.run_id
-                           for child in runs), f"run {run.run_id} failed and was not retried"
+                assert any(
+                    child.tags.get("dagster/parent_run_id") == run.run_id for child in runs
+                ), f"run {run.run_id} failed and was not retried"
         # Whatever happened during the outage, the result is one complete layout.
         assert_laid_out_once(platform, instance, "pg-outage", data)
     # The webserver and daemon survived the outage: a new submission works (the
     # harness retries requests that meet a connection that died with the old server).
     run_id = platform.launch("after-outage", building_bytes("after-outage", rooms=1))
     with instance_of(platform) as instance:
-        wait_for(lambda: run_status(instance, run_id) in TERMINAL, 300, "a run after the outage",
-                 platform)
+        wait_for(
+            lambda: run_status(instance, run_id) in TERMINAL,
+            300,
+            "a run after the outage",
+            platform,
+        )
         assert run_status(instance, run_id) == "SUCCESS"
 
 
 def test_daemon_killed_and_restarted_while_the_inbox_holds_files(platform: Platform) -> None:
     """The daemon dies twice: with files waiting, then while their runs are in flight."""
     platform.stop("daemon", signal.SIGKILL)
-    buildings = {f"restart-{index:02d}": building_bytes(f"restart-{index:02d}", rooms=1)
-                 for index in range(12)}
+    buildings = {
+        f"restart-{index:02d}": building_bytes(f"restart-{index:02d}", rooms=1)
+        for index in range(12)
+    }
     for key, data in buildings.items():
         (platform.inbox / f"{key}.json").write_bytes(data)
     platform.start("daemon")
     with instance_of(platform) as instance:
-        wait_for(lambda: any(runs_of(instance, key) for key in buildings), 300,
-                 "the first inbox runs", platform)
+        wait_for(
+            lambda: any(runs_of(instance, key) for key in buildings),
+            300,
+            "the first inbox runs",
+            platform,
+        )
         platform.processes["daemon"].kill()  # the daemon alone: its code server is orphaned
         time.sleep(5)
         platform.stop("daemon", signal.SIGKILL)  # and the rest of its process group
         platform.start("daemon")
-        wait_for(lambda: all(layout_materializations(instance, key) for key in buildings), 600,
-                 "every inbox building laid out after the restarts", platform)
+        wait_for(
+            lambda: all(layout_materializations(instance, key) for key in buildings),
+            600,
+            "every inbox building laid out after the restarts",
+            platform,
+        )
         for key, data in buildings.items():
             assert_laid_out_once(platform, instance, key, data)
         cursor = inbox_cursor(instance)
-        assert {content_hash(data): key for key, data in buildings.items()}.items() <= \
-            cursor.items()
+        assert {
+            content_hash(data): key for key, data in buildings.items()
+        }.items() <= cursor.items()
         # Runs cut off by the kill are visible failures, each followed by a successful retry.
         for key in buildings:
             failed = [run for run in runs_of(instance, key) if run.status.value == "FAILURE"]
             for run in failed:
-                retried = [child for child in instance.get_runs()
-                           if child.tags.get("dagster/parent_run_id") == run.run_id]
+                retried = [
+                    child
+                    for child in instance.get_runs()
+                    if child.tags.get("dagster/parent_run_id") == run.run_id
+                ]
                 assert retried, f"run {run.run_id} of {key} failed and was not retried"
     assert not any(platform.inbox.iterdir())
     assert not any((platform.storage / "incoming").glob("*.json"))
 
 
 # ------------------------------------------------------------------ idempotency
+
 
 def test_rematerializing_a_partition_gives_byte_identical_layout(platform: Platform) -> None:
     data = building_bytes("idempotent", rooms=3, size=12)
@@ -264,22 +333,26 @@ def test_rematerializing_a_partition_gives_byte_identical_layout(platform: Platf
         assert run_status(instance, first) == "SUCCESS"
         before = platform.layout_path("idempotent").read_bytes()
         second = platform.launch("idempotent", data)
-        wait_for(lambda: run_status(instance, second) in TERMINAL, 300, "the second run",
-                 platform)
+        wait_for(lambda: run_status(instance, second) in TERMINAL, 300, "the second run", platform)
         assert run_status(instance, second) == "SUCCESS"
     assert platform.layout_path("idempotent").read_bytes() == before
 
 
 # ------------------------------------------------------------------ load, scaled down
 
+
 def test_graphql_burst_and_inbox_flood_each_laid_out_exactly_once(platform: Platform) -> None:
     """20 concurrent API submissions and 60 inbox files: none lost, none twice, batched."""
     from concurrent.futures import ThreadPoolExecutor
 
-    via_graphql = {f"load-gql-{index:03d}": building_bytes(f"load-gql-{index:03d}", rooms=1)
-                   for index in range(20)}
-    via_inbox = {f"load-inbox-{index:03d}": building_bytes(f"load-inbox-{index:03d}", rooms=1)
-                 for index in range(60)}
+    via_graphql = {
+        f"load-gql-{index:03d}": building_bytes(f"load-gql-{index:03d}", rooms=1)
+        for index in range(20)
+    }
+    via_inbox = {
+        f"load-inbox-{index:03d}": building_bytes(f"load-inbox-{index:03d}", rooms=1)
+        for index in range(60)
+    }
     started = time.monotonic()
     for key, data in via_inbox.items():
         (platform.inbox / f"{key}.json").write_bytes(data)
@@ -292,16 +365,20 @@ def test_graphql_burst_and_inbox_flood_each_laid_out_exactly_once(platform: Plat
 
         def all_done() -> bool:
             nonlocal max_in_progress
-            in_progress = instance.get_runs_count(RunsFilter(statuses=[
-                DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]))
+            in_progress = instance.get_runs_count(
+                RunsFilter(statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED])
+            )
             max_in_progress = max(max_in_progress, in_progress)
-            return all(platform.layout_path(key).exists() for key in everything) and \
-                all(layout_materializations(instance, key) for key in everything)
+            return all(platform.layout_path(key).exists() for key in everything) and all(
+                layout_materializations(instance, key) for key in everything
+            )
 
         wait_for(all_done, 780, "every building of the burst", platform)
         elapsed = time.monotonic() - started
         for key, data in everything.items():
             assert_laid_out_once(platform, instance, key, data)
         assert max_in_progress <= 4, max_in_progress  # dagster.yaml's max_concurrent_runs
-    print(f"\n{len(everything)} buildings in {elapsed:.0f} s: "
-          f"{len(everything) / elapsed * 60:.1f} buildings/minute")
+    print(
+        f"\n{len(everything)} buildings in {elapsed:.0f} s: "
+        f"{len(everything) / elapsed * 60:.1f} buildings/minute"
+    )

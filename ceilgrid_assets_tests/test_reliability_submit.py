@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-
 import badfiles
+import pytest
 from badfiles import BadFile
-from ceilgrid_assets import cli
-from ceilgrid_assets.pgserver import free_port
 from test_reliability_input import FILE_DEFECTS, assert_one_line_reason, run_cli
+
+from ceilgrid_assets import cli
+from ceilgrid_assets.dev.postgres import free_port
 
 
 class RecordingServer(ThreadingHTTPServer):
@@ -67,8 +67,8 @@ def server() -> Iterator[RecordingServer]:
 
 @pytest.mark.parametrize("bad", FILE_DEFECTS, ids=lambda bad: bad.name)
 def test_submit_rejects_bad_files_before_any_request(
-        bad: BadFile, tmp_path: Path, server: RecordingServer,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    bad: BadFile, tmp_path: Path, server: RecordingServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = bad.write(tmp_path)
     assert cli.main(["submit", str(path), "--url", server.url, "--wait"]) == 2
     captured = capsys.readouterr()
@@ -78,10 +78,14 @@ def test_submit_rejects_bad_files_before_any_request(
 
 
 def test_submit_of_a_building_without_any_good_room_makes_no_request(
-        tmp_path: Path, server: RecordingServer, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, server: RecordingServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "all-bad.json"
-    path.write_text(json.dumps(badfiles.building("all-bad", [
-        document for _, document, _ in badfiles.room_defects()])))
+    path.write_text(
+        json.dumps(
+            badfiles.building("all-bad", [document for _, document, _ in badfiles.room_defects()])
+        )
+    )
     assert cli.main(["submit", str(path), "--url", server.url]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert server.requests == []
@@ -90,8 +94,9 @@ def test_submit_of_a_building_without_any_good_room_makes_no_request(
     assert all(line.startswith(f"warning: {path}: room ") for line in lines[:-1])
 
 
-def test_submit_process_rejects_a_600_mb_file_without_reading_it(tmp_path: Path,
-                                                                 server: RecordingServer) -> None:
+def test_submit_process_rejects_a_600_mb_file_without_reading_it(
+    tmp_path: Path, server: RecordingServer
+) -> None:
     [bad] = [bad for bad in FILE_DEFECTS if bad.name == "over-200mb-by-far.json"]
     path = bad.write(tmp_path)
     finished = run_cli("submit", str(path), "--url", server.url)
@@ -101,18 +106,33 @@ def test_submit_process_rejects_a_600_mb_file_without_reading_it(tmp_path: Path,
     assert finished.max_rss_mb < 400, f"{finished.max_rss_mb:.0f} MB: the file was read"
 
 
-@pytest.mark.parametrize("status, body, words", [
-    (500, b"internal error\n", ("500",)),
-    (200, b"<html>not json</html>", ("graphql",)),
-    (200, json.dumps({"errors": [{"message": "Query\nfailed\nbadly"}]}).encode(),
-     ("Query failed badly",)),
-    # What a read-only webserver answers on /report_asset_materialization.
-    (401, json.dumps({"error": "Not authorized to\nreport runless asset events."}).encode(),
-     ("401", "Not authorized to report runless asset events")),
-], ids=["http-500", "not-json", "graphql-error", "unauthorized"])
+@pytest.mark.parametrize(
+    "status, body, words",
+    [
+        (500, b"internal error\n", ("500",)),
+        (200, b"<html>not json</html>", ("graphql",)),
+        (
+            200,
+            json.dumps({"errors": [{"message": "Query\nfailed\nbadly"}]}).encode(),
+            ("Query failed badly",),
+        ),
+        # What a read-only webserver answers on /report_asset_materialization.
+        (
+            401,
+            json.dumps({"error": "Not authorized to\nreport runless asset events."}).encode(),
+            ("401", "Not authorized to report runless asset events"),
+        ),
+    ],
+    ids=["http-500", "not-json", "graphql-error", "unauthorized"],
+)
 def test_submit_reports_server_errors_on_one_line(
-        status: int, body: bytes, words: tuple[str, ...], tmp_path: Path,
-        server: RecordingServer, capsys: pytest.CaptureFixture[str]) -> None:
+    status: int,
+    body: bytes,
+    words: tuple[str, ...],
+    tmp_path: Path,
+    server: RecordingServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     server.status, server.body = status, body
     path = tmp_path / "good.json"
     path.write_text(json.dumps(badfiles.building("good", [badfiles.room("r1")])))
@@ -124,8 +144,9 @@ def test_submit_reports_server_errors_on_one_line(
     assert all(word in lines[0] for word in words), lines[0]
 
 
-def test_submit_to_a_closed_port_is_one_line(tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_submit_to_a_closed_port_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "good.json"
     path.write_text(json.dumps(badfiles.room("r1")))
     url = f"http://127.0.0.1:{free_port()}"

@@ -11,10 +11,10 @@ from matplotlib.colors import to_rgb
 from PIL import Image
 from sample_rooms import OFFICE_DEVICES, grid_room, office_room
 
-from ceilgrid_assets.core import render
-from ceilgrid_assets.core.grid import CODE, DEVICE_COMPONENTS, EMPTY, INVALID, Room
-from ceilgrid_assets.core.photometry import illuminance_map, illuminance_summary
-from ceilgrid_assets.core.profile import get_profile
+from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, EMPTY, INVALID, Room
+from ceilgrid_assets.core.engine.photometry import illuminance_map, illuminance_summary
+from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.outputs import render
 
 
 def pixels(image: render.RenderedImage) -> np.ndarray:
@@ -63,7 +63,7 @@ def test_colours_match_component_positions():
         for x, y in positions:
             assert close(at(array, image, x, y), rgb255(render.COLOURS[name])), (name, x, y)
     white = np.array([255, 255, 255])
-    for y, x in zip(*np.nonzero(room.cells == EMPTY)):
+    for y, x in zip(*np.nonzero(room.cells == EMPTY), strict=True):
         assert close(at(array, image, x, y), white), (x, y)
 
 
@@ -72,9 +72,9 @@ def test_invalid_cells_are_grey_and_hatched():
     image = render.render_room(room)
     array = pixels(image)
     half = int((image.cell_px[0, 1, 0] - image.cell_px[0, 0, 0]) / 3)
-    for y, x in zip(*np.nonzero(room.cells == INVALID)):
+    for y, x in zip(*np.nonzero(room.cells == INVALID), strict=True):
         column, row = image.cell_px[y, x].astype(int)
-        block = array[row - half:row + half, column - half:column + half].reshape(-1, 3)
+        block = array[row - half : row + half, column - half : column + half].reshape(-1, 3)
         grey = (np.abs(block - rgb255(render.COLOURS["invalid"])).max(axis=1) <= 12).mean()
         hatch = (np.abs(block - rgb255(render.HATCH_COLOUR)).max(axis=1) <= 30).mean()
         assert grey > 0.3 and hatch > 0.05, (x, y, grey, hatch)
@@ -121,8 +121,10 @@ def test_violation_cells_are_highlighted_and_others_untouched():
         {"rule": "smoke.coverage", "message": "uncovered", "cells": [[9, 0], [8, 0]]},
         {"rule": "light.count", "message": "too few", "cells": []},
     ]
-    plan, marked = render.render_room(room), render.render_room(room, "violations",
-                                                                violations=violations)
+    plan, marked = (
+        render.render_room(room),
+        render.render_room(room, "violations", violations=violations),
+    )
     plan_px, marked_px = pixels(plan), pixels(marked)
     for x, y in ((9, 0), (8, 0)):
         assert not close(at(marked_px, marked, x, y), at(plan_px, plan, x, y), 30)

@@ -14,11 +14,12 @@ from matplotlib.colors import to_rgb
 from PIL import Image
 from sample_rooms import grid_room, office_room, output_document
 
-from ceilgrid_assets.core import export, render, report_html
-from ceilgrid_assets.core.grid import CODE, DEVICE_COMPONENTS
+from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS
+from ceilgrid_assets.core.outputs import export, render, report_html
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium")
-                                        else None)
+CHROMIUM = shutil.which("chromium") or (
+    "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
+)
 
 
 class Tables(HTMLParser):
@@ -89,7 +90,7 @@ def test_quantities_table_adds_up(text):
     assert list(rows) == ["r1", "r2", export.TOTAL]
     for name, values in rows.items():
         assert values[-1] == sum(values[:-1]), name
-    assert rows[export.TOTAL] == [a + b for a, b in zip(rows["r1"], rows["r2"])]
+    assert rows[export.TOTAL] == [a + b for a, b in zip(rows["r1"], rows["r2"], strict=True)]
     for index, name in enumerate(DEVICE_COMPONENTS):
         assert rows["r1"][index] == built.rooms[0].count(name)
 
@@ -122,11 +123,21 @@ def screenshot(report: export.Layout, tmp_path, name: str) -> np.ndarray:
     path = report_html.write_report_html(report, tmp_path / f"{name}.html")
     shot = tmp_path / f"{name}.png"
     result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}",
-         f"--screenshot={shot}", "--window-size=1280,1600", "--virtual-time-budget=3000",
-         path.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1280,1600",
+            "--virtual-time-budget=3000",
+            path.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert shot.exists(), result.stderr[-2000:]
     return np.asarray(Image.open(io.BytesIO(shot.read_bytes())).convert("RGB")).astype(int)
@@ -138,11 +149,14 @@ def colour_pixels(array: np.ndarray, name: str) -> int:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium)"
+)
 def test_report_opens_in_headless_chromium_and_shows_the_plan(tmp_path):
     room = office_room("r1")
-    bare = room.with_cells(np.where(room.cells == CODE["invalid"], CODE["invalid"],
-                                    CODE["empty"]).astype(np.uint8))
+    bare = room.with_cells(
+        np.where(room.cells == CODE["invalid"], CODE["invalid"], CODE["empty"]).astype(np.uint8)
+    )
     shown = screenshot(layout([room]), tmp_path, "devices")
     baseline = screenshot(layout([bare]), tmp_path, "bare")  # legends and headings only
     assert (shown < 245).any(axis=2).mean() > 0.05  # not a blank page

@@ -11,12 +11,13 @@ import math
 
 import numpy as np
 import pytest
+from helpers import make_room, only, rect, reference_rule_ids, room_from_picture, rule_ids
 
-from ceilgrid_assets.core.grid import CODE
-from ceilgrid_assets.core import photometry
-from ceilgrid_assets.core.photometry import illuminance_map
-from ceilgrid_assets.core.profile import PROFILES, Profile, get_profile
-from ceilgrid_assets.core.rules import (
+from ceilgrid_assets.core.engine import photometry
+from ceilgrid_assets.core.engine.grid import CODE
+from ceilgrid_assets.core.engine.photometry import illuminance_map
+from ceilgrid_assets.core.engine.profile import PROFILES, Profile, get_profile
+from ceilgrid_assets.core.engine.rules import (
     RULE_IDS,
     check_layout,
     compliance_report,
@@ -27,7 +28,6 @@ from ceilgrid_assets.core.rules import (
     smoke_violations,
     supply_violations,
 )
-from helpers import make_room, only, rect, reference_rule_ids, room_from_picture, rule_ids
 
 NFPA = get_profile("nfpa72")
 BS = get_profile("bs5839")
@@ -35,10 +35,18 @@ BS = get_profile("bs5839")
 
 # ------------------------------------------------------------------ profile numbers
 
+
 def test_rule_ids_are_the_nine_of_the_rulebook():
     assert set(RULE_IDS) == {
-        "placement", "smoke.coverage", "smoke.clearance", "light.count", "light.spacing",
-        "supply.count", "supply.coverage", "return.count", "return.separation",
+        "placement",
+        "smoke.coverage",
+        "smoke.clearance",
+        "light.count",
+        "light.spacing",
+        "supply.count",
+        "supply.coverage",
+        "return.count",
+        "return.separation",
     }
 
 
@@ -69,12 +77,12 @@ def test_unknown_profile_lists_known_ones():
     ("area_m2", "room_type", "expected"),
     [
         # F * UF * MF = 3600 * 0.6 * 0.8 = 1728 lm per fitting
-        (36.0, "office", 11),      # 500 * 36 / 1728 = 10.42
-        (36.0, "classroom", 7),    # 300 * 36 / 1728 = 6.25
-        (36.0, "corridor", 3),     # 100 * 36 / 1728 = 2.08
-        (36.0, "lobby", 5),        # 200 * 36 / 1728 = 4.17
-        (17.28, "office", 5),      # 500 * 17.28 / 1728 = 5.0 exactly: not 6
-        (3.24, "storage", 1),      # 100 * 3.24 / 1728 = 0.19
+        (36.0, "office", 11),  # 500 * 36 / 1728 = 10.42
+        (36.0, "classroom", 7),  # 300 * 36 / 1728 = 6.25
+        (36.0, "corridor", 3),  # 100 * 36 / 1728 = 2.08
+        (36.0, "lobby", 5),  # 200 * 36 / 1728 = 4.17
+        (17.28, "office", 5),  # 500 * 17.28 / 1728 = 5.0 exactly: not 6
+        (3.24, "storage", 1),  # 100 * 3.24 / 1728 = 0.19
     ],
 )
 def test_lumen_method_count(area_m2, room_type, expected):
@@ -103,10 +111,12 @@ def test_return_count_formula(area_m2, supplies, expected):
 
 # ------------------------------------------------------------------ placement
 
+
 def test_placement_accepts_new_devices_on_empty_cells():
     original = make_room((4, 3), invalid=[(0, 0)], devices={"light": [(3, 2)]})
-    completed = make_room((4, 3), invalid=[(0, 0)],
-                          devices={"light": [(3, 2), (1, 1)], "smoke_detector": [(3, 0)]})
+    completed = make_room(
+        (4, 3), invalid=[(0, 0)], devices={"light": [(3, 2), (1, 1)], "smoke_detector": [(3, 0)]}
+    )
     assert placement_violations(original, completed) == []
 
 
@@ -151,14 +161,15 @@ def test_check_layout_applies_placement_only_with_an_original():
 
 # ------------------------------------------------------------------ smoke.coverage
 
+
 @pytest.mark.parametrize(
     ("width", "profile", "uncovered"),
     [
         # tile 0.8 m, detector at x = 0; the cell at x = k is 0.8 k m away
-        (9, NFPA, []),          # farthest x = 8: 6.4 m, exactly the radius
-        (10, NFPA, [[9, 0]]),   # x = 9: 7.2 m > 6.4 m
-        (10, BS, []),           # 7.2 m <= 7.5 m
-        (11, BS, [[10, 0]]),    # x = 10: 8.0 m > 7.5 m
+        (9, NFPA, []),  # farthest x = 8: 6.4 m, exactly the radius
+        (10, NFPA, [[9, 0]]),  # x = 9: 7.2 m > 6.4 m
+        (10, BS, []),  # 7.2 m <= 7.5 m
+        (11, BS, [[10, 0]]),  # x = 10: 8.0 m > 7.5 m
         (11, NFPA, [[9, 0], [10, 0]]),
     ],
 )
@@ -195,28 +206,31 @@ def test_no_detector_leaves_every_point_uncovered():
 
 
 def test_invalid_cells_need_no_coverage():
-    room = make_room((11, 1), invalid=[(10, 0), (9, 0)],
-                     devices={"smoke_detector": [(0, 0)]}, tile_size_m=0.8)
+    room = make_room(
+        (11, 1), invalid=[(10, 0), (9, 0)], devices={"smoke_detector": [(0, 0)]}, tile_size_m=0.8
+    )
     assert only(smoke_violations(room, NFPA), "smoke.coverage") == []
 
 
 # ------------------------------------------------------------------ smoke.clearance
 
+
 @pytest.mark.parametrize(
     ("component", "x", "ok"),
     [
         # tile 0.5 m, detector at x = 0: device at x is 0.5 x metres away
-        ("light", 1, False),       # 0.5 m < 1.0 m
-        ("light", 2, True),        # 1.0 m, exactly the limit
+        ("light", 1, False),  # 0.5 m < 1.0 m
+        ("light", 2, True),  # 1.0 m, exactly the limit
         ("air_supply", 2, False),  # 1.0 m < 1.5 m
-        ("air_supply", 3, True),   # 1.5 m, exactly the limit
+        ("air_supply", 3, True),  # 1.5 m, exactly the limit
         ("air_return", 2, False),
         ("air_return", 3, True),
     ],
 )
 def test_smoke_clearance_distances(component, x, ok):
-    room = make_room((8, 1), devices={"smoke_detector": [(0, 0)], component: [(x, 0)]},
-                     tile_size_m=0.5)
+    room = make_room(
+        (8, 1), devices={"smoke_detector": [(0, 0)], component: [(x, 0)]}, tile_size_m=0.5
+    )
     found = only(smoke_violations(room, NFPA), "smoke.clearance")
     if ok:
         assert found == []
@@ -232,14 +246,18 @@ def test_smoke_clearance_diagonals():
     near_supply = make_room((5, 5), devices={"smoke_detector": [(0, 0)], "air_supply": [(2, 1)]})
     assert only(smoke_violations(near_supply, NFPA), "smoke.clearance")
     # (2, 2) is 1.70 m from a supply and (2, 0) 1.2 m from a light: both fine
-    fine = make_room((5, 5), devices={"smoke_detector": [(0, 0)], "air_supply": [(2, 2)],
-                                      "light": [(2, 0)]})
+    fine = make_room(
+        (5, 5), devices={"smoke_detector": [(0, 0)], "air_supply": [(2, 2)], "light": [(2, 0)]}
+    )
     assert only(smoke_violations(fine, NFPA), "smoke.clearance") == []
 
 
 def test_smoke_clearance_reports_both_distances_separately():
-    room = make_room((8, 1), devices={"smoke_detector": [(3, 0)], "light": [(4, 0)],
-                                      "air_supply": [(1, 0)]}, tile_size_m=0.5)
+    room = make_room(
+        (8, 1),
+        devices={"smoke_detector": [(3, 0)], "light": [(4, 0)], "air_supply": [(1, 0)]},
+        tile_size_m=0.5,
+    )
     found = only(smoke_violations(room, NFPA), "smoke.clearance")
     assert len(found) == 2
     messages = " | ".join(v.message for v in found)
@@ -247,6 +265,7 @@ def test_smoke_clearance_reports_both_distances_separately():
 
 
 # ------------------------------------------------------------------ light.count
+
 
 def test_light_count_fails_one_short_and_passes_at_the_count():
     # 8x6 at 0.6 m: 48 cells * 0.36 = 17.28 m2 -> 500 * 17.28 / 1728 = 5 lights exactly
@@ -269,13 +288,17 @@ def test_light_count_depends_on_room_type():
 
 def test_invalid_cells_do_not_count_towards_the_area():
     # 10x10 with a 5x10 invalid half: 50 * 0.36 = 18 m2 -> ceil(500 * 18 / 1728) = 6
-    room = make_room((10, 10), invalid=rect(5, 0, 10, 10),
-                     devices={"light": [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (0, 9)]})
+    room = make_room(
+        (10, 10),
+        invalid=rect(5, 0, 10, 10),
+        devices={"light": [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (0, 9)]},
+    )
     assert room.area_m2 == pytest.approx(18.0)
     assert only(light_violations(room, NFPA), "light.count") == []
 
 
 # ------------------------------------------------------------------ light.spacing
+
 
 def test_light_spacing_square_of_uncovered_corners():
     # light at (0, 0), radius 2.015 m = 3.36 tiles: uncovered iff dx^2 + dy^2 > 11.28
@@ -312,6 +335,7 @@ def test_higher_ceiling_widens_light_spacing():
 
 # ------------------------------------------------------------------ supply.count / coverage
 
+
 def test_supply_count_exactly_24_m2_needs_one():
     # tile 1.0 m: 6x4 = 24 m2 -> 5 * 24 / 120 = 1.0 -> 1 supply; 5x5 = 25 m2 -> 2
     one = make_room((6, 4), devices={"air_supply": [(2, 2)]}, tile_size_m=1.0)
@@ -330,8 +354,7 @@ def test_tiny_room_still_needs_a_supply():
 @pytest.mark.parametrize(("width", "uncovered"), [(5, []), (6, [[5, 0]])])
 def test_supply_coverage_exactly_at_the_radius(width, uncovered):
     # tile = sqrt(12) / 4 = 0.866 m, so x = 4 is exactly 3.4641 m from the supply at x = 0
-    room = make_room((width, 1), devices={"air_supply": [(0, 0)]},
-                     tile_size_m=math.sqrt(12) / 4)
+    room = make_room((width, 1), devices={"air_supply": [(0, 0)]}, tile_size_m=math.sqrt(12) / 4)
     found = only(supply_violations(room, NFPA), "supply.coverage")
     assert [v.cells for v in found] == ([uncovered] if uncovered else [])
 
@@ -343,6 +366,7 @@ def test_supply_coverage_at_standard_tiles():
 
 
 # ------------------------------------------------------------------ return.count
+
 
 def test_return_needed_from_exactly_9_m2():
     # 5x5 at 0.6 m = 25 * 0.36 = 9.0 m2: one supply -> ceil(1 / 2) = 1 return
@@ -372,20 +396,22 @@ def test_return_count_is_half_the_supplies_rounded_up():
 
 # ------------------------------------------------------------------ return.separation
 
+
 @pytest.mark.parametrize(
     ("tile", "return_at", "ok"),
     [
-        (0.6, (3, 0), True),   # 1.8 m, exactly the limit
+        (0.6, (3, 0), True),  # 1.8 m, exactly the limit
         (0.6, (2, 2), False),  # 0.6 * sqrt(8) = 1.70 m
         (0.6, (2, 1), False),  # 1.34 m
-        (0.6, (3, 1), True),   # 0.6 * sqrt(10) = 1.90 m
-        (0.9, (2, 0), True),   # 1.8 m
+        (0.6, (3, 1), True),  # 0.6 * sqrt(10) = 1.90 m
+        (0.9, (2, 0), True),  # 1.8 m
         (0.9, (1, 1), False),  # 1.27 m
     ],
 )
 def test_return_separation(tile, return_at, ok):
-    room = make_room((4, 3), devices={"air_supply": [(0, 0)], "air_return": [return_at]},
-                     tile_size_m=tile)
+    room = make_room(
+        (4, 3), devices={"air_supply": [(0, 0)], "air_return": [return_at]}, tile_size_m=tile
+    )
     found = only(return_violations(room, NFPA), "return.separation")
     if ok:
         assert found == []
@@ -429,8 +455,10 @@ def test_a_hand_made_layout_is_compliant():
         # without the return the 9 m2 room lacks one
         (lambda p: p.replace("R L", ". L"), {"return.count"}),
         # return moved to (2, 0), 1.2 m from the supply and 1.2 m from the detector
-        (lambda p: p.replace("R L", ". L").replace("L . . . S", "L . R . S"),
-         {"return.separation", "smoke.clearance"}),
+        (
+            lambda p: p.replace("R L", ". L").replace("L . . . S", "L . R . S"),
+            {"return.separation", "smoke.clearance"},
+        ),
         # without the light at (4, 2): 2 < 3 lights, and (4, 0) is 2.4 m from (0, 0)
         (lambda p: p.replace(". . D . L", ". . D . ."), {"light.count", "light.spacing"}),
         # without the detector
@@ -478,8 +506,11 @@ def test_validator_agrees_with_a_brute_force_reference(seed):
     rng = np.random.default_rng(seed)
     width, height = rng.integers(1, 15, size=2)
     cells = rng.choice(6, size=(height, width), p=[0.6, 0.1, 0.1, 0.08, 0.06, 0.06])
-    room = make_room((int(width), int(height)), tile_size_m=float(rng.choice([0.5, 0.6, 1.2])),
-                     room_type=str(rng.choice(["office", "corridor", "storage"])))
+    room = make_room(
+        (int(width), int(height)),
+        tile_size_m=float(rng.choice([0.5, 0.6, 1.2])),
+        room_type=str(rng.choice(["office", "corridor", "storage"])),
+    )
     room = room.with_cells(cells.astype(np.uint8))
     for profile in (NFPA, BS):
         assert rule_ids(check_layout(room, profile)) == reference_rule_ids(room, profile)
@@ -494,6 +525,7 @@ def test_profile_is_one_object_and_parameters_flow_through():
 
 
 # ------------------------------------------------------------------ photometry
+
 
 def _direct(hm: float, flux: float = 3600.0, mf: float = 0.8) -> float:
     return flux * mf / (math.pi * hm * hm)
@@ -532,8 +564,11 @@ def test_illuminance_direct_sum_and_fft_agree(monkeypatch):
     rng = np.random.default_rng(5)
     invalid = [(int(x), int(y)) for x, y in rng.integers(0, 12, size=(10, 2))]
     lights = [(int(x), int(y)) for x, y in rng.integers(0, 12, size=(25, 2))]
-    room = make_room((12, 12), invalid=invalid,
-                     devices={"light": [cell for cell in lights if cell not in invalid]})
+    room = make_room(
+        (12, 12),
+        invalid=invalid,
+        devices={"light": [cell for cell in lights if cell not in invalid]},
+    )
     direct = illuminance_map(room, NFPA)
     monkeypatch.setattr(photometry, "DIRECT_ILLUMINANCE_PAIRS", 0)
     by_fft = illuminance_map(room, NFPA)
@@ -561,5 +596,6 @@ def test_metrics_without_lights_and_uniformity_targets():
 
 
 def test_component_codes_match_the_format():
-    assert [CODE[n] for n in ("empty", "invalid", "light", "air_supply", "air_return",
-                              "smoke_detector")] == [0, 1, 2, 3, 4, 5]
+    assert [
+        CODE[n] for n in ("empty", "invalid", "light", "air_supply", "air_return", "smoke_detector")
+    ] == [0, 1, 2, 3, 4, 5]

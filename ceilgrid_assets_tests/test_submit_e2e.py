@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ceilgrid_assets.core.io import parse_document, read_document
-from ceilgrid_assets.core.profile import get_profile
-from ceilgrid_assets.core.rules import check_layout
+from ceilgrid_assets.core.engine.io import parse_document, read_document
+from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.engine.rules import check_layout
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "ceilgrid_assets" / "examples"
 CEILGRID = Path(sys.executable).with_name("ceilgrid")
@@ -43,9 +43,21 @@ def test_submit_wait_returns_the_validated_layout(dagster_dev, tmp_path):
     output = tmp_path / "out" / "layout.json"
     started = time.monotonic()
     result = subprocess.run(
-        [str(CEILGRID), "submit", str(source), "--url", dagster_dev.url, "--wait",
-         "-o", str(output), "--timeout", "300"],
-        capture_output=True, text=True, timeout=400,
+        [
+            str(CEILGRID),
+            "submit",
+            str(source),
+            "--url",
+            dagster_dev.url,
+            "--wait",
+            "-o",
+            str(output),
+            "--timeout",
+            "300",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert result.returncode == 0, result.stderr
     assert "3/3 rooms compliant" in result.stderr
@@ -60,9 +72,22 @@ def test_submit_run_launches_its_own_run_through_graphql(dagster_dev, tmp_path):
     source = building("e2e-own-run", tmp_path)
     output = tmp_path / "own-run.json"
     result = subprocess.run(
-        [str(CEILGRID), "submit", str(source), "--url", dagster_dev.url, "--run", "--wait",
-         "-o", str(output), "--timeout", "300"],
-        capture_output=True, text=True, timeout=400,
+        [
+            str(CEILGRID),
+            "submit",
+            str(source),
+            "--url",
+            dagster_dev.url,
+            "--run",
+            "--wait",
+            "-o",
+            str(output),
+            "--timeout",
+            "300",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert result.returncode == 0, result.stderr
     assert "launched run " in result.stderr
@@ -74,7 +99,9 @@ def test_submit_rejects_bad_input_before_contacting_the_server(tmp_path):
     bad.write_text('{"building_id": "b", "rooms": [{"grid_id": "r", "width": 0}]}')
     result = subprocess.run(
         [str(CEILGRID), "submit", str(bad), "--url", "http://127.0.0.1:9", "--wait"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 2  # the room, then the file

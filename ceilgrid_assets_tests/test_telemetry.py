@@ -24,32 +24,44 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from ceilgrid_assets.core import telemetry
-from ceilgrid_assets.core.io import ParsedDocument, parse_object
-from ceilgrid_assets.core.pipeline import complete_building
+from ceilgrid_assets.core.engine.io import ParsedDocument, parse_object
+from ceilgrid_assets.core.engine.pipeline import complete_building
 from ceilgrid_assets.defs.observability import (
     already_materialized_in_run_group,
     log_event,
     materialization_telemetry,
 )
+from ceilgrid_assets.observability import telemetry
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ATTRIBUTES = ("dagster.run_id", "dagster.asset_key", "dagster.run.attempt")
 
 
 def _room(grid_id: str, width: int, height: int, placed: dict[tuple[int, int], str]) -> dict:
-    return {"grid_id": grid_id, "width": width, "height": height,
-            "cells": [{"x": x, "y": y, "component": placed.get((x, y), "empty")}
-                      for y in range(height) for x in range(width)]}
+    return {
+        "grid_id": grid_id,
+        "width": width,
+        "height": height,
+        "cells": [
+            {"x": x, "y": y, "component": placed.get((x, y), "empty")}
+            for y in range(height)
+            for x in range(width)
+        ],
+    }
 
 
 def small_building() -> ParsedDocument:
     """Two compliant rooms and one whose given supply sits next to a given detector."""
-    return parse_object({"building_id": "b-telemetry", "rooms": [
-        _room("open", 8, 6, {}),
-        _room("column", 5, 5, {(2, 2): "invalid"}),
-        _room("clash", 6, 4, {(1, 1): "air_supply", (2, 1): "smoke_detector"}),
-    ]})
+    return parse_object(
+        {
+            "building_id": "b-telemetry",
+            "rooms": [
+                _room("open", 8, 6, {}),
+                _room("column", 5, 5, {(2, 2): "invalid"}),
+                _room("clash", 6, 4, {(1, 1): "air_supply", (2, 1): "smoke_detector"}),
+            ],
+        }
+    )
 
 
 @pytest.fixture
@@ -70,15 +82,21 @@ def points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any],
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
                 found[metric.name] = [
-                    (dict(point.attributes),
-                     point.value if hasattr(point, "value") else point.count)
-                    for point in metric.data.data_points]
+                    (
+                        dict(point.attributes),
+                        point.value if hasattr(point, "value") else point.count,
+                    )
+                    for point in metric.data.data_points
+                ]
     return found
 
 
 def total(found: dict, name: str, **attributes: Any) -> Any:
-    return sum(value for labels, value in found.get(name, ())
-               if all(labels.get(key) == wanted for key, wanted in attributes.items()))
+    return sum(
+        value
+        for labels, value in found.get(name, ())
+        if all(labels.get(key) == wanted for key, wanted in attributes.items())
+    )
 
 
 def test_layout_run_yields_span_tree_with_attributes(otel) -> None:
@@ -97,34 +115,48 @@ def test_layout_run_yields_span_tree_with_attributes(otel) -> None:
     assert names["ceilgrid.room"] == 3
     candidates = [span for span in finished if span.name == "ceilgrid.candidate"]
     for room_span in (span for span in finished if span.name == "ceilgrid.room"):
-        room = next(r for r in result.rooms
-                    if r.room.grid_id == room_span.attributes["ceilgrid.grid_id"])
-        stages = [s for s in finished if s.name == "ceilgrid.stage"
-                  and s.parent.span_id == room_span.context.span_id]
+        room = next(
+            r for r in result.rooms if r.room.grid_id == room_span.attributes["ceilgrid.grid_id"]
+        )
+        stages = [
+            s
+            for s in finished
+            if s.name == "ceilgrid.stage" and s.parent.span_id == room_span.context.span_id
+        ]
         assert {"light", "air_supply", "air_return"} <= {
-            s.attributes["ceilgrid.component"] for s in stages}
+            s.attributes["ceilgrid.component"] for s in stages
+        }
         inside = {room_span.context.span_id, *(s.context.span_id for s in stages)}
         for component, outcomes in room.candidates.items():
-            traced = Counter(c.attributes["ceilgrid.model"] for c in candidates
-                             if c.parent.span_id in inside
-                             and c.attributes["ceilgrid.component"] == component)
-            ran = Counter(outcome.model for outcome in outcomes
-                          if "lower bound" not in outcome.skip_reason)  # skipped ones never ran
+            traced = Counter(
+                c.attributes["ceilgrid.model"]
+                for c in candidates
+                if c.parent.span_id in inside and c.attributes["ceilgrid.component"] == component
+            )
+            ran = Counter(
+                outcome.model for outcome in outcomes if "lower bound" not in outcome.skip_reason
+            )  # skipped ones never ran
             assert traced >= ran, component
     for span in finished:
         assert span.attributes["dagster.run_id"] == "run-1"
         assert span.attributes["dagster.asset_key"] == "completed_layout"
         assert span.attributes["dagster.partition_key"] == "b-telemetry"
-    expected_parent = {"ceilgrid.stage": "ceilgrid.room",
-                       "ceilgrid.room": "ceilgrid.building",
-                       "ceilgrid.building": "materialize completed_layout"}
+    expected_parent = {
+        "ceilgrid.stage": "ceilgrid.room",
+        "ceilgrid.room": "ceilgrid.building",
+        "ceilgrid.building": "materialize completed_layout",
+    }
     for span in finished:
         if span.name in expected_parent:
             assert parent(span).name == expected_parent[span.name]
-            assert parent(span).start_time <= span.start_time <= span.end_time <= parent(
-                span).end_time
-    rooms = {span.attributes["ceilgrid.grid_id"]: span for span in finished
-             if span.name == "ceilgrid.room"}
+            assert (
+                parent(span).start_time <= span.start_time <= span.end_time <= parent(span).end_time
+            )
+    rooms = {
+        span.attributes["ceilgrid.grid_id"]: span
+        for span in finished
+        if span.name == "ceilgrid.room"
+    }
     assert rooms["open"].attributes["ceilgrid.room.width"] == 8
     assert rooms["open"].attributes["ceilgrid.room.height"] == 6
     assert rooms["open"].attributes["ceilgrid.compliant"] is True
@@ -133,15 +165,22 @@ def test_layout_run_yields_span_tree_with_attributes(otel) -> None:
     for room in result.rooms:
         span = rooms[room.room.grid_id]
         assert span.attributes["ceilgrid.devices"] == sum(
-            room.room.count(c) for c in ("light", "air_supply", "air_return", "smoke_detector"))
+            room.room.count(c) for c in ("light", "air_supply", "air_return", "smoke_detector")
+        )
         assert span.attributes["ceilgrid.duration_s"] == pytest.approx(room.seconds)
     for span in candidates:
         assert parent(span).name in {"ceilgrid.stage", "ceilgrid.room"}
-        assert {"ceilgrid.component", "ceilgrid.model", "ceilgrid.compliant",
-                "ceilgrid.placement_s"} <= set(span.attributes)
+        assert {
+            "ceilgrid.component",
+            "ceilgrid.model",
+            "ceilgrid.compliant",
+            "ceilgrid.placement_s",
+        } <= set(span.attributes)
         if parent(span).name == "ceilgrid.stage":
-            assert parent(span).attributes["ceilgrid.component"] == span.attributes[
-                "ceilgrid.component"]
+            assert (
+                parent(span).attributes["ceilgrid.component"]
+                == span.attributes["ceilgrid.component"]
+            )
 
 
 def test_layout_run_yields_metric_points(otel) -> None:
@@ -161,12 +200,16 @@ def test_layout_run_yields_metric_points(otel) -> None:
     assert total(found, "ceilgrid.candidate.wins") == 3 * 4
     for room in result.rooms:
         for component, record in room.models.items():
-            assert total(found, "ceilgrid.candidate.wins", component=component,
-                         model=record["chosen"]) >= 1
+            assert (
+                total(found, "ceilgrid.candidate.wins", component=component, model=record["chosen"])
+                >= 1
+            )
     ran = sum(o.added is not None for r in result.rooms for v in r.candidates.values() for o in v)
     assert total(found, "ceilgrid.placement.duration") == ran
     assert {labels["model"] for labels, _ in found["ceilgrid.placement.duration"]} >= {
-        "array", "greedy-cover"}
+        "array",
+        "greedy-cover",
+    }
 
 
 def test_failed_attempt_counts_nothing_and_retry_counts_once(otel) -> None:
@@ -178,8 +221,9 @@ def test_failed_attempt_counts_nothing_and_retry_counts_once(otel) -> None:
     assert total(points(reader), "ceilgrid.rooms") == 0
     with telemetry.materialization("completed_layout", run_id="run-1", attempt=2):
         complete_building(small_building())
-    with telemetry.materialization("completed_layout", run_id="run-2", attempt=1,
-                                   already_recorded=True):
+    with telemetry.materialization(
+        "completed_layout", run_id="run-2", attempt=1, already_recorded=True
+    ):
         complete_building(small_building())  # a re-execution of the same run group
     found = points(reader)
     assert total(found, "ceilgrid.rooms") == 3
@@ -188,12 +232,19 @@ def test_failed_attempt_counts_nothing_and_retry_counts_once(otel) -> None:
     assert total(found, "ceilgrid.materializations", outcome="recorded") == 1
     assert total(found, "ceilgrid.materializations", outcome="duplicate") == 1
     # spans describe work: every attempt is traced, told apart by its attempt number
-    attempts = Counter((s.attributes["dagster.run_id"], s.attributes["dagster.run.attempt"])
-                       for s in spans.get_finished_spans() if s.name == "ceilgrid.room")
+    attempts = Counter(
+        (s.attributes["dagster.run_id"], s.attributes["dagster.run.attempt"])
+        for s in spans.get_finished_spans()
+        if s.name == "ceilgrid.room"
+    )
     assert attempts == {("run-1", 1): 3, ("run-1", 2): 3, ("run-2", 1): 3}
-    failed = next(s for s in spans.get_finished_spans() if s.name.startswith("materialize")
-                  and s.attributes["dagster.run.attempt"] == 1
-                  and s.attributes["dagster.run_id"] == "run-1")
+    failed = next(
+        s
+        for s in spans.get_finished_spans()
+        if s.name.startswith("materialize")
+        and s.attributes["dagster.run.attempt"] == 1
+        and s.attributes["dagster.run_id"] == "run-1"
+    )
     assert failed.status.status_code.name == "ERROR"
 
 
@@ -203,8 +254,12 @@ def test_nothing_configured_is_a_pass_through() -> None:
         assert not state.enabled
         result = complete_building(small_building())
         assert len(result.rooms) == 3
-        assert telemetry.configure({"OTEL_SDK_DISABLED": "true",
-                                    "CEILGRID_PROMETHEUS_PORT": "0"}).enabled is False
+        assert (
+            telemetry.configure(
+                {"OTEL_SDK_DISABLED": "true", "CEILGRID_PROMETHEUS_PORT": "0"}
+            ).enabled
+            is False
+        )
     finally:
         telemetry.disable()
 
@@ -224,17 +279,22 @@ def test_prometheus_endpoint_serves_metrics_over_http(caplog) -> None:
         complete_building(small_building())
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
             body = response.read().decode()
-        for name in ("ceilgrid_rooms_total", "ceilgrid_devices_total",
-                     "ceilgrid_violations_total", "ceilgrid_candidate_wins_total",
-                     "ceilgrid_candidates_total"):
+        for name in (
+            "ceilgrid_rooms_total",
+            "ceilgrid_devices_total",
+            "ceilgrid_violations_total",
+            "ceilgrid_candidate_wins_total",
+            "ceilgrid_candidates_total",
+        ):
             assert f"\n{name}{{" in body, name
         for name in ("ceilgrid_placement_duration_seconds", "ceilgrid_room_duration_seconds"):
             assert f"\n{name}_bucket{{" in body, name
         assert 'ceilgrid_violations_total{rule="smoke.clearance"' in body
-        assert 'ceilgrid_rooms_total{compliant="true",profile="nfpa72",room_type="office"} 2.0' \
-            in body
+        assert (
+            'ceilgrid_rooms_total{compliant="true",profile="nfpa72",room_type="office"} 2.0' in body
+        )
         # a second process on the same port: warned about, not fatal
-        with caplog.at_level(logging.WARNING, logger="ceilgrid_assets.core.telemetry"):
+        with caplog.at_level(logging.WARNING, logger="ceilgrid_assets.observability.telemetry"):
             second = telemetry._prometheus({"CEILGRID_PROMETHEUS_PORT": str(port)})
         assert second == (None, None)
         assert "not started" in caplog.text
@@ -273,18 +333,25 @@ def test_otlp_export_reaches_a_collector_over_http(monkeypatch) -> None:
             if path == "/v1/traces":
                 request = ExportTraceServiceRequest.FromString(body)
                 for resource in request.resource_spans:
-                    attributes = {a.key: a.value.string_value
-                                  for a in resource.resource.attributes}
+                    attributes = {a.key: a.value.string_value for a in resource.resource.attributes}
                     assert attributes["service.name"] == "ceilgrid"
                     assert attributes["service.instance.id"]
                     names.update(s.name for scope in resource.scope_spans for s in scope.spans)
             else:
                 request = ExportMetricsServiceRequest.FromString(body)
-                metrics.update(m.name for r in request.resource_metrics
-                               for scope in r.scope_metrics for m in scope.metrics)
+                metrics.update(
+                    m.name
+                    for r in request.resource_metrics
+                    for scope in r.scope_metrics
+                    for m in scope.metrics
+                )
         assert names["ceilgrid.room"] == 3
-        assert {"ceilgrid.rooms", "ceilgrid.devices", "ceilgrid.candidate.wins",
-                "ceilgrid.placement.duration"} <= metrics
+        assert {
+            "ceilgrid.rooms",
+            "ceilgrid.devices",
+            "ceilgrid.candidate.wins",
+            "ceilgrid.placement.duration",
+        } <= metrics
     finally:
         telemetry.disable()
         server.shutdown()
@@ -343,8 +410,10 @@ def test_dagster_materialization_traced_logged_and_counted_once(otel, tmp_path) 
     lines = [json.loads(m) for m in messages if m.startswith("{")]
     laid_out = [line for line in lines if line["message"] == "building laid out"]
     assert len(laid_out) == 2 and all(len(line["trace_id"]) == 32 for line in laid_out)
-    assert any(line["message"] == "core says hello" and line["logger"] ==
-               "ceilgrid_assets.core.test" for line in lines)  # core logs reach the UI
+    assert any(
+        line["message"] == "core says hello" and line["logger"] == "ceilgrid_assets.core.test"
+        for line in lines
+    )  # core logs reach the UI
     rooms = [s for s in spans.get_finished_spans() if s.name == "ceilgrid.room"]
     assert {s.attributes["dagster.run_id"] for s in rooms} == {run_id}
     assert Counter(s.attributes["dagster.run.attempt"] for s in rooms) == {1: 3, 2: 3}
@@ -366,8 +435,9 @@ def test_reexecution_in_the_same_run_group_is_not_counted_again(otel, tmp_path) 
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         job = dg.reconstructable(traced_job)
         first = dg.execute_job(job, instance=instance)
-        second = dg.execute_job(job, instance=instance,
-                                reexecution_options=dg.ReexecutionOptions(first.run_id))
+        second = dg.execute_job(
+            job, instance=instance, reexecution_options=dg.ReexecutionOptions(first.run_id)
+        )
         assert first.success and second.success
         assert already_materialized_in_run_group(instance, second.run_id, traced_layout.key, [])
     found = points(reader)
@@ -397,14 +467,25 @@ def test_collector_config_parses_and_wires_otlp_to_prometheus() -> None:
 def test_grafana_dashboard_is_valid_and_uses_emitted_metrics() -> None:
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/ceilgrid.json").read_text())
     titles = {panel["title"] for panel in dashboard["panels"]}
-    assert {"Rooms per hour", "Compliance rate", "Devices placed by type",
-            "Placement time by model (p90)", "Model wins", "Failed runs"} <= titles
-    expressions = " ".join(target["expr"] for panel in dashboard["panels"]
-                           for target in panel.get("targets", ()))
+    assert {
+        "Rooms per hour",
+        "Compliance rate",
+        "Devices placed by type",
+        "Placement time by model (p90)",
+        "Model wins",
+        "Failed runs",
+    } <= titles
+    expressions = " ".join(
+        target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", ())
+    )
     used = {name for name in telemetry.PROMETHEUS_NAMES.values() if name in expressions}
-    assert used >= {"ceilgrid_rooms_total", "ceilgrid_devices_total",
-                    "ceilgrid_placement_duration_seconds", "ceilgrid_candidate_wins_total",
-                    "ceilgrid_runs_failed_total"}
+    assert used >= {
+        "ceilgrid_rooms_total",
+        "ceilgrid_devices_total",
+        "ceilgrid_placement_duration_seconds",
+        "ceilgrid_candidate_wins_total",
+        "ceilgrid_runs_failed_total",
+    }
     for name in re.findall(r"\bceilgrid_[a-z_]+", expressions):
         base = re.sub(r"_(bucket|count|sum)$", "", name)
         assert base in telemetry.PROMETHEUS_NAMES.values(), name

@@ -18,11 +18,22 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 def screenshot(url: str, path: Path, profile: Path) -> None:
     subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--hide-scrollbars", "--window-size=1600,1000",
-         f"--user-data-dir={profile}", "--virtual-time-budget=25000",
-         f"--screenshot={path}", url],
-        check=True, capture_output=True, timeout=180,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--hide-scrollbars",
+            "--window-size=1600,1000",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=25000",
+            f"--screenshot={path}",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
 
 
@@ -37,10 +48,13 @@ def assert_not_blank(path: Path) -> None:
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed")
-@pytest.mark.parametrize(("name", "page"), [
-    ("asset-graph", "/asset-groups"),
-    ("asset-graph-serving", "/locations/ceilgrid/asset-groups/serving/lineage"),
-])
+@pytest.mark.parametrize(
+    ("name", "page"),
+    [
+        ("asset-graph", "/asset-groups"),
+        ("asset-graph-serving", "/locations/ceilgrid/asset-groups/serving/lineage"),
+    ],
+)
 def test_asset_graph_page_is_not_blank(dagster_dev, tmp_path, name, page):
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

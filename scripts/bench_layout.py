@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from ceilgrid_assets.core.grid import INVALID, Room
-from ceilgrid_assets.core.pipeline import EngineConfig, complete_room
+from ceilgrid_assets.core.engine.grid import INVALID, Room
+from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room
 
 SIZES = ((10, 10), (30, 30), (60, 40), (100, 80))
 
@@ -59,13 +59,17 @@ def main() -> None:
         median, compliant = time_rooms(rooms, config)
         print(f"{f'{width}x{height}':>14} {median * 1000:>10.1f} {compliant!s:>10}")
     rng = np.random.default_rng(0)
-    rooms = [office(int(rng.integers(4, 21)), int(rng.integers(4, 21)), i)
-             for i in range(args.building_rooms)]
+    rooms = [
+        office(int(rng.integers(4, 21)), int(rng.integers(4, 21)), i)
+        for i in range(args.building_rooms)
+    ]
     started = time.perf_counter()
     compliant = sum(complete_room(room, config).compliant for room in rooms)
     elapsed = time.perf_counter() - started
-    print(f"{len(rooms)}-room building (4-20 tiles a side): {len(rooms) / elapsed:.1f} rooms/s, "
-          f"{compliant}/{len(rooms)} compliant")
+    print(
+        f"{len(rooms)}-room building (4-20 tiles a side): {len(rooms) / elapsed:.1f} rooms/s, "
+        f"{compliant}/{len(rooms)} compliant"
+    )
 
 
 if __name__ == "__main__":

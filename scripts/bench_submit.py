@@ -23,16 +23,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ceilgrid_assets.devserver import (  # noqa: E402
+from ceilgrid_assets.cli.submit import submit, wait_for_layout  # noqa: E402
+from ceilgrid_assets.core.engine.io import content_hash  # noqa: E402
+from ceilgrid_assets.dev.postgres import free_port, start_postgres  # noqa: E402
+from ceilgrid_assets.dev.server import (  # noqa: E402
     instance_env,
     prepare_dagster_home,
     start_dagster_dev,
     stop,
     wait_for_webserver,
 )
-from ceilgrid_assets.pgserver import free_port, start_postgres  # noqa: E402
-from ceilgrid_assets.core.io import content_hash  # noqa: E402
-from ceilgrid_assets.submit import submit, wait_for_layout  # noqa: E402
 
 TARGET_S = 10.0
 
@@ -45,8 +45,9 @@ def local_stack(stack: ExitStack) -> str:
     dagster_home = home / "dagster_home"
     prepare_dagster_home(ROOT, dagster_home)
     port = free_port()
-    process = start_dagster_dev(ROOT, instance_env(server, home, dagster_home), port,
-                                home / "dagster-dev.log")
+    process = start_dagster_dev(
+        ROOT, instance_env(server, home, dagster_home), port, home / "dagster-dev.log"
+    )
     stack.callback(stop, process)
     url = f"http://127.0.0.1:{port}"
     started = time.monotonic()
@@ -60,8 +61,11 @@ def one(url: str, document: dict, building_id: str) -> float:
     started = time.monotonic()
     text = json.dumps(document)
     submit(url, text, building_id)
-    layout = json.loads(wait_for_layout(url, building_id, content_hash(text.encode()), since=0,
-                                        timeout_s=600, poll_s=0.25))
+    layout = json.loads(
+        wait_for_layout(
+            url, building_id, content_hash(text.encode()), since=0, timeout_s=600, poll_s=0.25
+        )
+    )
     seconds = time.monotonic() - started
     rooms = layout["rooms"]
     if not all(room["compliance"]["compliant"] for room in rooms) or len(rooms) != 5:
@@ -87,8 +91,10 @@ def main() -> int:
             print(f"run {index + 1}: {times[-1]:.2f} s", flush=True)
     median = statistics.median(times)
     verdict = "meets" if median <= TARGET_S else "misses"
-    print(f"median {median:.2f} s over {len(times)} runs (min {min(times):.2f}, "
-          f"max {max(times):.2f}); {verdict} the {TARGET_S:.0f} s target")
+    print(
+        f"median {median:.2f} s over {len(times)} runs (min {min(times):.2f}, "
+        f"max {max(times):.2f}); {verdict} the {TARGET_S:.0f} s target"
+    )
     return 0
 
 

@@ -22,8 +22,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_layout import office  # noqa: E402
 
-from ceilgrid_assets.core import telemetry  # noqa: E402
-from ceilgrid_assets.core.pipeline import EngineConfig, complete_room  # noqa: E402
+from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room  # noqa: E402
+from ceilgrid_assets.observability import telemetry  # noqa: E402
 
 
 def lay_out(rooms: list, config: EngineConfig) -> float:
@@ -39,8 +39,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    rooms = [office(int(rng.integers(4, 21)), int(rng.integers(4, 21)), i)
-             for i in range(args.rooms)]
+    rooms = [
+        office(int(rng.integers(4, 21)), int(rng.integers(4, 21)), i) for i in range(args.rooms)
+    ]
     config = EngineConfig()
     telemetry.disable()
     lay_out(rooms[:10], config)  # warm imports and caches

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ceilgrid_assets.core.corpus import CorpusSpec, generate_rooms
-from ceilgrid_assets.core.evaluation import awkward_rooms, evaluate_models, summarise
-from ceilgrid_assets.core.learned import load_models
-from ceilgrid_assets.core.models import DEFAULT_MODELS_DIR
+from ceilgrid_assets.core.engine.models import DEFAULT_MODELS_DIR
+from ceilgrid_assets.core.learning.corpus import CorpusSpec, generate_rooms
+from ceilgrid_assets.core.learning.evaluation import awkward_rooms, evaluate_models, summarise
+from ceilgrid_assets.core.learning.learned import load_models
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,15 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     models = load_models(args.models)
     trained_on = {model.card.get("corpus", {}).get("seed") for model in models}
     if args.seed in trained_on:
-        print(f"seed {args.seed} is the training corpus seed: choose a held-out seed",
-              file=sys.stderr)
+        print(
+            f"seed {args.seed} is the training corpus seed: choose a held-out seed", file=sys.stderr
+        )
         return 2
     started = time.perf_counter()
     held_out = generate_rooms(CorpusSpec(args.seed, args.rooms, prefix="holdout"))
-    report = pd.concat([
-        evaluate_models(held_out, models, room_set="held-out", n_jobs=args.jobs),
-        evaluate_models(awkward_rooms(), models, room_set="awkward", n_jobs=args.jobs),
-    ], ignore_index=True)
+    report = pd.concat(
+        [
+            evaluate_models(held_out, models, room_set="held-out", n_jobs=args.jobs),
+            evaluate_models(awkward_rooms(), models, room_set="awkward", n_jobs=args.jobs),
+        ],
+        ignore_index=True,
+    )
     summary = summarise(report)
     report.to_csv(args.models / "evaluation.csv", index=False)
     table = summary.to_markdown(index=False) if _has_tabulate() else summary.to_string(index=False)

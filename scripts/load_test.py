@@ -26,8 +26,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ceilgrid_assets.core.io import content_hash
-from ceilgrid_assets.submit import ServerError, wait_for_layout
+from ceilgrid_assets.cli.submit import ServerError, wait_for_layout
+from ceilgrid_assets.core.engine.io import content_hash
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ceilgrid_assets_tests"))
 
@@ -38,9 +38,15 @@ MAX_CONCURRENT_RUNS = 4  # dagster.yaml run_coordinator
 
 
 def building(building_id: str, rooms: int, size: int) -> bytes:
-    return json.dumps(badfiles.building(building_id, [
-        badfiles.room(f"{building_id}-r{index}", width=size, height=size - 2)
-        for index in range(rooms)])).encode()
+    return json.dumps(
+        badfiles.building(
+            building_id,
+            [
+                badfiles.room(f"{building_id}-r{index}", width=size, height=size - 2)
+                for index in range(rooms)
+            ],
+        )
+    ).encode()
 
 
 class MemorySampler(threading.Thread):
@@ -55,7 +61,8 @@ class MemorySampler(threading.Thread):
 
     def groups(self) -> set[int]:
         return {process.pid for process in self.platform.processes.values()} | {
-            self.platform.postgres.process.pid}
+            self.platform.postgres.process.pid
+        }
 
     def run(self) -> None:
         page_kb = os.sysconf("SC_PAGE_SIZE") / 1024
@@ -89,8 +96,12 @@ def fetched_through_api(platform: Platform, key: str, data: bytes) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--graphql", type=int, default=100,
-                        help="buildings submitted through the API, as ceilgrid submit does")
+    parser.add_argument(
+        "--graphql",
+        type=int,
+        default=100,
+        help="buildings submitted through the API, as ceilgrid submit does",
+    )
     parser.add_argument("--inbox", type=int, default=500, help="files dropped into the inbox")
     parser.add_argument("--rooms", type=int, default=2, help="rooms per building")
     parser.add_argument("--size", type=int, default=10, help="room width in tiles")
@@ -98,10 +109,13 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the deployment folder")
     args = parser.parse_args()
 
-    via_graphql = {f"gql-{i:04d}": building(f"gql-{i:04d}", args.rooms, args.size)
-                   for i in range(args.graphql)}
-    via_inbox = {f"inbox-{i:04d}": building(f"inbox-{i:04d}", args.rooms, args.size)
-                 for i in range(args.inbox)}
+    via_graphql = {
+        f"gql-{i:04d}": building(f"gql-{i:04d}", args.rooms, args.size) for i in range(args.graphql)
+    }
+    via_inbox = {
+        f"inbox-{i:04d}": building(f"inbox-{i:04d}", args.rooms, args.size)
+        for i in range(args.inbox)
+    }
     everything = {**via_graphql, **via_inbox}
     print("starting Postgres, webserver and daemon ...", flush=True)
     ready = time.monotonic()
@@ -119,25 +133,33 @@ def main() -> int:
         with ThreadPoolExecutor(max(1, min(100, args.graphql))) as pool:
             list(pool.map(lambda item: platform.submit(*item), via_graphql.items()))
         submitted = time.monotonic() - started
-        print(f"submitted {len(via_graphql)} via the API and {len(via_inbox)} via the inbox "
-              f"in {submitted:.1f} s", flush=True)
+        print(
+            f"submitted {len(via_graphql)} via the API and {len(via_inbox)} via the inbox "
+            f"in {submitted:.1f} s",
+            flush=True,
+        )
 
         from dagster import AssetKey, DagsterRunStatus, RunsFilter
 
         max_in_progress, done, last_report = 0, 0, 0.0
         with instance_of(platform) as instance:
             while time.monotonic() - started < args.budget:
-                in_progress = instance.get_runs_count(RunsFilter(statuses=[
-                    DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]))
-                unfinished = in_progress + instance.get_runs_count(RunsFilter(statuses=[
-                    DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED]))
+                in_progress = instance.get_runs_count(
+                    RunsFilter(statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED])
+                )
+                unfinished = in_progress + instance.get_runs_count(
+                    RunsFilter(statuses=[DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED])
+                )
                 max_in_progress = max(max_in_progress, in_progress)
                 done = sum(platform.layout_path(key).exists() for key in everything)
                 if time.monotonic() - last_report > 15:
                     last_report = time.monotonic()
-                    print(f"{time.monotonic() - started:5.0f} s: {done}/{len(everything)} laid "
-                          f"out, {in_progress} runs in progress, "
-                          f"peak memory {sampler.peak_total_mb:.0f} MB", flush=True)
+                    print(
+                        f"{time.monotonic() - started:5.0f} s: {done}/{len(everything)} laid "
+                        f"out, {in_progress} runs in progress, "
+                        f"peak memory {sampler.peak_total_mb:.0f} MB",
+                        flush=True,
+                    )
                 # Done when every file is written and the runs that wrote them have
                 # recorded their materializations (at the end of each step).
                 if done == len(everything) and not unfinished:
@@ -148,8 +170,9 @@ def main() -> int:
             counts: dict[str, int] = {}
             cursor = None
             while True:  # the event log answers at most 10,000 records a call
-                page = instance.fetch_materializations(AssetKey("completed_layout"),
-                                                       limit=1000, cursor=cursor)
+                page = instance.fetch_materializations(
+                    AssetKey("completed_layout"), limit=1000, cursor=cursor
+                )
                 for record in page.records:
                     counts[record.partition_key] = counts.get(record.partition_key, 0) + 1
                 if not page.has_more:
@@ -158,22 +181,36 @@ def main() -> int:
             runs = instance.get_runs()
             failed = [run.run_id for run in runs if run.status == DagsterRunStatus.FAILURE]
         # The ceilgrid submit --wait contract: each API building's layout through GraphQL.
-        not_fetched = [key for key, data in via_graphql.items()
-                       if not fetched_through_api(platform, key, data)]
+        not_fetched = [
+            key for key, data in via_graphql.items() if not fetched_through_api(platform, key, data)
+        ]
 
     missing = sorted(key for key in everything if counts.get(key, 0) == 0)
     twice = sorted(key for key in everything if counts.get(key, 0) > 1)
-    print(f"\nbuildings: {len(everything)} ({args.graphql} API, {args.inbox} inbox), "
-          f"{args.rooms} rooms of {args.size}x{args.size - 2} each")
+    print(
+        f"\nbuildings: {len(everything)} ({args.graphql} API, {args.inbox} inbox), "
+        f"{args.rooms} rooms of {args.size}x{args.size - 2} each"
+    )
     print(f"laid out: {done} in {elapsed:.0f} s -> {done / elapsed * 60:.1f} buildings/minute")
-    print(f"runs: {len(runs)} ({len(failed)} failed), at most {max_in_progress} in progress "
-          f"(limit {MAX_CONCURRENT_RUNS})")
-    print(f"peak memory: {sampler.peak_total_mb:.0f} MB for the whole deployment, "
-          f"{sampler.peak_process_mb:.0f} MB for the largest process")
-    print(f"missing: {len(missing)} {missing[:5]}; laid out twice: {len(twice)} {twice[:5]}; "
-          f"API layouts not fetched byte for byte: {len(not_fetched)} {not_fetched[:5]}")
-    ok = (not missing and not twice and not not_fetched and max_in_progress <= MAX_CONCURRENT_RUNS
-          and elapsed <= args.budget)
+    print(
+        f"runs: {len(runs)} ({len(failed)} failed), at most {max_in_progress} in progress "
+        f"(limit {MAX_CONCURRENT_RUNS})"
+    )
+    print(
+        f"peak memory: {sampler.peak_total_mb:.0f} MB for the whole deployment, "
+        f"{sampler.peak_process_mb:.0f} MB for the largest process"
+    )
+    print(
+        f"missing: {len(missing)} {missing[:5]}; laid out twice: {len(twice)} {twice[:5]}; "
+        f"API layouts not fetched byte for byte: {len(not_fetched)} {not_fetched[:5]}"
+    )
+    ok = (
+        not missing
+        and not twice
+        and not not_fetched
+        and max_in_progress <= MAX_CONCURRENT_RUNS
+        and elapsed <= args.budget
+    )
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -14,7 +14,8 @@ def _plain(value: Any) -> Any:
 
 def rows_table(rows: list[dict[str, Any]]) -> dg.TableMetadataValue:
     return dg.MetadataValue.table(
-        [dg.TableRecord({str(key): _plain(value) for key, value in row.items()}) for row in rows])
+        [dg.TableRecord({str(key): _plain(value) for key, value in row.items()}) for row in rows]
+    )
 
 
 def frame_table(frame: Any) -> dg.TableMetadataValue:

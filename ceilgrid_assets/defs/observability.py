@@ -1,7 +1,7 @@
 """Dagster glue for telemetry: materialization spans, structured logs, webhook alerts.
 
-The core (:mod:`ceilgrid_assets.core.telemetry`, :mod:`ceilgrid_assets.core.alerts`)
-knows nothing of Dagster; this module supplies what only Dagster knows: the run
+Telemetry and alerts (:mod:`ceilgrid_assets.observability`) know nothing of
+Dagster; this module supplies what only Dagster knows: the run
 id, asset key, partition and retry number of a step, whether the run group
 already recorded a materialization (retry de-duplication), the log manager that
 puts records in the UI, and the sensor contexts of failures.
@@ -23,7 +23,7 @@ from typing import Any
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
-from ..core import alerts, telemetry
+from ceilgrid_assets.observability import alerts, telemetry
 
 #: Loggers of the core whose records are forwarded to the step's log manager.
 CORE_LOGGER = "ceilgrid_assets"
@@ -61,8 +61,9 @@ def forward_core_logs(dagster_log: logging.Logger, level: int = logging.INFO) ->
         logger.setLevel(previous)
 
 
-def log_event(dagster_log: logging.Logger, message: str, level: int = logging.INFO,
-              **fields: Any) -> None:
+def log_event(
+    dagster_log: logging.Logger, message: str, level: int = logging.INFO, **fields: Any
+) -> None:
     """One structured line in the run's log: JSON with message, trace ids and fields."""
     dagster_log.log(level, telemetry.structured_message(message, **fields))
 
@@ -73,9 +74,9 @@ def _partition_keys(context: dg.AssetExecutionContext) -> list[str]:
     return []
 
 
-def already_materialized_in_run_group(instance: dg.DagsterInstance, run_id: str,
-                                      asset_key: dg.AssetKey,
-                                      partition_keys: Sequence[str]) -> bool:
+def already_materialized_in_run_group(
+    instance: dg.DagsterInstance, run_id: str, asset_key: dg.AssetKey, partition_keys: Sequence[str]
+) -> bool:
     """Whether another run of this run's group (retries, re-executions) materialized it.
 
     Such a run already recorded the metrics of this asset partition, so a
@@ -88,7 +89,8 @@ def already_materialized_in_run_group(instance: dg.DagsterInstance, run_id: str,
     wanted = set(partition_keys)
     for other in others:
         records = instance.get_records_for_run(
-            other, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+            other, of_type=DagsterEventType.ASSET_MATERIALIZATION
+        ).records
         for record in records:
             if record.asset_key != asset_key:
                 continue
@@ -98,29 +100,48 @@ def already_materialized_in_run_group(instance: dg.DagsterInstance, run_id: str,
 
 
 @contextmanager
-def materialization_telemetry(context: dg.AssetExecutionContext) -> Iterator[
-        telemetry.Materialization]:
+def materialization_telemetry(
+    context: dg.AssetExecutionContext,
+) -> Iterator[telemetry.Materialization]:
     """Span per materialization, run attributes on core spans, logs to the UI, metrics once."""
     asset_key = context.asset_key
     partitions = _partition_keys(context)
-    duplicate = already_materialized_in_run_group(context.instance, context.run_id, asset_key,
-                                                  partitions)
+    duplicate = already_materialized_in_run_group(
+        context.instance, context.run_id, asset_key, partitions
+    )
     if duplicate:
-        log_event(context.log, "metrics already recorded by this run group; not counted again",
-                  asset_key=asset_key.to_user_string(), partitions=partitions)
-    partition_label = (partitions[0] if len(partitions) == 1
-                       else f"{partitions[0]}...{partitions[-1]}" if partitions else None)
-    with forward_core_logs(context.log), telemetry.materialization(
-            asset_key.to_user_string(), run_id=context.run_id, partition_key=partition_label,
-            attempt=context.retry_number + 1, already_recorded=duplicate) as scope:
+        log_event(
+            context.log,
+            "metrics already recorded by this run group; not counted again",
+            asset_key=asset_key.to_user_string(),
+            partitions=partitions,
+        )
+    partition_label = (
+        partitions[0]
+        if len(partitions) == 1
+        else f"{partitions[0]}...{partitions[-1]}"
+        if partitions
+        else None
+    )
+    with (
+        forward_core_logs(context.log),
+        telemetry.materialization(
+            asset_key.to_user_string(),
+            run_id=context.run_id,
+            partition_key=partition_label,
+            attempt=context.retry_number + 1,
+            already_recorded=duplicate,
+        ) as scope,
+    ):
         yield scope
 
 
 # --------------------------------------------------------------------------- alerts
 
 
-def _deliver(kind: str, payload: dict[str, Any], sensor_log: logging.Logger,
-             url: str | None) -> bool:
+def _deliver(
+    kind: str, payload: dict[str, Any], sensor_log: logging.Logger, url: str | None
+) -> bool:
     """Post an alert; a failure is logged in the sensor's tick log and counted, not raised.
 
     Raising would fail the tick and, for run-status sensors, hold the cursor so
@@ -161,66 +182,30 @@ def notify_run_failure(context: dg.RunFailureSensorContext, url: str | None = No
     instruments = telemetry.get().instruments
     if instruments is not None:
         instruments.runs_failed.add(1, {"job": run.job_name})
-    payload = alerts.run_failure_payload(run.run_id, run.job_name, run_failure_error(context),
-                                         tags=run.tags)
+    payload = alerts.run_failure_payload(
+        run.run_id, run.job_name, run_failure_error(context), tags=run.tags
+    )
     return _deliver("run_failure", payload, context.log, url or alerts.webhook_url())
 
 
-def notify_check_failure(evaluation: Any, run_id: str | None, sensor_log: logging.Logger,
-                         url: str | None = None) -> bool:
+def notify_check_failure(
+    evaluation: Any, run_id: str | None, sensor_log: logging.Logger, url: str | None = None
+) -> bool:
     """Count a failed asset check and post its alert; ``evaluation`` is an AssetCheckEvaluation."""
     asset_key = evaluation.asset_key.to_user_string()
     severity = getattr(evaluation.severity, "value", str(evaluation.severity))
     instruments = telemetry.get().instruments
     if instruments is not None:
-        instruments.checks_failed.add(1, {"asset_key": asset_key,
-                                          "check": evaluation.check_name,
-                                          "severity": severity})
+        instruments.checks_failed.add(
+            1, {"asset_key": asset_key, "check": evaluation.check_name, "severity": severity}
+        )
     payload = alerts.check_failure_payload(
-        asset_key, evaluation.check_name, run_id, severity=severity,
-        blocking=bool(evaluation.blocking), description=evaluation.description,
-        partition_key=evaluation.partition)
+        asset_key,
+        evaluation.check_name,
+        run_id,
+        severity=severity,
+        blocking=bool(evaluation.blocking),
+        description=evaluation.description,
+        partition_key=evaluation.partition,
+    )
     return _deliver("check_failure", payload, sensor_log, url or alerts.webhook_url())
-
-
-def _check_evaluations(instance: dg.DagsterInstance, after: float | None,
-                       limit: int | None) -> list[Any]:
-    """Check evaluations after a cursor, oldest first (newest only when ``limit=1``, no cursor).
-
-    The cursor is a storage id; on run-sharded storage (SQLite ``dagster dev``),
-    which cannot page by storage id across runs, it is a timestamp instead.
-    """
-    sharded = instance.event_log_storage.is_run_sharded
-    bound = ({} if after is None else
-             {"after_timestamp": after} if sharded else {"after_cursor": int(after)})
-    return list(instance.get_event_records(
-        dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION, **bound),
-        ascending=after is not None, limit=limit))
-
-
-def _cursor_of(instance: dg.DagsterInstance, record: Any) -> str:
-    return str(record.timestamp if instance.event_log_storage.is_run_sharded
-               else record.storage_id)
-
-
-@dg.sensor(name=CHECK_ALERT_SENSOR, minimum_interval_seconds=30,
-           default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Posts failed asset checks (blocking promotion checks included) to "
-                       "the alert webhook, with a link to the run.")
-def check_failure_alerts(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-    """Alerts on asset-check evaluations that failed since the cursor (new ones only)."""
-    instance = context.instance
-    if context.cursor is None:
-        latest = _check_evaluations(instance, None, limit=1)
-        context.update_cursor(_cursor_of(instance, latest[0]) if latest else "0")
-        return dg.SkipReason("started: alerting on check failures from now on")
-    records = _check_evaluations(instance, float(context.cursor), limit=200)
-    failed = 0
-    for record in records:
-        evaluation = record.event_log_entry.dagster_event.event_specific_data
-        if not evaluation.passed:
-            failed += 1
-            notify_check_failure(evaluation, record.run_id, context.log)
-    if records:
-        context.update_cursor(_cursor_of(instance, records[-1]))
-    return dg.SkipReason(f"{len(records)} check evaluations, {failed} failed")

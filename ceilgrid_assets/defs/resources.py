@@ -6,7 +6,6 @@ the daemon and run workers agree on one shared volume (deploy/docker sets
 working directory, which ``make dev`` runs from.
 """
 
-
 import json
 import os
 import shutil
@@ -16,8 +15,8 @@ from typing import Any
 
 from dagster import ConfigurableResource
 
-from ..core.io import write_atomic
-from ..core.models import PlacementModel
+from ceilgrid_assets.core.engine.io import write_atomic
+from ceilgrid_assets.core.engine.models import PlacementModel
 
 
 def ceilgrid_home() -> Path:
@@ -106,7 +105,7 @@ class ModelStore(ConfigurableResource):
         """The promoted learned models, or none before the first promotion."""
         if self.promoted_record() is None:
             return []
-        from ..core.learned import load_models
+        from ceilgrid_assets.core.learning.learned import load_models
 
         return list(load_models(self.promoted_dir()))
 

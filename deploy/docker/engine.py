@@ -65,11 +65,15 @@ class Engine:
             self.process.wait(timeout=10)
 
 
-def docker(*args: str, check: bool = True, capture: bool = True,
-           timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+def docker(
+    *args: str, check: bool = True, capture: bool = True, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the docker CLI."""
     return subprocess.run(
-        ["docker", *args], check=check, text=True, timeout=timeout,
+        ["docker", *args],
+        check=check,
+        text=True,
+        timeout=timeout,
         stdout=subprocess.PIPE if capture else None,
         stderr=subprocess.PIPE if capture else None,
     )
@@ -80,8 +84,10 @@ def engine_answers() -> bool:
     if shutil.which("docker") is None:
         return False
     try:
-        return docker("info", "--format", "{{.ServerVersion}}", check=False,
-                      timeout=20).returncode == 0
+        return (
+            docker("info", "--format", "{{.ServerVersion}}", check=False, timeout=20).returncode
+            == 0
+        )
     except subprocess.TimeoutExpired:
         return False
 
@@ -100,13 +106,19 @@ def ensure_engine(timeout_s: float = 60.0) -> Engine:
         raise EngineUnavailable("no Docker engine answers and starting dockerd needs root")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with open(CACHE_DIR / "dockerd.log", "ab") as log:
-        proc = subprocess.Popen(["dockerd", *DOCKERD_FLAGS], stdout=log, stderr=log,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            ["dockerd", *DOCKERD_FLAGS],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise EngineUnavailable(
-                f"dockerd exited with {proc.returncode}; see {CACHE_DIR / 'dockerd.log'}")
+                f"dockerd exited with {proc.returncode}; see {CACHE_DIR / 'dockerd.log'}"
+            )
         if engine_answers():
             return Engine(process=proc)
         time.sleep(0.5)
@@ -130,19 +142,27 @@ def ensure_base_image(tag: str = BASE_TAG) -> str:
         with tempfile.TemporaryDirectory(dir=CACHE_DIR) as tmp:
             rootfs = Path(tmp) / "rootfs"
             subprocess.run(
-                ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-                 "bookworm", str(rootfs), DEBIAN_MIRROR],
-                check=True, stdout=subprocess.DEVNULL,
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    f"--include={','.join(BASE_PACKAGES)}",
+                    "bookworm",
+                    str(rootfs),
+                    DEBIAN_MIRROR,
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
             for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
                 for item in (rootfs / cache).glob("*"):
                     if item.is_file():
                         item.unlink()
             partial = tarball.with_suffix(".partial")
-            subprocess.run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf",
-                            str(partial), "."], check=True)
+            subprocess.run(
+                ["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(partial), "."], check=True
+            )
             partial.rename(tarball)
-    docker("import", "--change", "CMD [\"/bin/bash\"]", str(tarball), tag)
+    docker("import", "--change", 'CMD ["/bin/bash"]', str(tarball), tag)
     return tag
 
 
@@ -155,8 +175,9 @@ def stage_context(dest: Path) -> Path:
     for rel in CONTEXT_PATHS:
         src = REPO_ROOT / rel
         if src.is_dir():
-            shutil.copytree(src, dest / rel, ignore=shutil.ignore_patterns(
-                "__pycache__", "*.pyc", "build-ca"))
+            shutil.copytree(
+                src, dest / rel, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "build-ca")
+            )
         elif src.exists():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
@@ -174,9 +195,21 @@ def build_image(tag: str = IMAGE_TAG, base: str | None = None) -> str:
         ctx = stage_context(Path(tmp))
         env = {**os.environ, "DOCKER_BUILDKIT": "0"}
         subprocess.run(
-            ["docker", "build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}",
-             "-f", str(ctx / "deploy" / "docker" / "Dockerfile"), "-t", tag, str(ctx)],
-            check=True, env=env,
+            [
+                "docker",
+                "build",
+                "--network",
+                "host",
+                "--build-arg",
+                f"BASE_IMAGE={base}",
+                "-f",
+                str(ctx / "deploy" / "docker" / "Dockerfile"),
+                "-t",
+                tag,
+                str(ctx),
+            ],
+            check=True,
+            env=env,
         )
     return tag
 

@@ -32,8 +32,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str,
-               proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
     """Poll ``check`` until it holds; fail early (with the log's tail) if ``proc`` dies."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -51,6 +56,7 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str,
 
 def render_template(values: Mapping[str, str], template: Path = TEMPLATE) -> str:
     """Substitute ``${NAME}`` like envsubst; a missing value is an error, not ''."""
+
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in values:
@@ -100,30 +106,54 @@ http {{
     include {workdir}/ceilgrid.conf;
 }}
 """)
-    cmd: list[str] = [nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf"),
-                      "-e", str(workdir / "error.log")]
+    cmd: list[str] = [
+        nginx,
+        "-p",
+        str(workdir),
+        "-c",
+        str(workdir / "nginx.conf"),
+        "-e",
+        str(workdir / "error.log"),
+    ]
     if os.geteuid() == 0:
         shutil.chown(workdir, "nobody")
         cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
     test = subprocess.run([*cmd, "-t"], capture_output=True, text=True, check=False)
     if test.returncode != 0:
         raise RuntimeError(f"nginx -t failed:\n{test.stderr}")
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
 
-def start_webserver(port: int, workspace: Path, dagster_home: Path,
-                    extra_args: Sequence[str] = (), log: Path | None = None,
-                    ) -> subprocess.Popen[bytes]:
+def start_webserver(
+    port: int,
+    workspace: Path,
+    dagster_home: Path,
+    extra_args: Sequence[str] = (),
+    log: Path | None = None,
+) -> subprocess.Popen[bytes]:
     """Start ``dagster-webserver`` on 127.0.0.1 (its own process group, so it stops cleanly)."""
     exe = Path(sys.executable).parent / "dagster-webserver"
     binary = str(exe) if exe.exists() else "dagster-webserver"
-    command = [binary, "--host", "127.0.0.1", "--port", str(port), "--workspace",
-               str(workspace), *extra_args]
+    command = [
+        binary,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workspace",
+        str(workspace),
+        *extra_args,
+    ]
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     if log is None:
-        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     with open(log, "ab") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=out,
-                                start_new_session=True)
+        return subprocess.Popen(command, env=env, stdout=out, stderr=out, start_new_session=True)

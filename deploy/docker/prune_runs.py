@@ -24,12 +24,18 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 
 
-def prune_runs(instance: DagsterInstance, older_than: timedelta, *, dry_run: bool = False,
-               now: datetime | None = None) -> list[str]:
+def prune_runs(
+    instance: DagsterInstance,
+    older_than: timedelta,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> list[str]:
     """Delete finished runs last updated before ``now - older_than``; return their ids."""
     cutoff = (now or datetime.now(UTC)) - older_than
-    run_ids = list(instance.get_run_ids(
-        filters=RunsFilter(statuses=FINISHED, updated_before=cutoff)))
+    run_ids = list(
+        instance.get_run_ids(filters=RunsFilter(statuses=FINISHED, updated_before=cutoff))
+    )
     if not dry_run:
         for run_id in run_ids:
             instance.delete_run(run_id)

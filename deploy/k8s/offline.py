@@ -52,8 +52,9 @@ def load_values(path: Path = VALUES) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
-def run_launcher_config(values: Mapping[str, Any], release: str = "ceilgrid",
-                        namespace: str = "ceilgrid") -> dict[str, Any]:
+def run_launcher_config(
+    values: Mapping[str, Any], release: str = "ceilgrid", namespace: str = "ceilgrid"
+) -> dict[str, Any]:
     """The ``run_launcher.config`` block the chart writes into the instance ConfigMap."""
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     config: dict[str, Any] = {
@@ -81,7 +82,8 @@ def run_launcher_config(values: Mapping[str, Any], release: str = "ceilgrid",
     if launcher.get("runK8sConfig"):
         config["run_k8s_config"] = {
             target: launcher["runK8sConfig"][key]
-            for key, target in _RUN_K8S_CONFIG.items() if launcher["runK8sConfig"].get(key)
+            for key, target in _RUN_K8S_CONFIG.items()
+            if launcher["runK8sConfig"].get(key)
         }
     return config
 
@@ -89,12 +91,14 @@ def run_launcher_config(values: Mapping[str, Any], release: str = "ceilgrid",
 def code_location_container_context(values: Mapping[str, Any]) -> dict[str, Any]:
     """What the code server hands to runs with ``includeConfigInLaunchedRuns`` (env and volumes)."""
     deployment = values["dagster-user-deployments"]["deployments"][0]
-    return {"k8s": {
-        "env_config_maps": [item["name"] for item in deployment.get("envConfigMaps", [])],
-        "env_secrets": [item["name"] for item in deployment.get("envSecrets", [])],
-        "volumes": deployment.get("volumes", []),
-        "volume_mounts": deployment.get("volumeMounts", []),
-    }}
+    return {
+        "k8s": {
+            "env_config_maps": [item["name"] for item in deployment.get("envConfigMaps", [])],
+            "env_secrets": [item["name"] for item in deployment.get("envSecrets", [])],
+            "volumes": deployment.get("volumes", []),
+            "volume_mounts": deployment.get("volumeMounts", []),
+        }
+    }
 
 
 def manifests(directory: Path = MANIFESTS) -> Iterator[tuple[Path, dict[str, Any]]]:

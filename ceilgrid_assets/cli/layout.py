@@ -1,0 +1,147 @@
+"""``ceilgrid layout`` and ``ceilgrid validate``: complete a layout, check one."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ceilgrid_assets.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_NOT_COMPLIANT,
+    EXIT_OK,
+    progress_printer,
+    report_errors,
+)
+from ceilgrid_assets.core.engine.io import dump_document, read_document, write_atomic
+from ceilgrid_assets.core.engine.models import (
+    DEFAULT_MODELS_DIR,
+    DEFAULT_OPTIMISER_MAX_CELLS,
+    DEFAULT_OPTIMISER_TIME_S,
+)
+from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_building
+from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, PROFILES, get_profile
+from ceilgrid_assets.core.engine.rules import check_layout
+from ceilgrid_assets.observability import telemetry
+
+
+def resolve_models_dir(explicit: Path | None, disabled: bool) -> Path | None:
+    """--models, else $CEILGRID_MODELS_DIR, else .ceilgrid/models when it holds model cards."""
+    if disabled:
+        return None
+    if explicit is not None:
+        return explicit
+    configured = os.environ.get("CEILGRID_MODELS_DIR")
+    candidate = Path(configured) if configured else DEFAULT_MODELS_DIR
+    if configured or any(candidate.glob("*.json")):
+        return candidate
+    return None
+
+
+def layout_command(args: argparse.Namespace) -> int:
+    telemetry.get()  # spans and metrics when the environment asks for them
+    parsed = read_document(args.input)
+    report_errors(parsed.errors)
+    extra_models = []
+    models_dir = resolve_models_dir(args.models, args.no_models)
+    if models_dir is not None:
+        from ceilgrid_assets.core.learning.learned import load_models
+
+        extra_models = load_models(models_dir)
+        if args.models is None and sys.stderr.isatty():  # the output records them anyway
+            print(
+                f"using learned models from {models_dir} (--no-models to leave them out)",
+                file=sys.stderr,
+            )
+    config = EngineConfig.create(
+        args.profile,
+        extra_models=extra_models,
+        optimiser_max_cells=args.optimiser_cells,
+        optimiser_time_s=args.optimiser_time,
+    )
+    show_progress = args.progress or (len(parsed.rooms) > 50 and sys.stderr.isatty())
+    result = complete_building(parsed, config, progress=progress_printer(show_progress))
+    write_atomic(args.output, dump_document(result.document))
+    for room in result.rooms:
+        if not room.compliant:
+            rules = sorted({v["rule"] for v in room.compliance["violations"]})
+            print(f"not compliant: room {room.room.grid_id}: {', '.join(rules)}", file=sys.stderr)
+    compliant = sum(room.compliant for room in result.rooms)
+    print(
+        f"{args.output}: {len(result.rooms)} rooms laid out, {compliant} compliant"
+        + (f", {len(parsed.errors)} rejected" if parsed.errors else ""),
+        file=sys.stderr,
+    )
+    return result.exit_code
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    parsed = read_document(args.input)
+    report_errors(parsed.errors)
+    profile = get_profile(args.profile)
+    failing = 0
+    for room in parsed.rooms:
+        violations = check_layout(room, profile)
+        if not violations:
+            print(f"room {room.grid_id}: compliant ({profile.name})")
+            continue
+        failing += 1
+        for violation in violations:
+            cells = " ".join(f"({x},{y})" for x, y in violation.cells[:10])
+            more = "" if len(violation.cells) <= 10 else f" +{len(violation.cells) - 10} more"
+            print(
+                f"room {room.grid_id}: {violation.rule}: {violation.message}"
+                + (f" at {cells}{more}" if cells else "")
+            )
+    if parsed.errors:
+        return EXIT_BAD_INPUT
+    return EXIT_NOT_COMPLIANT if failing else EXIT_OK
+
+
+def add_layout_parsers(commands: argparse._SubParsersAction) -> None:
+    """Register ``layout`` and ``validate`` on the ``ceilgrid`` parser."""
+    profile_help = f"rulebook profile (default {DEFAULT_PROFILE})"
+
+    layout = commands.add_parser("layout", help="complete a room or building JSON file")
+    layout.add_argument("input", type=Path, help="room or building JSON")
+    layout.add_argument("-o", "--output", type=Path, required=True, help="completed layout JSON")
+    layout.add_argument(
+        "--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE, help=profile_help
+    )
+    layout.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="directory of trained learned models to add to the candidates "
+        "(default: $CEILGRID_MODELS_DIR, else .ceilgrid/models if trained)",
+    )
+    layout.add_argument(
+        "--no-models",
+        action="store_true",
+        help="built-in models only, even where trained models exist",
+    )
+    layout.add_argument(
+        "--optimiser-cells",
+        type=int,
+        default=DEFAULT_OPTIMISER_MAX_CELLS,
+        metavar="N",
+        help="let the exact optimiser compete in rooms of at most N "
+        f"usable cells (default {DEFAULT_OPTIMISER_MAX_CELLS}; 0 disables it)",
+    )
+    layout.add_argument(
+        "--optimiser-time",
+        type=float,
+        default=DEFAULT_OPTIMISER_TIME_S,
+        metavar="S",
+        help=f"optimiser time limit per stage in seconds (default {DEFAULT_OPTIMISER_TIME_S:g})",
+    )
+    layout.add_argument("--progress", action="store_true", help="print progress on stderr")
+    layout.set_defaults(handler=layout_command)
+
+    validate = commands.add_parser("validate", help="check a completed layout against the rules")
+    validate.add_argument("input", type=Path, help="completed room or building JSON")
+    validate.add_argument(
+        "--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE, help=profile_help
+    )
+    validate.set_defaults(handler=validate_command)

@@ -1,0 +1,90 @@
+"""The ceiling grid as a compact numpy array, and the building that holds rooms.
+
+A room's tiles live in a ``(height, width)`` ``uint8`` array indexed ``[y, x]``;
+each value is a component code. Everything downstream (rules, photometry,
+features, placement) works on these arrays and on the tile-centre coordinates
+returned by :func:`cell_centres`, never on per-cell Python objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+#: Component names in code order: the array value is the index in this tuple.
+COMPONENTS: tuple[str, ...] = (
+    "empty",
+    "invalid",
+    "light",
+    "air_supply",
+    "air_return",
+    "smoke_detector",
+)
+CODE: dict[str, int] = {name: code for code, name in enumerate(COMPONENTS)}
+EMPTY, INVALID, LIGHT, AIR_SUPPLY, AIR_RETURN, SMOKE_DETECTOR = range(len(COMPONENTS))
+
+#: Components the engine places, in series order.
+DEVICE_COMPONENTS: tuple[str, ...] = ("light", "air_supply", "air_return", "smoke_detector")
+
+DEFAULT_TILE_SIZE_M = 0.6
+DEFAULT_CEILING_HEIGHT_M = 2.7
+DEFAULT_ROOM_TYPE = "office"
+
+
+@dataclass(frozen=True)
+class Room:
+    """One room: its tile array plus the physical parameters the rules need.
+
+    ``extra`` keeps any top-level keys of the input that ceilgrid does not
+    interpret, so that a document round-trips without losing information.
+    """
+
+    grid_id: str
+    cells: np.ndarray  # (height, width) uint8 component codes, indexed [y, x]
+    tile_size_m: float = DEFAULT_TILE_SIZE_M
+    ceiling_height_m: float = DEFAULT_CEILING_HEIGHT_M
+    room_type: str = DEFAULT_ROOM_TYPE
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def height(self) -> int:
+        return int(self.cells.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.cells.shape[1])
+
+    @property
+    def usable(self) -> np.ndarray:
+        """Boolean mask of coverage points: every cell that is not ``invalid``."""
+        return self.cells != INVALID
+
+    @property
+    def area_m2(self) -> float:
+        """Ceiling area A of the rulebook: non-invalid cells times tile area."""
+        return float(np.count_nonzero(self.usable)) * self.tile_size_m**2
+
+    def with_cells(self, cells: np.ndarray) -> Room:
+        return replace(self, cells=cells)
+
+    def count(self, component: str) -> int:
+        return int(np.count_nonzero(self.cells == CODE[component]))
+
+
+def cell_centres(shape: tuple[int, int], tile_size_m: float) -> np.ndarray:
+    """Centres in metres of every cell, shape ``(height*width, 2)`` as ``(x, y)``.
+
+    Row-major order matches ``cells.ravel()``, so flat index ``i`` of a mask
+    is row ``i`` here.
+    """
+    height, width = shape
+    ys, xs = np.divmod(np.arange(height * width), width)
+    return np.column_stack(((xs + 0.5) * tile_size_m, (ys + 0.5) * tile_size_m))
+
+
+def flat_to_xy(flat_indices: np.ndarray, width: int) -> list[list[int]]:
+    """Flat array indices to ``[[x, y], ...]`` as used in violations."""
+    ys, xs = np.divmod(np.asarray(flat_indices, dtype=np.int64), width)
+    return np.column_stack((xs, ys)).tolist()

@@ -1,0 +1,453 @@
+"""Reading and writing the JSON interchange format, with strict validation.
+
+Every input problem becomes an :class:`InputError` whose ``str`` is one line
+naming the file, the room (``grid_id`` or index), the field and the cell. A
+building is validated room by room: a bad room is reported in
+``ParsedDocument.errors`` and the good rooms are still returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ceilgrid_assets.core.engine.grid import (
+    CODE,
+    COMPONENTS,
+    DEFAULT_CEILING_HEIGHT_M,
+    DEFAULT_ROOM_TYPE,
+    DEFAULT_TILE_SIZE_M,
+    Room,
+)
+from ceilgrid_assets.core.engine.profile import PROFILES
+
+MAX_CELLS_PER_ROOM = 250_000
+MAX_ROOMS_PER_BUILDING = 10_000
+MAX_FILE_BYTES = 200 * 1024 * 1024
+TILE_SIZE_RANGE_M = (0.1, 3.0)  # (exclusive, inclusive]
+CEILING_HEIGHT_RANGE_M = (2.0, 10.5)  # inclusive
+ROOM_TYPES: tuple[str, ...] = tuple(PROFILES["nfpa72"].illuminance_lx)
+#: Keys ceilgrid writes into an output room; ignored when a completed layout is read back.
+OUTPUT_KEYS = ("compliance", "models", "metrics")
+
+
+class InputError(ValueError):
+    """A problem with the input, reported on one line without a traceback."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        source: str = "<input>",
+        room: str | None = None,
+        field_name: str | None = None,
+        cell: tuple[int, int] | None = None,
+    ) -> None:
+        self.reason = reason
+        self.source = source
+        self.room = room
+        self.field_name = field_name
+        self.cell = cell
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        parts = [_one_line(self.source)]
+        if self.room is not None:
+            parts.append(f"room {_one_line(self.room)}")
+        if self.field_name is not None:
+            parts.append(f"field '{self.field_name}'")
+        if self.cell is not None:
+            parts.append(f"cell ({self.cell[0]}, {self.cell[1]})")
+        return ": ".join(parts) + ": " + " ".join(self.reason.split())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "room": self.room,
+            "field": self.field_name,
+            "cell": list(self.cell) if self.cell is not None else None,
+            "reason": self.reason,
+            "message": str(self),
+        }
+
+
+def _one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped, so messages stay one line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+@dataclass
+class ParsedDocument:
+    """A building as read: the good rooms and one error per bad room.
+
+    ``room_documents`` holds each good room's JSON object (same order as
+    ``rooms``) so that the output can keep keys ceilgrid does not interpret.
+    """
+
+    source: str
+    building_id: str
+    rooms: list[Room] = field(default_factory=list)
+    room_documents: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[InputError] = field(default_factory=list)
+    single_room: bool = False
+
+
+def read_limited(path: str | os.PathLike[str], source: str | None = None) -> bytes:
+    """A file's bytes, refused before reading when over :data:`MAX_FILE_BYTES`.
+
+    Checking the size first keeps a huge file out of memory; reading at most one
+    byte more than the limit catches a file that grew in between.
+    """
+    source = str(path) if source is None else source
+    try:
+        size = os.stat(path).st_size
+        if size > MAX_FILE_BYTES:
+            raise InputError(
+                f"file is {size} bytes, more than the {MAX_FILE_BYTES} byte limit", source=source
+            )
+        with open(path, "rb") as handle:
+            return handle.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError("file not found", source=source) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a JSON file", source=source) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror or exc}", source=source) from None
+
+
+def read_document(path: str | os.PathLike[str]) -> ParsedDocument:
+    """Read and validate a room or building file; file-level problems raise InputError."""
+    return parse_document(read_limited(path), str(path))
+
+
+_UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_FILE_STEM = 100
+
+
+def safe_file_stem(identifier: str, fallback: str) -> str:
+    """A file name (and partition key) for a user-given id: distinct ids, distinct names.
+
+    Ids that are already safe are kept as they are; others are cleaned (no path
+    separator, no leading dot) and get a short hash of the original, so that
+    ``a b`` and ``a_b`` never share a file.
+    """
+    cleaned = _UNSAFE_FILE_CHARACTERS.sub("-", identifier).strip(".-")[:MAX_FILE_STEM]
+    if cleaned == identifier:
+        return identifier
+    digest = hashlib.sha256(identifier.encode()).hexdigest()[:8]
+    return f"{cleaned or fallback}-{digest}"
+
+
+def parse_document(data: bytes | str, source: str = "<input>") -> ParsedDocument:
+    """Parse JSON text of a room or a building; file-level problems raise InputError."""
+    return parse_object(load_json(data, source), source)
+
+
+def load_json(data: bytes | str, source: str = "<input>") -> Any:
+    """Decode UTF-8 JSON with the size limit; every failure is an InputError."""
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"more than the {MAX_FILE_BYTES} byte limit", source=source)
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"not UTF-8 text (byte offset {exc.start})", source=source) from None
+    else:
+        text = data
+    if not text.strip():
+        raise InputError("empty file, expected a JSON object", source=source)
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", source=source
+        ) from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply", source=source) from None
+    except ValueError as exc:  # _reject_constant, or int() of a huge literal
+        raise InputError(f"invalid JSON value: {exc}", source=source) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def parse_object(document: Any, source: str = "<input>") -> ParsedDocument:
+    """Validate an already-decoded JSON value as a room or a building."""
+    if not isinstance(document, dict):
+        raise InputError(
+            f"top level must be a JSON object (a room or a building), got {_json_type(document)}",
+            source=source,
+        )
+    if "rooms" in document:
+        building_id = document.get("building_id", Path(source).stem)
+        if not isinstance(building_id, str) or not building_id:
+            raise InputError("must be a non-empty string", source=source, field_name="building_id")
+        rooms = document["rooms"]
+        if not isinstance(rooms, list):
+            raise InputError(
+                f"must be a list of rooms, got {_json_type(rooms)}",
+                source=source,
+                field_name="rooms",
+            )
+        if len(rooms) > MAX_ROOMS_PER_BUILDING:
+            raise InputError(
+                f"{len(rooms)} rooms, more than the {MAX_ROOMS_PER_BUILDING} room limit",
+                source=source,
+                field_name="rooms",
+            )
+        parsed = ParsedDocument(source=source, building_id=building_id)
+        seen: dict[str, int] = {}
+        for index, room_document in enumerate(rooms):
+            try:
+                room = parse_room(room_document, source, index)
+                if room.grid_id in seen:
+                    raise InputError(
+                        f"duplicate grid_id, already used by room #{seen[room.grid_id]}",
+                        source=source,
+                        room=_room_label(room_document, index),
+                        field_name="grid_id",
+                    )
+            except InputError as error:
+                parsed.errors.append(error)
+                continue
+            seen[room.grid_id] = index
+            parsed.rooms.append(room)
+            parsed.room_documents.append(room_document)
+        return parsed
+    if "cells" in document:
+        room = parse_room(document, source, None)
+        return ParsedDocument(
+            source=source,
+            building_id=room.grid_id,
+            rooms=[room],
+            room_documents=[document],
+            single_room=True,
+        )
+    raise InputError("neither a room (needs 'cells') nor a building (needs 'rooms')", source=source)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _room_label(room_document: Any, index: int | None) -> str:
+    grid_id = room_document.get("grid_id") if isinstance(room_document, dict) else None
+    if isinstance(grid_id, str) and grid_id:
+        return grid_id if index is None else f"{grid_id} (#{index})"
+    return "#0" if index is None else f"#{index}"
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def _number(room_document: dict, name: str, default: float, err) -> float:
+    value = room_document.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise err(f"must be a number, got {_json_type(value)}", name)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer literal beyond the float range
+        number = math.inf
+    if not math.isfinite(number):
+        raise err("must be a finite number", name)
+    return number
+
+
+def parse_room(room_document: Any, source: str = "<input>", index: int | None = None) -> Room:
+    """Validate one room object into a :class:`Room`; any problem raises InputError."""
+    label = _room_label(room_document, index)
+
+    def err(reason: str, field_name: str | None = None, cell: tuple[int, int] | None = None):
+        return InputError(reason, source=source, room=label, field_name=field_name, cell=cell)
+
+    if not isinstance(room_document, dict):
+        raise err(f"a room must be a JSON object, got {_json_type(room_document)}")
+    for required in ("grid_id", "width", "height", "cells"):
+        if required not in room_document:
+            raise err("missing required field", required)
+    grid_id = room_document["grid_id"]
+    if not isinstance(grid_id, str) or not grid_id.strip():
+        raise err(f"must be a non-empty string, got {_json_type(grid_id)}", "grid_id")
+    width, height = room_document["width"], room_document["height"]
+    for name, value in (("width", width), ("height", height)):
+        if not _is_int(value):
+            raise err(f"must be an integer, got {_json_type(value)} {value!r:.40}", name)
+        if value < 1:
+            raise err(f"must be at least 1, got {value}", name)
+    if width * height > MAX_CELLS_PER_ROOM:
+        raise err(
+            f"{width}x{height} = {width * height} cells, more than the "
+            f"{MAX_CELLS_PER_ROOM} cell limit",
+            "width",
+        )
+    tile = _number(room_document, "tile_size_m", DEFAULT_TILE_SIZE_M, err)
+    if not TILE_SIZE_RANGE_M[0] < tile <= TILE_SIZE_RANGE_M[1]:
+        raise err(f"{tile} m is outside the range (0.1, 3.0]", "tile_size_m")
+    ceiling = _number(room_document, "ceiling_height_m", DEFAULT_CEILING_HEIGHT_M, err)
+    if not CEILING_HEIGHT_RANGE_M[0] <= ceiling <= CEILING_HEIGHT_RANGE_M[1]:
+        raise err(f"{ceiling} m is outside the range [2.0, 10.5]", "ceiling_height_m")
+    room_type = room_document.get("room_type", DEFAULT_ROOM_TYPE)
+    if room_type not in ROOM_TYPES:
+        raise err(f"unknown value {room_type!r:.40}; allowed: {', '.join(ROOM_TYPES)}", "room_type")
+    cells = _parse_cells(room_document["cells"], width, height, err)
+    extra = {
+        key: value
+        for key, value in room_document.items()
+        if key
+        not in (
+            "grid_id",
+            "width",
+            "height",
+            "cells",
+            "tile_size_m",
+            "ceiling_height_m",
+            "room_type",
+        )
+        + OUTPUT_KEYS
+    }
+    return Room(
+        grid_id=grid_id,
+        cells=cells,
+        tile_size_m=tile,
+        ceiling_height_m=ceiling,
+        room_type=room_type,
+        extra=extra,
+    )
+
+
+def _parse_cells(cells: Any, width: int, height: int, err) -> np.ndarray:
+    """Cells list to a ``(height, width)`` code array, checked in bulk with numpy."""
+    if not isinstance(cells, list):
+        raise err(f"must be a list of cells, got {_json_type(cells)}", "cells")
+    expected = width * height
+    if len(cells) != expected:
+        raise err(f"has {len(cells)} cells, expected width*height = {expected}", "cells")
+    try:
+        xs = [cell["x"] for cell in cells]
+        ys = [cell["y"] for cell in cells]
+        names = [cell["component"] for cell in cells]
+    except (TypeError, KeyError):
+        raise _first_bad_cell_shape(cells, err) from None
+    for name, values in (("x", xs), ("y", ys)):
+        if not all(map(_is_int, values)):
+            position = next(i for i, value in enumerate(values) if not _is_int(value))
+            raise err(
+                f"cell #{position}: must be an integer, got {_json_type(values[position])}", name
+            )
+    try:
+        x = np.asarray(xs, dtype=np.int64)
+        y = np.asarray(ys, dtype=np.int64)
+    except OverflowError:  # beyond int64, so certainly outside the grid
+        x = np.asarray([min(max(value, -1), width) for value in xs], dtype=np.int64)
+        y = np.asarray([min(max(value, -1), height) for value in ys], dtype=np.int64)
+    out_of_bounds = (x < 0) | (x >= width) | (y < 0) | (y >= height)
+    if out_of_bounds.any():
+        i = int(np.argmax(out_of_bounds))
+        raise err(
+            f"outside the {width}x{height} grid (0 <= x < {width}, 0 <= y < {height})",
+            "x" if not 0 <= x[i] < width else "y",
+            (xs[i], ys[i]),
+        )
+    flat = y * width + x
+    counts = np.bincount(flat, minlength=expected)
+    if (counts > 1).any():
+        first = int(np.argmax(counts > 1))
+        raise err("listed more than once", "cells", (first % width, first // width))
+    try:
+        codes = np.fromiter((CODE[name] for name in names), dtype=np.uint8, count=expected)
+    except (KeyError, TypeError):
+        position = next(
+            i for i, name in enumerate(names) if not isinstance(name, str) or name not in CODE
+        )
+        raise err(
+            f"unknown value {names[position]!r:.40}; allowed: {', '.join(COMPONENTS)}",
+            "component",
+            (xs[position], ys[position]),
+        ) from None
+    grid = np.empty(expected, dtype=np.uint8)
+    grid[flat] = codes
+    return grid.reshape(height, width)
+
+
+def _first_bad_cell_shape(cells: list, err) -> InputError:
+    for position, cell in enumerate(cells):
+        if not isinstance(cell, dict):
+            return err(f"cell #{position} must be an object, got {_json_type(cell)}", "cells")
+        for key in ("x", "y", "component"):
+            if key not in cell:
+                return err(f"cell #{position} has no '{key}'", key)
+    return err("malformed cells", "cells")
+
+
+def room_to_document(room: Room, template: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A room as a JSON-ready dict, keeping the input's key order and unknown keys."""
+    height, width = room.cells.shape
+    ys, xs = np.divmod(np.arange(height * width), width)
+    names = np.asarray(COMPONENTS, dtype=object)[room.cells.ravel()]
+    cells = [
+        {"x": x, "y": y, "component": name}
+        for x, y, name in zip(xs.tolist(), ys.tolist(), names.tolist(), strict=True)
+    ]
+    document: dict[str, Any] = dict(template) if template else {}
+    for key in OUTPUT_KEYS:
+        document.pop(key, None)
+    document.update(
+        {
+            "grid_id": room.grid_id,
+            "width": width,
+            "height": height,
+            "cells": cells,
+            "tile_size_m": room.tile_size_m,
+            "ceiling_height_m": room.ceiling_height_m,
+            "room_type": room.room_type,
+        }
+    )
+    for key, value in room.extra.items():
+        document.setdefault(key, value)
+    return document
+
+
+def dump_document(document: dict[str, Any]) -> bytes:
+    """Deterministic JSON bytes: one cell per line keeps diffs and files readable."""
+    text = json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    # A lone surrogate (legal as a JSON escape in the input) is written back as its escape.
+    return text.encode("utf-8", "backslashreplace")
+
+
+def content_hash(data: bytes) -> str:
+    """Short SHA-256 of a document's bytes: how submissions and layouts are matched up."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write via a temporary file and rename, so no reader ever sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)

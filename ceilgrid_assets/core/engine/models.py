@@ -1,0 +1,128 @@
+"""The placement-model interface and the built-in (non-learned) models.
+
+A model proposes new devices for one stage: ``place(context) -> mask | None``
+(None: not applicable or skipped). The engine keeps only allowed cells, runs
+the shared repair, validates and scores every proposal, so a new model plugs
+in by being listed in :func:`default_models` or passed to the pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
+from ceilgrid_assets.core.engine.heuristics import (
+    SPREAD_WALL_WEIGHT,
+    array_layout,
+    greedy_cover,
+    spread,
+)
+from ceilgrid_assets.core.engine.optimiser import solve_stage
+from ceilgrid_assets.core.engine.stages import StageContext
+
+#: Where trained learned models are cached (gitignored): ``ceilgrid train`` writes here
+#: by default and ``ceilgrid layout`` uses them when present.
+DEFAULT_MODELS_DIR = Path(".ceilgrid/models")
+#: The optimiser competes at serving time only in rooms with at most this many usable cells.
+DEFAULT_OPTIMISER_MAX_CELLS = 400
+#: Seconds the optimiser may spend on one stage of one room at serving time.
+DEFAULT_OPTIMISER_TIME_S = 1.0
+
+
+@runtime_checkable
+class PlacementModel(Protocol):
+    """``exact`` models run last and only when no other candidate reached the lower bound."""
+
+    name: str
+    components: tuple[str, ...]
+    exact: bool
+
+    def place(self, context: StageContext) -> np.ndarray | None: ...
+
+
+@dataclass(frozen=True)
+class ArrayModel:
+    """Rule-based square array: the lumen-method array for lights, grids for the rest."""
+
+    name: str = "array"
+    components: tuple[str, ...] = DEVICE_COMPONENTS
+    exact: bool = False
+
+    def place(self, context: StageContext) -> np.ndarray | None:
+        return array_layout(context, context.required_count)
+
+
+@dataclass(frozen=True)
+class GreedyCoverModel:
+    """Greedy set cover of the coverage points, then spread to reach the count."""
+
+    name: str = "greedy-cover"
+    components: tuple[str, ...] = DEVICE_COMPONENTS
+    exact: bool = False
+
+    def place(self, context: StageContext) -> np.ndarray | None:
+        if context.radius_m is None:
+            return None
+        return greedy_cover(context.uncovered(context.existing), context.allowed, context.disk)
+
+
+@dataclass(frozen=True)
+class SpreadModel:
+    """Farthest-point spreading, walls weighted: even spacing, good light uniformity."""
+
+    name: str = "spread"
+    components: tuple[str, ...] = DEVICE_COMPONENTS
+    exact: bool = False
+    wall_weight: float = SPREAD_WALL_WEIGHT
+
+    def place(self, context: StageContext) -> np.ndarray | None:
+        return spread(
+            context,
+            context.existing,
+            context.allowed,
+            context.required_count,
+            until_covered=True,
+            wall_weight=self.wall_weight,
+        )
+
+
+@dataclass(frozen=True)
+class OptimiserModel:
+    """Exact minimum (HiGHS MILP) within a time budget; skipped on large stages.
+
+    A solve that stops on the time limit is discarded rather than used: its
+    result would depend on machine speed, and output must be reproducible.
+    """
+
+    name: str = "optimiser"
+    components: tuple[str, ...] = DEVICE_COMPONENTS
+    exact: bool = True
+    max_cells: int = DEFAULT_OPTIMISER_MAX_CELLS
+    time_limit_s: float = DEFAULT_OPTIMISER_TIME_S
+
+    def place(self, context: StageContext) -> np.ndarray | None:
+        if int(context.room.usable.sum()) > self.max_cells:
+            return None
+        result = solve_stage(context, self.time_limit_s)
+        if result.status not in ("optimal", "trivial"):
+            return None
+        return result.added
+
+
+def default_models(
+    optimiser_max_cells: int = DEFAULT_OPTIMISER_MAX_CELLS,
+    optimiser_time_s: float = DEFAULT_OPTIMISER_TIME_S,
+) -> list[PlacementModel]:
+    """The built-in candidates, in the order they are reported."""
+    return [
+        ArrayModel(),
+        GreedyCoverModel(),
+        SpreadModel(),
+        # Fittings nearer the walls: often a better U0 for the same count.
+        SpreadModel(name="spread-perimeter", components=("light",), wall_weight=3.5),
+        OptimiserModel(max_cells=optimiser_max_cells, time_limit_s=optimiser_time_s),
+    ]

@@ -1,0 +1,372 @@
+"""Exact placement as integer programmes, solved by HiGHS through ``scipy.optimize.milp``.
+
+Two programmes:
+
+- :func:`solve_stage` — one component: minimum devices on allowed cells such
+  that every coverage point is reached and the count rule holds (set cover
+  with a cardinality floor). It labels the training corpus and competes at
+  serving time within a time budget.
+- :func:`solve_joint` — all four components at once, with the clearance and
+  separation rules as pairwise conflicts. Used as a rescue for small rooms
+  where the series could not find a compliant layout: if one exists, this
+  finds it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, EMPTY, Room
+from ceilgrid_assets.core.engine.profile import Profile
+from ceilgrid_assets.core.engine.rules import EPSILON_M, distance_to
+from ceilgrid_assets.core.engine.stages import (
+    StageContext,
+    coverage_matrix,
+    dense_coverage,
+    disk_stencil,
+)
+
+#: HiGHS statuses as scipy reports them.
+STATUS = {0: "optimal", 1: "limit", 2: "infeasible", 3: "unbounded", 4: "error"}
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """An optimiser outcome; ``added`` is None when no usable solution was found."""
+
+    added: np.ndarray | None
+    status: str  # optimal | limit | infeasible | error | trivial
+    gap: float | None
+    seconds: float
+
+
+#: The exhaustive search gives up (and the MILP runs) after this many branches.
+SEARCH_MAX_BRANCHES = 400
+#: ... and is only tried when at most this many new devices could be optimal
+SEARCH_MAX_DEVICES = 3
+#: ... on at most this many (point, site) pairs.
+SEARCH_MAX_PAIRS = 250_000
+
+
+class _BranchBudget:
+    """Counts branches of the exhaustive search; raises once the budget is spent."""
+
+    class Spent(Exception):
+        pass
+
+    def __init__(self, branches: int) -> None:
+        self.left = branches
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise self.Spent
+
+
+def _cover_with(cover: np.ndarray, size: int, budget: _BranchBudget) -> list[int] | None:
+    """Sites (columns) covering every row of ``cover`` with at most ``size`` of them, or None.
+
+    Branches on the row with the fewest covering sites (one of them must be
+    taken); the last device is found for all sites at once.
+    """
+    if cover.shape[0] == 0:
+        return []
+    if size == 1:
+        full = np.flatnonzero(cover.all(axis=0))
+        return [int(full[0])] if full.size else None
+    hardest = int(np.argmin(cover.sum(axis=1)))
+    for site in np.flatnonzero(cover[hardest]).tolist():
+        budget.spend()
+        rest = _cover_with(cover[~cover[:, site]], size - 1, budget)
+        if rest is not None:
+            return [site, *rest]
+    return None
+
+
+def smallest_cover(
+    cover: np.ndarray, lower: int, upper: int, branches: int = SEARCH_MAX_BRANCHES
+) -> np.ndarray | None:
+    """Exhaustive search for a minimum set cover of ``lower`` to ``upper`` sites.
+
+    ``cover`` is the dense (points x sites) boolean matrix. Returns the chosen
+    sites as a boolean vector when the search proved it minimal (every smaller
+    size was ruled out exhaustively), or None when the minimum lies above
+    ``upper`` or the branch budget ran out: the caller then solves the MILP.
+    """
+    budget = _BranchBudget(branches)
+    try:
+        for size in range(max(1, lower), upper + 1):
+            found = _cover_with(cover, size, budget)
+            if found is not None:
+                chosen = np.zeros(cover.shape[1], dtype=bool)
+                chosen[found] = True
+                return chosen
+    except _BranchBudget.Spent:
+        return None
+    return None
+
+
+def rounded_relaxation(
+    cover: sparse.csr_matrix, constraints: list[LinearConstraint], need: int, time_limit_s: float
+) -> tuple[np.ndarray | None, int]:
+    """A cover rounded from the LP relaxation, and the relaxation's lower bound.
+
+    Sites are taken in decreasing LP value while they reach an uncovered
+    point, then redundant ones dropped (lowest value first), then the count
+    rule is met in LP order. When the rounded cover has ``bound`` sites it is
+    optimal, which is usually the case for these covering problems and
+    costs a fraction of branch and bound.
+    """
+    n_sites = cover.shape[1]
+    relaxed = milp(
+        np.ones(n_sites),
+        constraints=constraints,
+        integrality=np.zeros(n_sites),
+        bounds=Bounds(0, 1),
+        options={"time_limit": max(0.05, time_limit_s)},
+    )
+    if relaxed.status != 0:  # only an optimal LP value is a lower bound
+        return None, 0
+    bound = int(np.ceil(relaxed.fun - 1e-6))
+    order = np.lexsort((np.arange(n_sites), -relaxed.x)).tolist()
+    columns = cover.tocsc()
+    points_of = [
+        columns.indices[columns.indptr[site] : columns.indptr[site + 1]] for site in range(n_sites)
+    ]
+    times_covered = np.zeros(cover.shape[0], dtype=np.int64)
+    chosen = np.zeros(n_sites, dtype=bool)
+    for site in order:
+        if not (times_covered[points_of[site]] == 0).any():
+            continue
+        chosen[site] = True
+        times_covered[points_of[site]] += 1
+        if times_covered.all():
+            break
+    for site in reversed(order):
+        if chosen[site] and (times_covered[points_of[site]] >= 2).all():
+            chosen[site] = False
+            times_covered[points_of[site]] -= 1
+    for site in order:
+        if int(chosen.sum()) >= need:
+            break
+        chosen[site] = True
+    return chosen, bound
+
+
+def _run(
+    c: np.ndarray, constraints: list[LinearConstraint], upper: np.ndarray, time_limit_s: float
+) -> tuple[np.ndarray | None, str, float | None]:
+    result = milp(
+        c,
+        constraints=constraints,
+        integrality=np.ones_like(c),
+        bounds=Bounds(np.zeros_like(c), upper),
+        options={"time_limit": max(0.05, time_limit_s), "presolve": True},
+    )
+    status = STATUS.get(result.status, "error")
+    gap = getattr(result, "mip_gap", None)
+    if result.x is None:
+        return None, status, gap
+    return np.round(result.x).astype(bool), status, (float(gap) if gap is not None else None)
+
+
+def solve_stage(context: StageContext, time_limit_s: float) -> SolveResult:
+    """Fewest devices of one type on allowed cells meeting coverage and count.
+
+    Cheapest proof first: :func:`smallest_cover` settles stages needing a few
+    devices, :func:`rounded_relaxation` most others (a rounded LP solution
+    meeting the LP bound); branch and bound (the MILP) runs only when both fail.
+    """
+    started = time.perf_counter()
+    sites = context.allowed
+    need = max(0, context.required_count - int(context.existing.sum()))
+    uncovered = context.uncovered(context.existing)
+    n_sites = int(sites.sum())
+
+    def result(chosen: np.ndarray | None, status: str, gap: float | None) -> SolveResult:
+        added = None
+        if chosen is not None:
+            added = np.zeros_like(sites)
+            added[sites] = chosen
+        return SolveResult(added, status, gap, time.perf_counter() - started)
+
+    if need == 0 and not uncovered.any():
+        return result(np.zeros(n_sites, dtype=bool), "trivial", 0.0)
+    if n_sites == 0:
+        return result(None, "infeasible", None)
+    constraints = []
+    if uncovered.any():
+        fewest = context.lower_bound - int(context.existing.sum())
+        if fewest <= SEARCH_MAX_DEVICES and int(uncovered.sum()) * n_sites <= SEARCH_MAX_PAIRS:
+            dense = dense_coverage(uncovered, sites, context.disk)
+            if not dense.any(axis=1).all():
+                return result(None, "infeasible", None)
+            chosen = smallest_cover(dense, fewest, SEARCH_MAX_DEVICES)
+            if chosen is not None and int(chosen.sum()) >= need:  # else the count rule binds
+                return result(chosen, "optimal", 0.0)
+            cover = sparse.csr_matrix(dense, dtype=np.float64)
+        else:
+            cover = coverage_matrix(uncovered, sites, context.disk)
+            if not (np.asarray(cover.sum(axis=1)).ravel() > 0).all():
+                return result(None, "infeasible", None)
+        constraints.append(LinearConstraint(cover, lb=1, ub=np.inf))
+    if need:
+        constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=need, ub=np.inf))
+    if uncovered.any():
+        rounded, bound = rounded_relaxation(cover, constraints, need, time_limit_s)
+        if rounded is not None and int(rounded.sum()) <= bound:
+            return result(rounded, "optimal", 0.0)
+    remaining_s = time_limit_s - (time.perf_counter() - started)
+    return result(*_run(np.ones(n_sites), constraints, np.ones(n_sites), remaining_s))
+
+
+def _conflict_rows(
+    sites_a: np.ndarray,
+    var_a: np.ndarray,
+    sites_b: np.ndarray,
+    var_b: np.ndarray,
+    minimum_m: float,
+    tile_size_m: float,
+    n_vars: int,
+) -> sparse.csr_matrix:
+    """Rows ``x_a + x_b <= 1`` for every pair closer than ``minimum_m``."""
+    # disk_stencil is inclusive; shrinking the radius makes "strictly closer".
+    stencil = disk_stencil(minimum_m - 2 * EPSILON_M, tile_size_m)
+    offsets = np.argwhere(stencil) - stencil.shape[0] // 2
+    height, width = sites_a.shape
+    ay, ax = np.nonzero(sites_a)
+    rows_a, rows_b = [], []
+    for dy, dx in offsets:
+        by, bx = ay + dy, ax + dx
+        inside = (by >= 0) & (by < height) & (bx >= 0) & (bx < width)
+        inside[inside] = sites_b[by[inside], bx[inside]]
+        rows_a.append(var_a[ay[inside], ax[inside]])
+        rows_b.append(var_b[by[inside], bx[inside]])
+    a = np.concatenate(rows_a) if rows_a else np.empty(0, dtype=np.int64)
+    b = np.concatenate(rows_b) if rows_b else np.empty(0, dtype=np.int64)
+    n = a.size
+    data = np.ones(2 * n)
+    return sparse.csr_matrix(
+        (data, (np.concatenate([np.arange(n), np.arange(n)]), np.concatenate([a, b]))),
+        shape=(n, n_vars),
+    )
+
+
+def solve_joint(room: Room, profile: Profile, time_limit_s: float) -> SolveResult:
+    """All four components at once; ``added`` holds component codes (0 where nothing new)."""
+    started = time.perf_counter()
+    cells, t = room.cells, room.tile_size_m
+    usable = room.usable
+    empty = cells == EMPTY
+    existing = {name: cells == CODE[name] for name in DEVICE_COMPONENTS}
+    air = existing["air_supply"] | existing["air_return"]
+    # Cells where each type may go at all, given devices already in the input.
+    d_light = distance_to(existing["light"], t)
+    d_air = distance_to(air, t)
+    d_smoke = distance_to(existing["smoke_detector"], t)
+    d_supply = distance_to(existing["air_supply"], t)
+    sites = {
+        "light": empty & (d_smoke >= profile.smoke_to_light_m - EPSILON_M),
+        "air_supply": empty & (d_smoke >= profile.smoke_to_air_m - EPSILON_M),
+        "air_return": empty
+        & (d_smoke >= profile.smoke_to_air_m - EPSILON_M)
+        & (d_supply >= profile.return_to_supply_m - EPSILON_M),
+        "smoke_detector": empty
+        & (d_light >= profile.smoke_to_light_m - EPSILON_M)
+        & (d_air >= profile.smoke_to_air_m - EPSILON_M),
+    }
+    # Variable numbering: one block per component.
+    var: dict[str, np.ndarray] = {}
+    offset = 0
+    for name in DEVICE_COMPONENTS:
+        index = np.full(cells.shape, -1, dtype=np.int64)
+        count = int(sites[name].sum())
+        index[sites[name]] = offset + np.arange(count)
+        var[name], offset = index, offset + count
+    n_vars = offset
+    if n_vars == 0:
+        return SolveResult(None, "infeasible", None, time.perf_counter() - started)
+    blocks: list[sparse.csr_matrix] = []
+    lower: list[np.ndarray] = []
+    upper: list[np.ndarray] = []
+
+    def add(matrix: sparse.spmatrix, lb: float | np.ndarray, ub: float | np.ndarray) -> None:
+        matrix = sparse.csr_matrix(matrix)
+        blocks.append(matrix)
+        lower.append(np.broadcast_to(np.asarray(lb, dtype=float), (matrix.shape[0],)))
+        upper.append(np.broadcast_to(np.asarray(ub, dtype=float), (matrix.shape[0],)))
+
+    def selector(name: str) -> sparse.csr_matrix:
+        """(n_sites x n_vars) picking the block of one component."""
+        columns = var[name][sites[name]]
+        return sparse.csr_matrix(
+            (np.ones(columns.size), (np.arange(columns.size), columns)),
+            shape=(columns.size, n_vars),
+        )
+
+    # One device per cell.
+    cell_of_var = np.full(n_vars, -1, dtype=np.int64)
+    for name in DEVICE_COMPONENTS:
+        cell_of_var[var[name][sites[name]]] = np.flatnonzero(sites[name].ravel())
+    add(
+        sparse.csr_matrix(
+            (np.ones(n_vars), (cell_of_var, np.arange(n_vars))), shape=(cells.size, n_vars)
+        ),
+        -np.inf,
+        1,
+    )
+    # Coverage.
+    area = room.area_m2
+    radii = {
+        "light": profile.light_radius_m(room.ceiling_height_m),
+        "air_supply": profile.supply_radius_m,
+        "smoke_detector": profile.smoke_radius_m,
+    }
+    for name, radius in radii.items():
+        uncovered = usable & (distance_to(existing[name], t) > radius + EPSILON_M)
+        if uncovered.any():
+            cover = coverage_matrix(uncovered, sites[name], disk_stencil(radius, t))
+            if (np.asarray(cover.sum(axis=1)).ravel() == 0).any():
+                return SolveResult(None, "infeasible", None, time.perf_counter() - started)
+            add(cover @ selector(name), 1, np.inf)
+    # Counts.
+    ones = {name: np.asarray(selector(name).sum(axis=0)) for name in DEVICE_COMPONENTS}
+    n_existing = {name: int(existing[name].sum()) for name in DEVICE_COMPONENTS}
+    add(ones["light"], profile.min_lights(area, room.room_type) - n_existing["light"], np.inf)
+    add(ones["air_supply"], profile.min_supplies(area) - n_existing["air_supply"], np.inf)
+    if area >= profile.return_min_area_m2:
+        # 2 * returns >= supplies  <=>  returns >= ceil(supplies / 2)
+        add(
+            2 * ones["air_return"] - ones["air_supply"],
+            n_existing["air_supply"] - 2 * n_existing["air_return"],
+            np.inf,
+        )
+    # Pairwise clearances.
+    for first, second, minimum in (
+        ("smoke_detector", "light", profile.smoke_to_light_m),
+        ("smoke_detector", "air_supply", profile.smoke_to_air_m),
+        ("smoke_detector", "air_return", profile.smoke_to_air_m),
+        ("air_return", "air_supply", profile.return_to_supply_m),
+    ):
+        rows = _conflict_rows(
+            sites[first], var[first], sites[second], var[second], minimum, t, n_vars
+        )
+        if rows.shape[0]:
+            add(rows, -np.inf, 1)
+    constraint = LinearConstraint(
+        sparse.vstack(blocks).tocsr(), np.concatenate(lower), np.concatenate(upper)
+    )
+    chosen, status, gap = _run(np.ones(n_vars), [constraint], np.ones(n_vars), time_limit_s)
+    elapsed = time.perf_counter() - started
+    if chosen is None:
+        return SolveResult(None, status, gap, elapsed)
+    codes = np.zeros(cells.size, dtype=np.uint8)
+    for name in DEVICE_COMPONENTS:
+        picked = chosen[var[name][sites[name]]]
+        codes[np.flatnonzero(sites[name].ravel())[picked]] = CODE[name]
+    return SolveResult(codes.reshape(cells.shape), status, gap, elapsed)

@@ -1,0 +1,321 @@
+"""Completing rooms: stages in series, candidates compete, the selector picks.
+
+``complete_room`` is the one function the CLI, the Dagster assets and the tests
+call. For each stage (lights -> air supply -> air return -> smoke detectors)
+every model proposes, the engine repairs, validates and scores each proposal,
+and :func:`select` picks the winner. A look-ahead reserves smoke-detector cells
+before the first stage, and a joint integer programme rescues small rooms the
+series could not complete, so a compliant layout is found whenever one exists
+for realistic rooms.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, Room
+from ceilgrid_assets.core.engine.heuristics import repair
+from ceilgrid_assets.core.engine.hooks import observed
+from ceilgrid_assets.core.engine.io import InputError, ParsedDocument, room_to_document
+from ceilgrid_assets.core.engine.models import (
+    DEFAULT_OPTIMISER_MAX_CELLS,
+    DEFAULT_OPTIMISER_TIME_S,
+    PlacementModel,
+    default_models,
+)
+from ceilgrid_assets.core.engine.optimiser import solve_joint
+from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
+from ceilgrid_assets.core.engine.rules import check_layout, compliance_report, layout_metrics
+from ceilgrid_assets.core.engine.stages import StageContext, build_context, quality_score
+
+#: The joint rescue runs on rooms with at most this many usable cells.
+DEFAULT_RESCUE_MAX_CELLS = 900
+DEFAULT_RESCUE_TIME_S = 10.0
+RESCUE_MODEL = "joint-optimiser"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything that shapes a layout besides the room itself."""
+
+    profile: Profile = field(default_factory=lambda: get_profile(DEFAULT_PROFILE))
+    models: Sequence[PlacementModel] = field(default_factory=default_models)
+    rescue_max_cells: int = DEFAULT_RESCUE_MAX_CELLS
+    rescue_time_s: float = DEFAULT_RESCUE_TIME_S
+
+    @classmethod
+    def create(
+        cls,
+        profile: str | Profile = DEFAULT_PROFILE,
+        extra_models: Sequence[PlacementModel] = (),
+        optimiser_max_cells: int = DEFAULT_OPTIMISER_MAX_CELLS,
+        optimiser_time_s: float = DEFAULT_OPTIMISER_TIME_S,
+        **kwargs: Any,
+    ) -> EngineConfig:
+        """The built-in models plus ``extra_models`` (learned ones), by profile name."""
+        models = [*default_models(optimiser_max_cells, optimiser_time_s), *extra_models]
+        return cls(profile=get_profile(profile), models=models, **kwargs)
+
+
+@dataclass
+class CandidateOutcome:
+    """One model's proposal for one stage, after repair and validation."""
+
+    model: str
+    added: np.ndarray | None
+    compliant: bool = False
+    devices: int = 0
+    score: float = 0.0
+    violations: int = 0
+    compliant_before_repair: bool = False
+    repaired: int = 0
+    seconds: float = 0.0
+    skip_reason: str = "no proposal: not applicable here, or over its size or time budget"
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.added is None:
+            return {
+                "model": self.model,
+                "compliant": False,
+                "devices": None,
+                "score": None,
+                "skipped": True,
+                "reason": self.skip_reason,
+            }
+        return {
+            "model": self.model,
+            "compliant": self.compliant,
+            "devices": self.devices,
+            "score": round(self.score, 4),
+            "repaired": self.repaired,
+        }
+
+
+@observed("candidate")
+def evaluate(
+    context: StageContext, model: str, proposal: np.ndarray | None, seconds: float
+) -> CandidateOutcome:
+    """Repair, validate and score a proposal on equal terms with the others."""
+    if proposal is None:
+        return CandidateOutcome(model, None, seconds=seconds)
+    proposal = proposal & context.allowed
+    key = proposal.tobytes()
+    if key in context.judged:  # another model proposed the same layout
+        return replace(context.judged[key], model=model, seconds=seconds)
+    added = repair(context, proposal)
+    violations = context.violations(added)
+    repaired = int(added.sum() - proposal.sum())
+    before = context.violations(proposal) if repaired else violations
+    context.judged[key] = outcome = CandidateOutcome(
+        model=model,
+        added=added,
+        compliant=not violations,
+        devices=int((context.existing | added).sum()),
+        score=quality_score(context, added),
+        violations=len(violations),
+        compliant_before_repair=not before,
+        repaired=repaired,
+        seconds=seconds,
+    )
+    return outcome
+
+
+def select(outcomes: Sequence[CandidateOutcome]) -> CandidateOutcome | None:
+    """Compliant with fewest devices, then best score; else fewest violations (flagged).
+
+    Ties go to the model listed first, so the choice is deterministic.
+    """
+    ranked = [
+        (
+            not outcome.compliant,
+            outcome.violations,
+            outcome.devices,
+            -round(outcome.score, 4),
+            index,
+        )
+        for index, outcome in enumerate(outcomes)
+        if outcome.added is not None
+    ]
+    return outcomes[min(ranked)[-1]] if ranked else None
+
+
+@observed("stage")
+def run_stage(
+    context: StageContext, models: Sequence[PlacementModel]
+) -> tuple[CandidateOutcome, list[CandidateOutcome]]:
+    """Every applicable model proposes; exact models run only if they could still win."""
+    applicable = [model for model in models if context.component in model.components]
+    outcomes: dict[int, CandidateOutcome] = {}
+    optimal = False
+    for exact in (False, True):
+        if exact:
+            best = select(list(outcomes.values()))
+            optimal = best is not None and best.compliant and best.devices <= context.lower_bound
+        for index, model in enumerate(applicable):
+            if bool(getattr(model, "exact", False)) != exact:
+                continue
+            if optimal:  # a candidate already reached the lower bound: nothing to win
+                outcomes[index] = CandidateOutcome(
+                    model.name,
+                    None,
+                    skip_reason=f"{best.model} already reached the lower "
+                    f"bound of {context.lower_bound} devices",
+                )
+                continue
+            started = time.perf_counter()
+            proposal = model.place(context)
+            outcomes[index] = evaluate(context, model.name, proposal, time.perf_counter() - started)
+    ordered = [outcomes[index] for index in sorted(outcomes)]
+    chosen = select(ordered)
+    if chosen is None:  # no model applies: place nothing, let validation report it
+        chosen = evaluate(context, "none", np.zeros_like(context.allowed), 0.0)
+    return chosen, ordered
+
+
+@dataclass
+class RoomResult:
+    original: Room
+    room: Room
+    stages: list[Room]  # the room before the first stage and after each stage
+    models: dict[str, Any]
+    compliance: dict[str, Any]
+    metrics: dict[str, Any]
+    candidates: dict[str, list[CandidateOutcome]]
+    seconds: float
+
+    @property
+    def compliant(self) -> bool:
+        return bool(self.compliance["compliant"])
+
+
+@observed("room")
+def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
+    """Place every missing component of one room."""
+    config = config or EngineConfig()
+    started = time.perf_counter()
+    profile, models = config.profile, config.models
+    detector_plan, plan_outcomes = run_stage(build_context("smoke_detector", room, profile), models)
+    current = room
+    stages = [room]
+    record: dict[str, Any] = {}
+    candidates: dict[str, list[CandidateOutcome]] = {}
+    for component in DEVICE_COMPONENTS:
+        context = build_context(component, current, profile, detector_plan.added)
+        if component == "smoke_detector":
+            # The look-ahead proposals stay valid (earlier stages kept clear of
+            # them); re-judge them against the room as it now is.
+            outcomes = [evaluate(context, o.model, o.added, o.seconds) for o in plan_outcomes]
+            chosen = select(outcomes) or evaluate(
+                context, "none", np.zeros_like(context.allowed), 0
+            )
+        else:
+            chosen, outcomes = run_stage(context, models)
+        current = context.apply(chosen.added)
+        stages.append(current)
+        candidates[component] = outcomes
+        record[component] = {
+            "chosen": chosen.model,
+            "compliant": chosen.compliant,
+            "candidates": [outcome.to_dict() for outcome in outcomes],
+        }
+    compliance = compliance_report(current, profile, room)
+    if not compliance["compliant"] and room.usable.sum() <= config.rescue_max_cells:
+        rescued = _rescue(room, profile, config.rescue_time_s)
+        if rescued is not None:
+            current = rescued
+            compliance = compliance_report(current, profile, room)
+            stages = _stage_views(room, rescued)
+            for component in DEVICE_COMPONENTS:
+                record[component]["chosen"] = RESCUE_MODEL
+                record[component]["compliant"] = True
+    return RoomResult(
+        original=room,
+        room=current,
+        stages=stages,
+        models=record,
+        compliance=compliance,
+        metrics=layout_metrics(current, profile),
+        candidates=candidates,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _rescue(room: Room, profile: Profile, time_limit_s: float) -> Room | None:
+    """The joint optimiser's layout, if it proves one exists within the time limit."""
+    result = solve_joint(room, profile, time_limit_s)
+    if result.added is None or result.status != "optimal":
+        return None
+    cells = np.where(result.added > 0, result.added, room.cells).astype(np.uint8)
+    completed = room.with_cells(cells)
+    return None if check_layout(completed, profile, room) else completed
+
+
+def _stage_views(original: Room, completed: Room) -> list[Room]:
+    """Per-stage snapshots of a layout made in one piece (for stage renders)."""
+    views = [original]
+    cells = original.cells.copy()
+    for component in DEVICE_COMPONENTS:
+        code = CODE[component]
+        cells = np.where(completed.cells == code, code, cells).astype(np.uint8)
+        views.append(original.with_cells(cells.copy()))
+    return views
+
+
+@dataclass
+class BuildingResult:
+    """A completed building: the output document plus what was rejected and why."""
+
+    building_id: str
+    document: dict[str, Any]
+    rooms: list[RoomResult]
+    errors: list[InputError]
+
+    @property
+    def all_compliant(self) -> bool:
+        return all(result.compliant for result in self.rooms)
+
+    @property
+    def exit_code(self) -> int:
+        """CLI convention: 2 bad input, 1 a room not compliant, 0 all good."""
+        if self.errors:
+            return 2
+        return 0 if self.all_compliant else 1
+
+
+def room_output(result: RoomResult, template: dict[str, Any] | None) -> dict[str, Any]:
+    document = room_to_document(result.room, template)
+    document["compliance"] = result.compliance
+    document["models"] = result.models
+    document["metrics"] = result.metrics
+    return document
+
+
+@observed("building")
+def complete_building(
+    parsed: ParsedDocument,
+    config: EngineConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BuildingResult:
+    """Lay out every good room of a parsed document; bad rooms are listed, not fatal."""
+    config = config or EngineConfig()
+    results = []
+    for index, room in enumerate(parsed.rooms):
+        results.append(complete_room(room, config))
+        if progress is not None:
+            progress(index + 1, len(parsed.rooms))
+    documents = [
+        room_output(result, template)
+        for result, template in zip(results, parsed.room_documents, strict=True)
+    ]
+    if parsed.single_room and documents:
+        document = documents[0]
+    else:
+        document = {"building_id": parsed.building_id, "rooms": documents}
+        if parsed.errors:
+            document["rejected_rooms"] = [error.to_dict() for error in parsed.errors]
+    return BuildingResult(parsed.building_id, document, results, list(parsed.errors))

@@ -1,0 +1,271 @@
+"""What each placement stage needs: required count, coverage radius, allowed cells.
+
+A stage places one component type. Its :class:`StageContext` is everything a
+placement model may look at; the engine, not the model, enforces ``allowed``
+and runs the shared :func:`repair`, so every model is judged on the same terms.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from ceilgrid_assets.core.engine.grid import (
+    AIR_RETURN,
+    AIR_SUPPLY,
+    CODE,
+    EMPTY,
+    LIGHT,
+    SMOKE_DETECTOR,
+    Room,
+)
+from ceilgrid_assets.core.engine.photometry import (
+    fft_convolve,
+    illuminance_map,
+    illuminance_summary,
+)
+from ceilgrid_assets.core.engine.profile import Profile
+from ceilgrid_assets.core.engine.rules import COMPONENT_CHECKS, EPSILON_M, Violation, distance_to
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """The state a placement model sees when it places one component type."""
+
+    component: str
+    room: Room  # the room with earlier stages placed
+    profile: Profile
+    allowed: np.ndarray  # (h, w) bool: cells where a new device of this type may go
+    required_count: int  # devices of this type the room needs in total
+    radius_m: float | None  # every coverage point within this of a device, or None
+
+    @property
+    def code(self) -> int:
+        return CODE[self.component]
+
+    @cached_property
+    def judged(self) -> dict[bytes, Any]:
+        """Outcomes of proposals already judged here, by proposal bytes (see ``evaluate``)."""
+        return {}
+
+    @cached_property
+    def existing(self) -> np.ndarray:
+        return self.room.cells == self.code
+
+    @cached_property
+    def disk(self) -> np.ndarray | None:
+        """Stencil of cell offsets within the coverage radius (a boolean disk)."""
+        if self.radius_m is None:
+            return None
+        return disk_stencil(self.radius_m, self.room.tile_size_m)
+
+    @cached_property
+    def centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of every cell centre in metres, as two (h, w) arrays."""
+        t = self.room.tile_size_m
+        ys, xs = np.indices(self.room.cells.shape)
+        return (xs + 0.5) * t, (ys + 0.5) * t
+
+    @cached_property
+    def wall_distance(self) -> np.ndarray:
+        """Distance (m) from each cell centre to the nearest wall or invalid tile edge."""
+        padded = np.pad(self.room.usable, 1, constant_values=False)
+        edt = distance_to(~padded, self.room.tile_size_m)[1:-1, 1:-1]
+        return np.maximum(edt - self.room.tile_size_m / 2, 0.0)
+
+    @cached_property
+    def lower_bound(self) -> int:
+        """No layout of this stage has fewer devices: count rule and a disk-packing bound.
+
+        A heuristic that reaches it is optimal, so the optimiser need not run.
+        """
+        existing = int(self.existing.sum())
+        bound = max(self.required_count, existing)
+        uncovered = self.uncovered(self.existing)
+        n_uncovered = int(uncovered.sum())
+        if n_uncovered and self.allowed.any():
+            gains = disk_counts(uncovered, self.disk)
+            best = int(gains[self.allowed].max())
+            if best > 0:
+                bound = max(bound, existing + -(-n_uncovered // best))
+        return bound
+
+    def uncovered(self, devices: np.ndarray) -> np.ndarray:
+        """Coverage points out of reach of ``devices`` (all False without a radius)."""
+        if self.radius_m is None:
+            return np.zeros_like(devices)
+        far = distance_to(devices, self.room.tile_size_m) > self.radius_m + EPSILON_M
+        return self.room.usable & far
+
+    def apply(self, added: np.ndarray) -> Room:
+        cells = self.room.cells.copy()
+        cells[added] = self.code
+        return self.room.with_cells(cells)
+
+    def violations(self, added: np.ndarray) -> list[Violation]:
+        """Violations of this stage's own rules once ``added`` is placed."""
+        return COMPONENT_CHECKS[self.component](self.apply(added), self.profile)
+
+
+#: Up to this many (point, site) pairs the coverage matrix is built densely in one step.
+DENSE_COVERAGE_PAIRS = 250_000
+#: Up to this many (cell, disk offset) pairs, disk counts are one sparse product.
+SPARSE_DISK_PAIRS = 50_000
+#: Sparse disk operators are built for grids rounded up to this many tiles a side,
+#: so that rooms of similar sizes share one.
+OPERATOR_GRID_STEP = 8
+
+
+def disk_counts(mask: np.ndarray, disk: np.ndarray) -> np.ndarray:
+    """For every cell, how many ``mask`` cells lie within the disk around it (int array).
+
+    Small grids multiply by a memoised sparse (cells x cells) disk operator of
+    a slightly larger grid (the extra cells are zero); larger ones use an FFT
+    convolution (the disk is symmetric, so convolution equals correlation).
+    """
+    height, width = mask.shape
+    grid = (
+        -(-height // OPERATOR_GRID_STEP) * OPERATOR_GRID_STEP,
+        -(-width // OPERATOR_GRID_STEP) * OPERATOR_GRID_STEP,
+    )
+    if disk.size * grid[0] * grid[1] <= SPARSE_DISK_PAIRS:
+        padded = np.zeros(grid, dtype=np.int32)
+        padded[:height, :width] = mask
+        operator = _disk_operator(grid, disk.tobytes(), disk.shape)
+        return (operator @ padded.ravel()).reshape(grid)[:height, :width]
+    reach = disk.shape[0] // 2
+    full = fft_convolve(mask.astype(np.float64), disk.astype(np.float64))
+    return np.rint(full[reach : reach + height, reach : reach + width]).astype(np.int32)
+
+
+@functools.lru_cache(maxsize=64)
+def _disk_operator(
+    grid: tuple[int, ...], disk_bytes: bytes, disk_shape: tuple[int, ...]
+) -> sparse.csr_matrix:
+    """(cells x cells) matrix of a full grid: 1 where two cells are within the disk."""
+    disk = np.frombuffer(disk_bytes, dtype=bool).reshape(disk_shape)
+    every_cell = np.ones(grid, dtype=bool)
+    return coverage_matrix(every_cell, every_cell, disk).astype(np.int32)
+
+
+def coverage_matrix(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> sparse.csr_matrix:
+    """Sparse (points x sites) matrix: 1 where a site is within the disk of a point.
+
+    ``points`` and ``sites`` are (h, w) masks; rows and columns follow their
+    flat order. Small problems go through :func:`dense_coverage`; large ones
+    are built offset by offset from the stencil.
+    """
+    n_points, n_sites = int(points.sum()), int(sites.sum())
+    if n_points * n_sites <= DENSE_COVERAGE_PAIRS:
+        return sparse.csr_matrix(dense_coverage(points, sites, disk), dtype=np.float64)
+    height, width = points.shape
+    py, px = np.nonzero(points)
+    reach = disk.shape[0] // 2
+    point_index = np.full(points.size, -1, dtype=np.int64)
+    point_index[points.ravel()] = np.arange(n_points)
+    site_index = np.full(sites.size, -1, dtype=np.int64)
+    site_index[sites.ravel()] = np.arange(n_sites)
+    rows, cols = [], []
+    for dy, dx in np.argwhere(disk) - reach:
+        ty, tx = py + dy, px + dx
+        inside = (ty >= 0) & (ty < height) & (tx >= 0) & (tx < width)
+        site = np.full(py.shape, -1, dtype=np.int64)
+        site[inside] = site_index[ty[inside] * width + tx[inside]]
+        hit = site >= 0
+        rows.append(point_index[py[hit] * width + px[hit]])
+        cols.append(site[hit])
+    row = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+    col = np.concatenate(cols) if cols else np.empty(0, dtype=np.int64)
+    return sparse.csr_matrix((np.ones(row.size), (row, col)), shape=(n_points, n_sites))
+
+
+def dense_coverage(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> np.ndarray:
+    """Boolean (points x sites) matrix of :func:`coverage_matrix`, for small problems.
+
+    Every (point, site) offset indexes the stencil at once.
+    """
+    py, px = np.nonzero(points)
+    sy, sx = np.nonzero(sites)
+    reach = disk.shape[0] // 2
+    dy = sy[None, :] - py[:, None] + reach
+    dx = sx[None, :] - px[:, None] + reach
+    inside = (dy >= 0) & (dy <= 2 * reach) & (dx >= 0) & (dx <= 2 * reach)
+    hit = np.zeros(inside.shape, dtype=bool)
+    hit[inside] = disk[dy[inside], dx[inside]]
+    return hit
+
+
+def disk_stencil(radius_m: float, tile_size_m: float) -> np.ndarray:
+    reach = int(np.floor(radius_m / tile_size_m + EPSILON_M))
+    offsets = np.arange(-reach, reach + 1)
+    r2 = (offsets[:, None] ** 2 + offsets[None, :] ** 2) * tile_size_m**2
+    return r2 <= radius_m**2 + EPSILON_M
+
+
+def build_context(
+    component: str, room: Room, profile: Profile, detector_plan: np.ndarray | None = None
+) -> StageContext:
+    """The context of ``component``'s stage, given the room so far.
+
+    ``detector_plan`` (cells reserved for smoke detectors by a look-ahead) keeps
+    lights and diffusers out of the detectors' clearance zones, so that the last
+    stage is not painted into a corner.
+    """
+    cells, t = room.cells, room.tile_size_m
+    detectors = cells == SMOKE_DETECTOR
+    if detector_plan is not None:
+        detectors = detectors | detector_plan
+    area = room.area_m2
+    forbidden: np.ndarray
+    if component == "light":
+        required = profile.min_lights(area, room.room_type)
+        radius = profile.light_radius_m(room.ceiling_height_m)
+        forbidden = distance_to(detectors, t) < profile.smoke_to_light_m - EPSILON_M
+    elif component == "air_supply":
+        required = profile.min_supplies(area)
+        radius = profile.supply_radius_m
+        forbidden = distance_to(detectors, t) < profile.smoke_to_air_m - EPSILON_M
+    elif component == "air_return":
+        required = profile.min_returns(area, int(np.count_nonzero(cells == AIR_SUPPLY)))
+        radius = None
+        forbidden = (distance_to(detectors, t) < profile.smoke_to_air_m - EPSILON_M) | (
+            distance_to(cells == AIR_SUPPLY, t) < profile.return_to_supply_m - EPSILON_M
+        )
+    elif component == "smoke_detector":
+        required = 0
+        radius = profile.smoke_radius_m
+        air = (cells == AIR_SUPPLY) | (cells == AIR_RETURN)
+        forbidden = (distance_to(cells == LIGHT, t) < profile.smoke_to_light_m - EPSILON_M) | (
+            distance_to(air, t) < profile.smoke_to_air_m - EPSILON_M
+        )
+    else:
+        raise ValueError(f"unknown component {component!r}")
+    if not room.usable.any():
+        required, radius = 0, None
+    allowed = (cells == EMPTY) & ~forbidden
+    return StageContext(component, room, profile, allowed, required, radius)
+
+
+def quality_score(context: StageContext, added: np.ndarray) -> float:
+    """Quality in [0, 1] beyond compliance: uniformity for lights, reach for the rest."""
+    room = context.room
+    devices = context.existing | added
+    usable = room.usable
+    if not usable.any() or not devices.any():
+        return 0.0
+    if context.component == "light":
+        lux = illuminance_map(room, context.profile, lights=devices)
+        return min(1.0, illuminance_summary(lux).uniformity_u0)
+    if context.component == "air_return":
+        supplies = room.cells == AIR_SUPPLY
+        if not supplies.any():
+            return 1.0
+        separation = distance_to(supplies, room.tile_size_m)[devices].min()
+        return float(min(1.0, separation / (2 * context.profile.return_to_supply_m)))
+    reach = distance_to(devices, room.tile_size_m)[usable].mean()
+    return float(max(0.0, 1.0 - reach / (context.radius_m or 1.0)))

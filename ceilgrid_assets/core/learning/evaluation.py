@@ -1,0 +1,190 @@
+"""Learned models against the exact optimiser, on held-out generated and awkward rooms.
+
+For each room two things are measured:
+
+- the **final layout** of the engine with the learned models among the
+  candidates (``complete_room``): is it compliant, how long did it take;
+- **per stage**, the learned model and the optimiser on the *same* context
+  (the room with earlier stages placed by the learned models, detector plan
+  from the learned smoke model): devices after the engine's repair, compliance
+  before and after repair, seconds (features + predict + decode + repair for
+  the learned model; the HiGHS solve for the optimiser, whose status says
+  whether it finished within its time limit).
+
+:func:`evaluate_models` returns one row per room and stage;
+:func:`summarise` aggregates it into the README table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+
+from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS, INVALID, LIGHT, SMOKE_DETECTOR, Room
+from ceilgrid_assets.core.engine.models import PlacementModel
+from ceilgrid_assets.core.engine.optimiser import solve_stage
+from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room, evaluate
+from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
+from ceilgrid_assets.core.engine.stages import build_context
+
+#: Optimiser seconds per stage when it serves as the reference (generous: it should finish).
+REFERENCE_TIME_S: dict[str, float] = {
+    "light": 30.0,
+    "air_supply": 5.0,
+    "air_return": 5.0,
+    "smoke_detector": 30.0,
+}
+LARGE_SIDE_TILES = 40
+
+
+def awkward_rooms() -> list[Room]:
+    """Hand-made rooms that stress the models: slivers, obstacles, odd tiles, existing devices."""
+
+    def room(grid_id: str, cells: np.ndarray, **kwargs) -> Room:
+        return Room(grid_id, cells.astype(np.uint8), **kwargs)
+
+    rooms = []
+    rooms.append(room("awkward-corridor-1x100", np.zeros((1, 100)), room_type="corridor"))
+    ring = np.zeros((30, 30))
+    ring[8:22, 8:22] = INVALID
+    rooms.append(room("awkward-ring", ring, room_type="lobby", ceiling_height_m=4.0))
+    columns = np.zeros((45, 45))
+    columns[::4, ::4] = INVALID
+    rooms.append(room("awkward-dense-columns-45", columns))
+    beams = np.zeros((40, 60))
+    beams[::5, :] = INVALID
+    rooms.append(room("awkward-beams-every-5", beams, tile_size_m=0.61, room_type="classroom"))
+    comb = np.zeros((24, 40))
+    comb[:18, 3::4] = INVALID
+    rooms.append(room("awkward-comb", comb, room_type="storage"))
+    diagonal = np.where(np.add.outer(np.arange(50), np.arange(50)) < 49, 0, INVALID)
+    rooms.append(room("awkward-triangle-50", diagonal, ceiling_height_m=6.0, room_type="lobby"))
+    existing = np.zeros((20, 26))
+    existing[0, 0] = SMOKE_DETECTOR
+    existing[10, 13] = LIGHT
+    rooms.append(room("awkward-existing-corner-detector", existing, room_type="meeting"))
+    rooms.append(
+        room("awkward-closet-3x3", np.zeros((3, 3)), ceiling_height_m=2.4, room_type="storage")
+    )
+    hall = np.zeros((100, 60))
+    hall[5::12, 5::12] = INVALID
+    hall[:30, :20] = INVALID
+    rooms.append(room("awkward-L-hall-60m", hall, room_type="lobby", ceiling_height_m=5.0))
+    return rooms
+
+
+def evaluate_room(
+    room: Room,
+    models: Sequence[PlacementModel],
+    profile: Profile | str,
+    reference_time_s: Mapping[str, float] = REFERENCE_TIME_S,
+    room_set: str = "held-out",
+) -> list[dict]:
+    """Rows for one room: one per stage, each with the room's final-layout outcome."""
+    profile = get_profile(profile)
+    learned = {component: model for model in models for component in model.components}
+    final = complete_room(room, EngineConfig.create(profile, extra_models=list(models)))
+    plan_context = build_context("smoke_detector", room, profile)
+    plan = _timed(learned["smoke_detector"], plan_context)[0]
+    current = room
+    rows = []
+    for component in DEVICE_COMPONENTS:
+        context = build_context(component, current, profile, plan.added)
+        outcome, seconds = _timed(learned[component], context)
+        reference = solve_stage(context, reference_time_s[component])
+        finished = reference.status in ("optimal", "trivial")
+        rows.append(
+            {
+                "grid_id": room.grid_id,
+                "set": room_set,
+                "room_type": room.room_type,
+                "height": room.height,
+                "width": room.width,
+                "large": min(room.height, room.width) >= LARGE_SIDE_TILES,
+                "usable_cells": int(room.usable.sum()),
+                "component": component,
+                "learned_devices": outcome.devices,
+                "learned_compliant_before_repair": outcome.compliant_before_repair,
+                "learned_compliant": outcome.compliant,
+                "learned_repaired": outcome.repaired,
+                "learned_seconds": seconds,
+                "optimiser_status": reference.status,
+                "optimiser_gap": reference.gap,
+                "optimiser_devices": (
+                    int((context.existing | reference.added).sum()) if finished else np.nan
+                ),
+                "optimiser_seconds": reference.seconds,
+                "final_compliant": final.compliant,
+                "final_chosen": final.models[component]["chosen"],
+                "final_seconds": final.seconds,
+            }
+        )
+        current = context.apply(outcome.added)
+    return rows
+
+
+def evaluate_models(
+    rooms: Sequence[Room],
+    models: Sequence[PlacementModel],
+    profile: Profile | str = DEFAULT_PROFILE,
+    room_set: str = "held-out",
+    reference_time_s: Mapping[str, float] = REFERENCE_TIME_S,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
+    """One row per room and stage (see the module docstring for what is measured)."""
+    profile = get_profile(profile)
+    if n_jobs == 1:
+        results = [
+            evaluate_room(room, models, profile, reference_time_s, room_set) for room in rooms
+        ]
+    else:
+        results = Parallel(n_jobs=n_jobs)(
+            delayed(evaluate_room)(room, models, profile, reference_time_s, room_set)
+            for room in rooms
+        )
+    return pd.DataFrame([row for rows in results for row in rows])
+
+
+def summarise(report: pd.DataFrame) -> pd.DataFrame:
+    """Per set, size class and component: compliance, devices and time against the optimiser."""
+    frames = [report.assign(size="all"), report[report["large"]].assign(size=">=40x40")]
+    rows = []
+    for (room_set, size, component), group in pd.concat(frames).groupby(
+        ["set", "size", "component"], sort=False
+    ):
+        done = group[group["optimiser_status"].isin(["optimal", "trivial"])]
+        rows.append(
+            {
+                "set": room_set,
+                "rooms": size,
+                "component": component,
+                "n": len(group),
+                "final_compliant_%": 100 * group["final_compliant"].mean(),
+                "before_repair_%": 100 * group["learned_compliant_before_repair"].mean(),
+                "after_repair_%": 100 * group["learned_compliant"].mean(),
+                "optimiser_finished": len(done),
+                "devices_vs_optimiser": (
+                    done["learned_devices"].sum() / done["optimiser_devices"].sum()
+                    if len(done)
+                    else np.nan
+                ),
+                "learned_s_median": group["learned_seconds"].median(),
+                "optimiser_s_median": group["optimiser_seconds"].median(),
+                "speedup_total": (
+                    group["optimiser_seconds"].sum() / max(group["learned_seconds"].sum(), 1e-9)
+                ),
+            }
+        )
+    return pd.DataFrame(rows).round(3)
+
+
+def _timed(model: PlacementModel, context):
+    """The model's proposal through the engine's repair and validation, and the seconds taken."""
+    started = time.perf_counter()
+    proposal = model.place(context)
+    outcome = evaluate(context, model.name, proposal, 0.0)
+    return outcome, time.perf_counter() - started

@@ -1,0 +1,105 @@
+"""Asset checks on served layouts: re-validated from disk."""
+
+from typing import Any
+
+import dagster as dg
+
+from ceilgrid_assets.core.engine.io import read_document
+from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, get_profile
+from ceilgrid_assets.core.engine.rules import check_layout
+from ceilgrid_assets.defs.resources import LayoutStorage
+from ceilgrid_assets.defs.serving.layouts import completed_layout
+from ceilgrid_assets.defs.serving.partitions import building_partitions
+
+
+def revalidate(input_path: str, layout_path: str) -> list[dict[str, Any]]:
+    """Each room of a written layout checked against its input, with the profile it names.
+
+    Reading both files back (rather than trusting the run's memory) also
+    catches a layout that was written incompletely or altered afterwards.
+    """
+    original = {room.grid_id: room for room in read_document(input_path).rooms}
+    completed = read_document(layout_path)
+    rows = []
+    for room, document in zip(completed.rooms, completed.room_documents, strict=True):
+        compliance = document.get("compliance", {})
+        profile = get_profile(compliance.get("profile", DEFAULT_PROFILE))
+        violations = check_layout(room, profile, original.get(room.grid_id))
+        claimed = bool(compliance.get("compliant", False))
+        rows.append(
+            {
+                "grid_id": room.grid_id,
+                "compliant": not violations,
+                "claimed": claimed,
+                "rules": sorted({violation.rule for violation in violations}),
+                "known_room": room.grid_id in original,
+            }
+        )
+    missing = sorted(set(original) - {row["grid_id"] for row in rows})
+    rows.extend(
+        {
+            "grid_id": grid_id,
+            "compliant": False,
+            "claimed": False,
+            "rules": ["missing from layout"],
+            "known_room": True,
+        }
+        for grid_id in missing
+    )
+    return rows
+
+
+def _rows(context: dg.AssetCheckExecutionContext, storage: LayoutStorage) -> list[dict[str, Any]]:
+    rows = []
+    for key in context.partition_keys:
+        for row in revalidate(str(storage.input_path(key)), str(storage.layout_path(key))):
+            rows.append({"partition": key, **row})
+    return rows
+
+
+@dg.asset_check(
+    asset=completed_layout,
+    partitions_def=building_partitions,
+    blocking=True,
+    description="The rulebook agrees with every compliance claim of the written layout, every "
+    "room of the input is present and the placement rule holds: the layout never "
+    "claims compliance it does not have.",
+)
+def layout_claims_hold(
+    context: dg.AssetCheckExecutionContext, layout_storage: LayoutStorage
+) -> dg.AssetCheckResult:
+    rows = _rows(context, layout_storage)
+    false_claims = [row for row in rows if row["claimed"] and not row["compliant"]]
+    strangers = [row for row in rows if not row["known_room"]]
+    missing = [row for row in rows if "missing from layout" in row["rules"]]
+    return dg.AssetCheckResult(
+        passed=not (false_claims or strangers or missing),
+        metadata={
+            "rooms_checked": len(rows),
+            "false_claims": dg.MetadataValue.json(false_claims),
+            "unknown_rooms": len(strangers),
+            "missing_rooms": len(missing),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=completed_layout,
+    partitions_def=building_partitions,
+    description="Every room of the layout passes the rulebook (a warning: a room with no "
+    "compliant completion is reported as such, not hidden).",
+)
+def layout_rooms_compliant(
+    context: dg.AssetCheckExecutionContext, layout_storage: LayoutStorage
+) -> dg.AssetCheckResult:
+    rows = _rows(context, layout_storage)
+    failing = [row for row in rows if not row["compliant"]]
+    return dg.AssetCheckResult(
+        passed=not failing,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "rooms_checked": len(rows),
+            "rooms_failing": len(failing),
+            "failing": dg.MetadataValue.json(failing[:50]),
+        },
+    )

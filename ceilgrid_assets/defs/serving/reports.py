@@ -1,0 +1,94 @@
+"""Per-building reports: the bill of quantities, plan images and a self-contained HTML file.
+
+The rendering and tabulation are the core's (``core.export``, ``core.render``,
+``core.report_html``), the same as ``ceilgrid export``; this asset only decides
+what to write next to each layout and what to show in the UI.
+"""
+
+import json
+import os
+from typing import Any
+
+import dagster as dg
+
+from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
+from ceilgrid_assets.core.engine.io import write_atomic
+from ceilgrid_assets.defs.metadata import frame_table
+from ceilgrid_assets.defs.resources import LayoutStorage
+from ceilgrid_assets.defs.serving.layouts import SERVING_FRESHNESS, completed_layout
+from ceilgrid_assets.defs.serving.partitions import building_partitions
+from ceilgrid_assets.defs.serving.submissions import PLATFORM_OWNER, SERVING
+
+#: Rooms per building whose plan is drawn into report.html (CEILGRID_REPORT_IMAGE_ROOMS).
+DEFAULT_REPORT_IMAGE_ROOMS = 3
+#: Buildings per run whose first room's plan is shown in the materialization metadata.
+PREVIEW_BUILDINGS = 4
+
+
+def report_image_rooms() -> int:
+    return int(os.environ.get("CEILGRID_REPORT_IMAGE_ROOMS", DEFAULT_REPORT_IMAGE_ROOMS))
+
+
+@dg.asset(
+    group_name=SERVING,
+    partitions_def=building_partitions,
+    freshness_policy=SERVING_FRESHNESS,
+    deps=[completed_layout],
+    kinds={"csv", "html", "matplotlib"},
+    owners=[PLATFORM_OWNER],
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=20),
+    description="The bill of quantities of one building (counts by room and device type, "
+    "totals, and the rule that drove each count) as tables and report.csv, the "
+    "plans as images, and a self-contained report.html next to the layout.",
+)
+def building_report(
+    context: dg.AssetExecutionContext, layout_storage: LayoutStorage
+) -> dg.MaterializeResult:
+    # The plotting and table stack loads only here, not in every run worker.
+    from ceilgrid_assets.core.outputs.export import (
+        TOTAL,
+        bill_of_quantities,
+        boq_csv,
+        layout_from_document,
+        quantities_table,
+    )
+    from ceilgrid_assets.core.outputs.render import render_room
+    from ceilgrid_assets.core.outputs.report_html import (
+        markdown_image,
+        markdown_table,
+        write_report_html,
+    )
+
+    keys = context.partition_keys
+    totals = dict.fromkeys(DEVICE_COMPONENTS, 0)
+    previews: list[str] = []
+    boq = None
+    for key in keys:
+        document = json.loads(layout_storage.layout_path(key).read_bytes())
+        layout = layout_from_document(document, source=str(layout_storage.layout_path(key)))
+        boq = bill_of_quantities(layout)
+        write_atomic(layout_storage.report_path(key), boq_csv(boq))
+        write_report_html(
+            layout,
+            layout_storage.report_html_path(key),
+            max_rooms_with_images=report_image_rooms(),
+            plans_only=True,
+        )
+        building_totals = boq[boq["grid_id"] == TOTAL].set_index("component")["count"]
+        for component in totals:
+            totals[component] += int(building_totals[component])
+        if len(previews) < PREVIEW_BUILDINGS and layout.rooms:
+            room = layout.rooms[0]
+            previews.append(
+                f"**{key}** / {room.grid_id}\n\n"
+                + markdown_image(render_room(room).png, f"{key} {room.grid_id}")
+            )
+    metadata: dict[str, Any] = {"buildings": len(keys), **totals}
+    if previews:
+        metadata["plans"] = dg.MetadataValue.md("\n\n".join(previews))
+    if len(keys) == 1 and boq is not None:
+        metadata["quantities"] = dg.MetadataValue.md(markdown_table(quantities_table(boq)))
+        metadata["bill_of_quantities"] = frame_table(boq.astype(object).where(boq.notna(), None))
+        metadata["report"] = dg.MetadataValue.path(str(layout_storage.report_html_path(keys[0])))
+        metadata["csv"] = dg.MetadataValue.path(str(layout_storage.report_path(keys[0])))
+    return dg.MaterializeResult(metadata=metadata)

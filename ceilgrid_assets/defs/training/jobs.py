@@ -1,0 +1,15 @@
+"""Named training jobs: the schedule and operators launch these by name."""
+
+import dagster as dg
+
+from ceilgrid_assets.defs.training.corpus import room_corpus
+
+#: Regenerates the training corpus; the rest of the training group follows by
+#: automation condition once its inputs are fresh.
+corpus_job = dg.define_asset_job(
+    name="corpus_job",
+    selection=dg.AssetSelection.assets(room_corpus),
+    executor_def=dg.in_process_executor,
+    tags={"ceilgrid/workload": "training"},
+    description="Regenerate the synthetic room corpus (starts nightly retraining).",
+)

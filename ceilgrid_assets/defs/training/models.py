@@ -1,0 +1,209 @@
+"""Learned models: one trained asset per component, evaluation, and promotion to serving."""
+
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
+from ceilgrid_assets.core.engine.pipeline import EngineConfig, RoomResult, complete_room
+from ceilgrid_assets.defs.metadata import frame_table
+from ceilgrid_assets.defs.resources import ModelStore
+from ceilgrid_assets.defs.training.corpus import ML_OWNER, TRAINING
+from ceilgrid_assets.defs.training.features import after_nightly_inputs
+
+LEARNED = "learned"
+OPTIMISER = "optimiser"
+
+
+def _model_asset(component: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"{component}_model",
+        group_name=TRAINING,
+        kinds={"scikitlearn"},
+        owners=[ML_OWNER],
+        tags={"ceilgrid/workload": "training"},
+        automation_condition=after_nightly_inputs,
+        description=f"Gradient-boosted classifier that scores cells for {component} placement, "
+        f"with its card (scikit-learn version, features, corpus, decoder, metrics).",
+    )
+    def trained_model(
+        context: dg.AssetExecutionContext, room_corpus: dict, optimiser_labels: dict[str, list[Any]]
+    ) -> dg.Output[Any]:
+        from ceilgrid_assets.core.learning.learned import (
+            fit_model,  # training stack: imported where it is used
+        )
+
+        labels = [room for shard in sorted(optimiser_labels) for room in optimiser_labels[shard]]
+        started = time.perf_counter()
+        model = fit_model(labels, component, seed=room_corpus["seed"])
+        model.card["corpus"] = {
+            "seed": room_corpus["seed"],
+            "sha256": room_corpus["hash"],
+            "rooms": len(labels),
+        }
+        metrics = {
+            key: value
+            for key, value in model.card["metrics"].items()
+            if isinstance(value, (int, float)) and value is not None
+        }
+        return dg.Output(
+            model,
+            metadata={
+                **metrics,
+                "spacing_factor": model.spacing_factor,
+                "sklearn_version": model.card["sklearn_version"],
+                "card": dg.MetadataValue.json(model.card),
+                "seconds": round(time.perf_counter() - started, 2),
+            },
+        )
+
+    return trained_model
+
+
+component_models = [_model_asset(component) for component in DEVICE_COMPONENTS]
+
+
+def evaluation_frame(results: list[RoomResult]) -> Any:
+    """Per component: the learned candidate against the best other candidate on each stage.
+
+    The reference is the fewest devices among the compliant non-learned
+    candidates: the optimiser's optimum where it ran (the engine skips it when a
+    heuristic already meets the lower bound, which is then optimal too).
+    Compliance is after the engine's repair; times are per room.
+    """
+    import pandas as pd
+
+    rows = []
+    for component in DEVICE_COMPONENTS:
+        scored, pairs = [], []
+        for result in results:
+            outcomes = [o for o in result.candidates[component] if o.added is not None]
+            ours = next((o for o in outcomes if o.model == LEARNED), None)
+            others = [o for o in outcomes if o.model != LEARNED and o.compliant]
+            if ours is None:
+                continue
+            scored.append(ours)
+            if others:
+                pairs.append((ours, min(others, key=lambda o: o.devices)))
+        reference = sum(best.devices for _, best in pairs)
+        exact = [
+            o
+            for r in results
+            for o in r.candidates[component]
+            if o.model == OPTIMISER and o.added is not None
+        ]
+        rows.append(
+            {
+                "component": component,
+                "rooms": len(scored),
+                "compliance_after_repair": (
+                    sum(o.compliant for o in scored) / len(scored) if scored else 0.0
+                ),
+                "compliance_before_repair": (
+                    sum(o.compliant_before_repair for o in scored) / len(scored) if scored else 0.0
+                ),
+                "devices_vs_reference": (
+                    sum(ours.devices for ours, _ in pairs) / reference if reference else 1.0
+                ),
+                "reference_rooms": len(pairs),
+                "learned_seconds_per_room": (
+                    sum(o.seconds for o in scored) / len(scored) if scored else 0.0
+                ),
+                "optimiser_seconds_per_room": (
+                    sum(o.seconds for o in exact) / len(exact) if exact else None
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+class EvaluationConfig(dg.Config):
+    """How many held-out rooms to lay out (all of them when larger than the hold-out set)."""
+
+    max_rooms: int = 100
+
+
+@dg.asset(
+    group_name=TRAINING,
+    kinds={"pandas"},
+    owners=[ML_OWNER],
+    tags={"ceilgrid/workload": "training"},
+    automation_condition=after_nightly_inputs,
+    ins={f"{component}_model": dg.AssetIn() for component in DEVICE_COMPONENTS},
+    description="Held-out rooms laid out by the engine with the new models competing: per "
+    "component, compliance before and after repair, devices against the best other "
+    "candidate (the optimiser where it ran) and time per room. Its blocking checks "
+    "decide promotion.",
+)
+def model_evaluation(
+    context: dg.AssetExecutionContext, config: EvaluationConfig, room_corpus: dict, **models: Any
+) -> dg.Output[Any]:
+    rooms = room_corpus["holdout"][: config.max_rooms]
+    engine = EngineConfig.create(extra_models=list(models.values()))
+    started = time.perf_counter()
+    results = [complete_room(room, engine) for room in rooms]
+    frame = evaluation_frame(results)
+    layouts_compliant = sum(result.compliant for result in results) / max(1, len(results))
+    return dg.Output(
+        frame,
+        metadata={
+            "rooms": len(results),
+            "layouts_compliant": layouts_compliant,
+            "evaluation": frame_table(frame.round(4)),
+            "corpus_hash": room_corpus["hash"],
+            "seconds": round(time.perf_counter() - started, 2),
+        },
+    )
+
+
+def promotion_record(evaluation: Any, models: dict[str, Any]) -> dict[str, Any]:
+    """What the promoted set is judged against next time."""
+    return {
+        "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "evaluation": evaluation.to_dict(orient="records"),
+        "corpus": next(iter(models.values())).card.get("corpus"),
+    }
+
+
+@dg.asset(
+    group_name=TRAINING,
+    kinds={"scikitlearn", "filesystem"},
+    owners=[ML_OWNER],
+    # Retrained nightly: warn when a day has passed, fail after 26 hours.
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=26), warn_window=timedelta(hours=24)
+    ),
+    tags={"ceilgrid/workload": "training"},
+    automation_condition=after_nightly_inputs,
+    ins={
+        "model_evaluation": dg.AssetIn(),
+        **{f"{component}_model": dg.AssetIn() for component in DEVICE_COMPONENTS},
+    },
+    description="The models serving uses, swapped in atomically in the model store; reached "
+    "only when model_evaluation's blocking checks pass.",
+)
+def promoted_models(
+    context: dg.AssetExecutionContext, model_store: ModelStore, model_evaluation: Any, **models: Any
+) -> dg.MaterializeResult:
+    from ceilgrid_assets.core.learning.learned import save_model
+
+    record = promotion_record(model_evaluation, models)
+    Path(model_store.location).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=model_store.location, prefix=".staging-") as staging:
+        for model in models.values():
+            save_model(model, staging)
+        version = model_store.promote(Path(staging), record)
+    return dg.MaterializeResult(
+        metadata={
+            "version": version.name,
+            "path": dg.MetadataValue.path(str(version)),
+            "components": dg.MetadataValue.json(
+                sorted(model.component for model in models.values())
+            ),
+            "evaluation": frame_table(model_evaluation.round(4)),
+        }
+    )
