@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import PROJECT_ROOT
 
 from ceilgrid_assets.dev.postgres import PostgresServer, create_database, start_postgres
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _database_numbers = itertools.count()
 TEMPLATE_DATABASE = "dagster_template"
 

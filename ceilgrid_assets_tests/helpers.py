@@ -31,6 +31,8 @@ from ceilgrid_assets.core.engine.grid import CODE, COMPONENTS, Room
 from ceilgrid_assets.core.engine.profile import Profile
 
 DATA_DIR = Path(__file__).parent / "data"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = PROJECT_ROOT / "ceilgrid_assets" / "examples"
 SAMPLE_PATH = DATA_DIR / "room-ceiling-editor-sample.json"
 
 PICTURE_CODES = {

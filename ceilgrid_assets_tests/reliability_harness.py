@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from helpers import PROJECT_ROOT
 
 from ceilgrid_assets.cli.submit import ServerError, launch_run, submit
 from ceilgrid_assets.dev.postgres import PostgresServer, free_port, start_postgres
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 

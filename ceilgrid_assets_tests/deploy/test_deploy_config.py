@@ -18,9 +18,9 @@ import yaml
 from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster_docker import DockerRunLauncher
+from helpers import PROJECT_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
-DOCKER = REPO / "deploy" / "docker"
+DOCKER = PROJECT_ROOT / "deploy" / "docker"
 REQUIRED = re.compile(r"\$\{([A-Z][A-Z0-9_]*):\?[^}]+\}")
 ANY_VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*)")
 SECRET_NAMES = ("POSTGRES_PASSWORD", "DAGSTER_POSTGRES_PASSWORD")
@@ -155,7 +155,11 @@ def test_nginx_template_gets_every_value_from_compose(compose: dict[str, Any]) -
 
 def test_no_secrets_are_tracked() -> None:
     tracked = subprocess.run(
-        ["git", "ls-files", "deploy", ".env*"], cwd=REPO, capture_output=True, text=True, check=True
+        ["git", "ls-files", "deploy", ".env*"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     for path in tracked:
         name = Path(path).name
@@ -163,7 +167,7 @@ def test_no_secrets_are_tracked() -> None:
         assert not name.endswith((".key", ".crt", ".pem", ".dump")), path
     ignored = subprocess.run(
         ["git", "check-ignore", "deploy/docker/.env", "deploy/docker/build-ca/ca-bundle.crt"],
-        cwd=REPO,
+        cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         check=False,

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from helpers import EXAMPLES_DIR
 
 from ceilgrid_assets.defs.operations.alerts import run_failure_webhook
 from ceilgrid_assets.defs.resources import build_resources
 from ceilgrid_assets.defs.serving.partitions import BUILDINGS
 from ceilgrid_assets.defs.serving.sensors import inbox_sensor, load_cursor
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "ceilgrid_assets" / "examples"
 
 
 def drop(inbox: Path, name: str, data: bytes) -> Path:
@@ -43,7 +42,7 @@ def evaluate(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResul
 
 
 def building(building_id: str) -> bytes:
-    document = json.loads((EXAMPLES / "office-floor.json").read_bytes())
+    document = json.loads((EXAMPLES_DIR / "office-floor.json").read_bytes())
     document["building_id"] = building_id
     return json.dumps(document).encode()
 

@@ -11,12 +11,12 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 import yaml
+from helpers import PROJECT_ROOT
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
@@ -33,7 +33,6 @@ from ceilgrid_assets.defs.observability import (
 )
 from ceilgrid_assets.observability import telemetry
 
-ROOT = Path(__file__).resolve().parents[1]
 RUN_ATTRIBUTES = ("dagster.run_id", "dagster.asset_key", "dagster.run.attempt")
 
 
@@ -450,7 +449,7 @@ def test_reexecution_in_the_same_run_group_is_not_counted_again(otel, tmp_path) 
 
 
 def test_collector_config_parses_and_wires_otlp_to_prometheus() -> None:
-    config = yaml.safe_load((ROOT / "deploy/otel/collector.yaml").read_text())
+    config = yaml.safe_load((PROJECT_ROOT / "deploy/otel/collector.yaml").read_text())
     assert "otlp" in config["receivers"]
     protocols = config["receivers"]["otlp"]["protocols"]
     assert {"http", "grpc"} <= set(protocols)
@@ -465,7 +464,7 @@ def test_collector_config_parses_and_wires_otlp_to_prometheus() -> None:
 
 
 def test_grafana_dashboard_is_valid_and_uses_emitted_metrics() -> None:
-    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/ceilgrid.json").read_text())
+    dashboard = json.loads((PROJECT_ROOT / "deploy/grafana/dashboards/ceilgrid.json").read_text())
     titles = {panel["title"] for panel in dashboard["panels"]}
     assert {
         "Rooms per hour",
@@ -489,7 +488,7 @@ def test_grafana_dashboard_is_valid_and_uses_emitted_metrics() -> None:
     for name in re.findall(r"\bceilgrid_[a-z_]+", expressions):
         base = re.sub(r"_(bucket|count|sum)$", "", name)
         assert base in telemetry.PROMETHEUS_NAMES.values(), name
-    provisioning = ROOT / "deploy/grafana/provisioning"
+    provisioning = PROJECT_ROOT / "deploy/grafana/provisioning"
     datasources = yaml.safe_load((provisioning / "datasources/prometheus.yaml").read_text())
     assert datasources["datasources"][0]["type"] == "prometheus"
     providers = yaml.safe_load((provisioning / "dashboards/ceilgrid.yaml").read_text())

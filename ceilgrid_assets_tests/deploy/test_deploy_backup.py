@@ -15,7 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from helpers import load_module
+from helpers import PROJECT_ROOT, load_module
 
 from ceilgrid_assets.dev.postgres import (
     PostgresServer,
@@ -24,11 +24,12 @@ from ceilgrid_assets.dev.postgres import (
     start_postgres,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "deploy" / "pg-backup.sh"
+SCRIPT = PROJECT_ROOT / "deploy" / "pg-backup.sh"
 
 
-prune = load_module("ceilgrid_deploy_prune_runs", REPO / "deploy" / "docker" / "prune_runs.py")
+prune = load_module(
+    "ceilgrid_deploy_prune_runs", PROJECT_ROOT / "deploy" / "docker" / "prune_runs.py"
+)
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +103,7 @@ def test_dump_restores_into_a_fresh_server_and_dagster_sees_old_runs(
     # The production instance configuration, pointed at the restored database.
     home = tmp_path / "restored_home"
     home.mkdir()
-    shutil.copy(REPO / "deploy" / "docker" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(PROJECT_ROOT / "deploy" / "docker" / "dagster.yaml", home / "dagster.yaml")
     for name, value in {
         **fresh_server.env(),
         "DAGSTER_POSTGRES_DB": "dagster_restored",

@@ -9,19 +9,19 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import EXAMPLES_DIR
 
 from ceilgrid_assets.core.engine.io import parse_document, read_document
 from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.rules import check_layout
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "ceilgrid_assets" / "examples"
 CEILGRID = Path(sys.executable).with_name("ceilgrid")
 
 pytestmark = pytest.mark.slow
 
 
 def building(building_id: str, tmp_path: Path) -> Path:
-    document = json.loads((EXAMPLES / "school-wing.json").read_bytes())
+    document = json.loads((EXAMPLES_DIR / "school-wing.json").read_bytes())
     document["building_id"] = building_id
     path = tmp_path / f"{building_id}.json"
     path.write_text(json.dumps(document))

@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import PROJECT_ROOT
 
 from ceilgrid_assets.dev.postgres import free_port
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import dagster as dg
 import pytest
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
+from helpers import EXAMPLES_DIR
 
 from ceilgrid_assets.contract import BUILDINGS, building_partition_key
 from ceilgrid_assets.core.engine.io import parse_document
@@ -16,8 +16,6 @@ from ceilgrid_assets.definitions import defs
 from ceilgrid_assets.defs.resources import build_resources
 from ceilgrid_assets.defs.serving.jobs import layout_building_job
 from ceilgrid_assets.defs.training.schedules import nightly_retraining
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "ceilgrid_assets" / "examples"
 
 
 def test_definitions_load_with_described_owned_grouped_assets():
@@ -114,7 +112,7 @@ def serving_job() -> dg.JobDefinition:
 
 
 def test_layout_job_single_and_batched_on_postgres(postgres_instance, ceilgrid_home):
-    document = (EXAMPLES / "office-floor.json").read_text()
+    document = (EXAMPLES_DIR / "office-floor.json").read_text()
     job = serving_job()
     postgres_instance.add_dynamic_partitions(BUILDINGS, ["office-floor"])
     single = job.execute_in_process(

@@ -7,11 +7,11 @@ import math
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import (
+    PROJECT_ROOT,
     SAMPLE_PATH,
     building_document,
     make_room,
@@ -37,7 +37,6 @@ from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.rules import check_layout
 
 NFPA = get_profile("nfpa72")
-REPO = Path(__file__).resolve().parents[1]
 
 
 def assert_compliant(result, profile=NFPA):
@@ -397,7 +396,7 @@ def test_same_input_gives_byte_identical_output_across_processes(tmp_path):
     runs = [
         subprocess.Popen(
             [sys.executable, "-c", script, str(source)],
-            cwd=REPO,
+            cwd=PROJECT_ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

@@ -25,13 +25,12 @@ from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._grpc.types import ExecuteRunArgs
 from dagster_k8s import K8sRunLauncher
 from dagster_k8s.job import UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
-from helpers import load_module
+from helpers import PROJECT_ROOT, load_module
 
-REPO = Path(__file__).resolve().parents[1]
 IMAGE = "registry.example.com/ceilgrid:0.1.0"
 
 
-offline = load_module("ceilgrid_deploy_k8s_offline", REPO / "deploy" / "k8s" / "offline.py")
+offline = load_module("ceilgrid_deploy_k8s_offline", PROJECT_ROOT / "deploy" / "k8s" / "offline.py")
 
 
 @pytest.fixture(scope="module")

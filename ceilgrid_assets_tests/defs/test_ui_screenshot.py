@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import PROJECT_ROOT
 from PIL import Image
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -27,15 +27,14 @@ import pytest
 import requests
 import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
-from helpers import load_module
+from helpers import PROJECT_ROOT, load_module
 
 from ceilgrid_assets.dev.postgres import PostgresServer, create_database
 
-REPO = Path(__file__).resolve().parents[1]
-DEPLOY = REPO / "deploy" / "docker"
+DEPLOY = PROJECT_ROOT / "deploy" / "docker"
 IMAGE_TAG = "ceilgrid:test"
 IMAGE_USER = 10001
-BUILDING = REPO / "ceilgrid_assets" / "examples" / "office-floor.json"
+BUILDING = PROJECT_ROOT / "ceilgrid_assets" / "examples" / "office-floor.json"
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

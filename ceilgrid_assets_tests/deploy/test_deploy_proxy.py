@@ -20,10 +20,9 @@ from pathlib import Path
 import pytest
 import requests
 from dagster import DagsterInstance
-from helpers import load_module
+from helpers import PROJECT_ROOT, load_module
 
-REPO = Path(__file__).resolve().parents[1]
-DEPLOY = REPO / "deploy" / "docker"
+DEPLOY = PROJECT_ROOT / "deploy" / "docker"
 
 pytestmark = [
     pytest.mark.slow,
