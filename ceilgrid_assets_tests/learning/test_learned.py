@@ -9,7 +9,7 @@ import pytest
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.models import PlacementModel
-from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room
+from ceilgrid_assets.core.engine.pipeline import RESCUE_MODEL, EngineConfig, complete_room
 from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.stages import build_context
 from ceilgrid_assets.core.learning.corpus import CorpusSpec, generate_rooms
@@ -56,7 +56,9 @@ def test_small_training_run(models):
         assert isinstance(model, PlacementModel)
         metrics = model.card["metrics"]
         assert metrics["positives"] > 0 and metrics["validation_stages"] > 0
-        assert metrics["validation_devices_vs_optimiser"] >= 0.99
+        # The optimiser is exact, so the learned decoder can only match it (1.0) or
+        # place more; more than 15 % more would mean the decoder has regressed.
+        assert 0.99 <= metrics["validation_devices_vs_optimiser"] <= 1.15
         assert model.card["decoder"]["spacing_factor"] == model.spacing_factor
 
 
@@ -99,18 +101,28 @@ def test_refuses_other_sklearn_version_and_tampered_files(models, tmp_path):
 
 def test_learned_candidates_compete_in_the_selector(models, small_rooms):
     config = EngineConfig.create("nfpa72", extra_models=models)
-    chosen = []
+    chosen_models = set()
     for room in small_rooms[:6]:
         result = complete_room(room, config)
         assert result.compliant
         for component in DEVICE_COMPONENTS:
             names = [c["model"] for c in result.models[component]["candidates"]]
             assert "learned" in names
-            chosen.append(result.models[component]["chosen"])
             outcomes = result.candidates[component]
             learned = next(o for o in outcomes if o.model == "learned")
             # Repair is shared: the learned candidate is compliant wherever any candidate is.
             assert learned.compliant or not any(o.compliant for o in outcomes)
+            chosen = result.models[component]["chosen"]
+            chosen_models.add(chosen)
+            if chosen == RESCUE_MODEL:  # the series failed; the joint programme laid it out
+                continue
+            # The selector's rule: a compliant candidate with the fewest devices wins.
+            compliant = [o for o in outcomes if o.compliant]
+            winner = next(o for o in outcomes if o.model == chosen)
+            assert winner.compliant
+            assert winner.devices == min(o.devices for o in compliant)
+    # Learned models compete for real: on these rooms they win some stages.
+    assert "learned" in chosen_models
     assert all(isinstance(model, LearnedModel) for model in models)
 
 
