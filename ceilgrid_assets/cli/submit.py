@@ -43,8 +43,10 @@ from ceilgrid_assets.contract import (
     LAYOUT_ASSET,
     LAYOUT_JOB,
     LAYOUT_METADATA_KEY,
+    MAX_SUBMISSION_BYTES,
     REPOSITORY,
     SUBMISSION_ASSET,
+    building_partition_key,
 )
 from ceilgrid_assets.core.engine.io import (
     InputError,
@@ -53,9 +55,6 @@ from ceilgrid_assets.core.engine.io import (
     read_limited,
     write_atomic,
 )
-
-#: Documents travel in the event log; larger buildings belong in the inbox.
-MAX_SUBMISSION_BYTES = 16 * 1024 * 1024
 
 LAYOUT_EVENTS = """
 query LayoutEvents($assetKey: AssetKeyInput!, $partition: String!, $limit: Int!) {
@@ -304,9 +303,7 @@ def submit_command(args: argparse.Namespace) -> int:
     if not parsed.rooms:
         print(f"error: {args.input}: no valid room to lay out", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from ceilgrid_assets.contract import building_partition_key
-
-    key = building_partition_key(parsed.building_id)
+    key = building_partition_key(parsed.building_id, str(args.input))
     text = data.decode("utf-8-sig")
     try:
         since = latest_timestamp(layout_events(GraphQL(args.url), key)) if args.wait else 0

@@ -15,6 +15,7 @@ from typing import Any
 
 from dagster import ConfigurableResource
 
+from ceilgrid_assets.contract import building_partition_key
 from ceilgrid_assets.core.engine.io import write_atomic
 from ceilgrid_assets.core.engine.models import PlacementModel
 
@@ -38,24 +39,41 @@ class LayoutStorage(ConfigurableResource):
 
     root: str
 
-    def incoming_path(self, key: str) -> Path:
-        return Path(self.root) / "incoming" / f"{key}.json"
+    def _under_root(self, *parts: str) -> Path:
+        """``root/parts...`` resolved, refused unless it stays inside the root.
 
-    def building_dir(self, key: str) -> Path:
-        return Path(self.root) / "buildings" / key
+        The key is checked first (it must be a valid building id), and the
+        resolved path second, so neither a bad key nor a planted symlink can
+        lead a write outside the storage root.
+        """
+        root = Path(self.root).resolve()
+        path = root.joinpath(*parts).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise ValueError(f"storage path {path} is outside the storage root {root}")
+        return path
+
+    def incoming_dir(self) -> Path:
+        return self._under_root("incoming")
+
+    def incoming_path(self, key: str) -> Path:
+        return self._under_root("incoming", f"{building_partition_key(key, 'partition key')}.json")
+
+    def building_dir(self, key: str, *names: str) -> Path:
+        """``buildings/<key>/`` (or a file in it) of a valid key, inside the root."""
+        return self._under_root("buildings", building_partition_key(key, "partition key"), *names)
 
     def input_path(self, key: str) -> Path:
-        return self.building_dir(key) / "input.json"
+        return self.building_dir(key, "input.json")
 
     def layout_path(self, key: str) -> Path:
-        return self.building_dir(key) / "layout.json"
+        return self.building_dir(key, "layout.json")
 
     def report_path(self, key: str) -> Path:
         """The bill of quantities (CSV)."""
-        return self.building_dir(key) / "report.csv"
+        return self.building_dir(key, "report.csv")
 
     def report_html_path(self, key: str) -> Path:
-        return self.building_dir(key) / "report.html"
+        return self.building_dir(key, "report.html")
 
     def training_dir(self) -> Path:
         return Path(self.root) / "training"

@@ -15,8 +15,10 @@ from ceilgrid_assets.defs.serving.partitions import building_partitions
 def revalidate(input_path: str, layout_path: str) -> list[dict[str, Any]]:
     """Each room of a written layout checked against its input, with the profile it names.
 
-    Reading both files back (rather than trusting the run's memory) also
-    catches a layout that was written incompletely or altered afterwards.
+    The engine already validated each room before writing it, with this same
+    rulebook: reading both files back instead of trusting the run's memory is what
+    this adds. It catches a layout written incompletely, altered afterwards or
+    serialised wrongly, and rooms lost or invented between input and output.
     """
     original = {room.grid_id: room for room in read_document(input_path).rooms}
     completed = read_document(layout_path)
@@ -61,9 +63,11 @@ def _rows(context: dg.AssetCheckExecutionContext, storage: LayoutStorage) -> lis
     asset=completed_layout,
     partitions_def=building_partitions,
     blocking=True,
-    description="The rulebook agrees with every compliance claim of the written layout, every "
-    "room of the input is present and the placement rule holds: the layout never "
-    "claims compliance it does not have.",
+    description="Reads the written layout and its input back from storage and re-checks them: "
+    "every claimed-compliant room passes the rulebook, no room is lost or invented, the "
+    "placement rule holds. It guards the file, not the engine (same validator): a "
+    "truncated or altered file, a concurrent writer or a serialisation error fails it, "
+    "and, blocking, it keeps the building report from being made from such a file.",
 )
 def layout_claims_hold(
     context: dg.AssetCheckExecutionContext, layout_storage: LayoutStorage

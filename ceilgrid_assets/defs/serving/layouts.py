@@ -15,9 +15,14 @@ from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE
 from ceilgrid_assets.defs.observability import log_event, materialization_telemetry
 from ceilgrid_assets.defs.resources import LayoutStorage, ModelStore
 from ceilgrid_assets.defs.serving.partitions import building_partitions
-from ceilgrid_assets.defs.serving.submissions import PLATFORM_OWNER, SERVING, submitted_building
+from ceilgrid_assets.defs.serving.submissions import (
+    PLATFORM_OWNER,
+    SERVING,
+    checked_partition_keys,
+    submitted_building,
+)
 
-#: Keys of DESIGN.md's ``metrics`` that count devices, with their metadata names.
+#: Keys of the output's ``metrics`` (docs/format.md) that count devices, with their metadata names.
 DEVICE_METRICS = {
     "lights": "lights",
     "air_supply": "air_supply",
@@ -118,7 +123,7 @@ SERVING_FRESHNESS = dg.FreshnessPolicy.time_window(
     kinds={"json", "scipy", "scikitlearn"},
     owners=[PLATFORM_OWNER],
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=20),
-    description="The building with every room completed (DESIGN.md section 2 output), written "
+    description="The building with every room completed (output format: docs/format.md), written "
     "atomically to the storage root; each partition's 'layout' metadata holds the "
     "file's text and 'input_sha256' its input's hash, for API clients. Uses the "
     "promoted learned models.",
@@ -132,7 +137,7 @@ def completed_layout(
     learned = model_store.load_promoted()
     engine = EngineConfig.create(config.profile, extra_models=learned)
     context.log.info(f"candidates: {', '.join(model.name for model in engine.models)}")
-    keys = context.partition_keys
+    keys = checked_partition_keys(context)
     summaries = []
     last: BuildingResult | None = None
     started = time.perf_counter()

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,9 +13,11 @@ import dagster as dg
 from ceilgrid_assets.contract import (
     BUILDINGS,
     LAYOUT_JOB,
+    MAX_SUBMISSION_BYTES,
     SUBMISSION_ASSET,
     SUBMISSION_DOCUMENT_KEY,
     building_partition_key,
+    case_collision,
 )
 from ceilgrid_assets.core.engine.io import (
     InputError,
@@ -34,8 +37,14 @@ CURSOR_MEMORY = 20_000
 #: process, a building of a few rooms well under one.
 INBOX_BATCH_SIZE = int(os.environ.get("CEILGRID_INBOX_BATCH_SIZE", "25"))
 INBOX_MAX_FILES_PER_TICK = int(os.environ.get("CEILGRID_INBOX_MAX_FILES", "200"))
-#: API submissions read per tick (each carries its document in memory).
-API_MAX_PER_TICK = int(os.environ.get("CEILGRID_API_MAX_SUBMISSIONS", "200"))
+#: API submissions read per tick (each carries its document in memory), and the
+#: bytes of documents staged per tick: whoever sends them, a burst is spread over
+#: ticks instead of filling memory and disk at once. One document larger than
+#: MAX_SUBMISSION_BYTES is refused with its reason (drop such a file into the inbox).
+API_MAX_PER_TICK = int(os.environ.get("CEILGRID_API_MAX_SUBMISSIONS", "50"))
+API_MAX_BYTES_PER_TICK = int(
+    os.environ.get("CEILGRID_API_MAX_BYTES_PER_TICK", str(4 * MAX_SUBMISSION_BYTES))
+)
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 
 
@@ -57,7 +66,8 @@ class InboxTick:
     api_after: int = 0
     accepted: dict[str, str] = field(default_factory=dict)  # partition key -> content hash
     quarantined: dict[str, str] = field(default_factory=dict)  # file name -> reason
-    rejected_submissions: list[str] = field(default_factory=list)  # one line each
+    #: Storage id of each refused API submission -> its reason (one line).
+    rejected_submissions: dict[int, str] = field(default_factory=dict)
 
 
 def load_cursor(raw: str | None) -> dict[str, str]:
@@ -148,23 +158,51 @@ def parse_layable(data: bytes, source: str) -> ParsedDocument:
     return parsed
 
 
+def _refuse_submission(tick: InboxTick, submission: Submission, reason: str) -> None:
+    tick.rejected_submissions[submission.storage_id] = reason
+    tick.api_after = submission.storage_id
+
+
 def _stage_submissions(
-    tick: InboxTick, storage: LayoutStorage, submissions: list[Submission], recovered: set[str]
+    tick: InboxTick,
+    storage: LayoutStorage,
+    submissions: list[Submission],
+    recovered: set[str],
+    known_keys: set[str],
+    max_bytes: int = API_MAX_BYTES_PER_TICK,
 ) -> None:
     """Stage API submissions like inbox files; the cursor advances past each one handled.
 
-    A submission for a building already accepted in this tick stops the scan
-    (it and the rest wait a tick), so one tick never stages a key twice.
+    A submission for a building already accepted in this tick, or one past this
+    tick's byte budget, stops the scan (it and the rest wait a tick), so one
+    tick never stages a key twice nor more than ``max_bytes``. The partition key
+    the client reported is checked before anything else: it is never used for
+    a path, the building id in the document is, and the two must agree.
     """
+    staged_bytes = 0
     for submission in submissions:
-        label = f"API submission {submission.partition_key}"
+        label = f"API submission {submission.storage_id}"
+        reported = submission.partition_key
+        if reported is not None:
+            label += f" ({ascii(reported[:60])})"
         if submission.document is None:
-            tick.rejected_submissions.append(
-                f"{label}: no document (text metadata '{SUBMISSION_DOCUMENT_KEY}' or description)"
+            _refuse_submission(
+                tick,
+                submission,
+                f"{label}: no document (text metadata '{SUBMISSION_DOCUMENT_KEY}' or description)",
             )
-            tick.api_after = submission.storage_id
             continue
         data = submission.document.encode()
+        if len(data) > MAX_SUBMISSION_BYTES:
+            _refuse_submission(
+                tick,
+                submission,
+                f"{label}: document is {len(data)} bytes, more than the "
+                f"{MAX_SUBMISSION_BYTES} byte limit for API submissions",
+            )
+            continue
+        if staged_bytes and staged_bytes + len(data) > max_bytes:
+            break
         digest = content_hash(data)
         if digest in recovered:  # staged by a tick that died before committing
             tick.api_after = submission.storage_id
@@ -173,26 +211,36 @@ def _stage_submissions(
             (key for key, value in tick.accepted.items() if value == digest), None
         )
         if known is not None:  # already laid out (or about to be): submit --wait finds it
-            tick.rejected_submissions.append(f"{label}: same document as building {known}")
-            tick.api_after = submission.storage_id
+            _refuse_submission(tick, submission, f"{label}: same document as building {known}")
             continue
         try:
-            key = building_partition_key(parse_layable(data, f"{label}.json").building_id)
+            parsed = parse_layable(data, f"{label}.json")
+            key = building_partition_key(parsed.building_id, f"{label}.json")
         except InputError as error:
-            tick.rejected_submissions.append(str(error))
-            tick.api_after = submission.storage_id
+            _refuse_submission(tick, submission, str(error))
             continue
-        if key != submission.partition_key:
-            tick.rejected_submissions.append(
-                f"{label}: building {key} reported under another partition key"
+        if key != reported:
+            _refuse_submission(
+                tick, submission, f"{label}: building {key} reported under another partition key"
             )
-            tick.api_after = submission.storage_id
+            continue
+        other = case_collision(key, [*known_keys, *tick.accepted])
+        if other is not None:
+            _refuse_submission(tick, submission, f"{label}: {collision_reason(key, other)}")
             continue
         if key in tick.accepted:
             break
         write_atomic(storage.incoming_path(key), data)
+        staged_bytes += len(data)
         tick.accepted[key] = digest
         tick.api_after = submission.storage_id
+
+
+def collision_reason(key: str, other: str) -> str:
+    return (
+        f"building id {key} differs from building {other} only in letter case "
+        "(they would share one folder on a case-insensitive disk)"
+    )
 
 
 def scan_inbox(
@@ -203,6 +251,7 @@ def scan_inbox(
     now: float | None = None,
     submissions: list[Submission] = (),
     api_after: int = 0,
+    known_keys: Collection[str] = (),
 ) -> InboxTick:
     """Stage API submissions and good inbox files in storage; quarantine bad files.
 
@@ -210,12 +259,16 @@ def scan_inbox(
     the inbox, and a staged file the cursor does not know (a tick that died
     before committing) is picked up again, so no file is lost or laid out twice.
     API submissions (read from the event log after ``api_after``) are staged the
-    same way, so both share the batched layout runs.
+    same way, so both share the batched layout runs. A building id that is not
+    a valid partition key, or differs from one of ``known_keys`` (or another
+    building of this tick) only in letter case, is refused with its reason.
+    Every refused API submission leaves ``api-submission-<id>.error.txt`` in
+    the quarantine folder (the document stays in the event log).
     """
     inbox, quarantine_dir = Path(folders.inbox), Path(folders.quarantine)
     inbox.mkdir(parents=True, exist_ok=True)
     tick = InboxTick(cursor=dict(cursor), api_after=api_after)
-    incoming = storage.incoming_path("x").parent
+    incoming = storage.incoming_dir()
     recovered: set[str] = set()
     if incoming.is_dir():
         for staged in sorted(incoming.glob("*.json")):
@@ -223,7 +276,13 @@ def scan_inbox(
             if digest not in tick.cursor:
                 tick.accepted[staged.stem] = digest
                 recovered.add(digest)
-    _stage_submissions(tick, storage, list(submissions), recovered)
+    _stage_submissions(tick, storage, list(submissions), recovered, set(known_keys))
+    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    for storage_id, reason in tick.rejected_submissions.items():
+        write_atomic(
+            quarantine_dir / f"api-submission-{storage_id}.error.txt",
+            (" ".join(reason.split()) + "\n").encode(),
+        )
     for path in _pending_files(inbox, time.time() if now is None else now)[:max_files]:
         try:
             data = read_limited(path, source=path.name)
@@ -247,11 +306,17 @@ def scan_inbox(
             continue
         try:
             parsed = parse_layable(data, source=path.name)
+            key = building_partition_key(parsed.building_id, path.name)
         except InputError as error:
             tick.quarantined[path.name] = str(error)
             quarantine(path, quarantine_dir, str(error))
             continue
-        key = building_partition_key(parsed.building_id)
+        other = case_collision(key, [*known_keys, *tick.accepted])
+        if other is not None:
+            reason = f"{path.name}: {collision_reason(key, other)}"
+            tick.quarantined[path.name] = reason
+            quarantine(path, quarantine_dir, reason)
+            continue
         if key in tick.accepted:
             continue  # same building twice in one tick: the later file waits a tick
         if parsed.errors:  # good rooms go on; the bad ones are reported beside the quarantine
@@ -325,16 +390,18 @@ def inbox_sensor(
     # One sensor for both sources: its partitions are added in one request per tick,
     # so every batch is a contiguous range of the buildings partitions.
     after = load_api_after(context.cursor)
+    known = set(context.instance.get_dynamic_partitions(BUILDINGS))
     tick = scan_inbox(
         inbox_folders,
         layout_storage,
         load_cursor(context.cursor),
         submissions=fetch_submissions(context.instance, after),
         api_after=after,
+        known_keys=known,
     )
     for name, reason in tick.quarantined.items():
         context.log.warning(f"quarantined {name}: {reason}")
-    for reason in tick.rejected_submissions:
+    for reason in tick.rejected_submissions.values():
         context.log.warning(f"not laid out: {reason}")
     if not tick.accepted:
         if tick.quarantined or tick.api_after != after:
@@ -344,7 +411,6 @@ def inbox_sensor(
                 cursor=dump_cursor(tick.cursor, tick.api_after),
             )
         return dg.SkipReason(f"no new files in {inbox_folders.inbox} and no API submissions")
-    known = set(context.instance.get_dynamic_partitions(BUILDINGS))
     new_keys = [key for key in tick.accepted if key not in known]
     existing = [key for key in tick.accepted if key in known]
     cursor = dict(tick.cursor)

@@ -4,7 +4,13 @@ from typing import Any
 
 import dagster as dg
 
-from ceilgrid_assets.contract import SUBMISSION_ASSET, SUBMISSION_DOCUMENT_KEY
+from ceilgrid_assets.contract import (
+    BUILDINGS,
+    SUBMISSION_ASSET,
+    SUBMISSION_DOCUMENT_KEY,
+    building_id_problem,
+    case_collision,
+)
 from ceilgrid_assets.core.engine.io import InputError, parse_document, write_atomic
 from ceilgrid_assets.defs.resources import LayoutStorage
 from ceilgrid_assets.defs.serving.partitions import building_partitions
@@ -40,6 +46,30 @@ class SubmissionConfig(dg.Config):
     document: str = ""
 
 
+def checked_partition_keys(context: dg.AssetExecutionContext) -> list[str]:
+    """The run's partition keys, each re-checked as a building id before any path is built.
+
+    The sensor only adds valid keys, but anyone who may launch runs can add a
+    partition through GraphQL or the launchpad (``addDynamicPartition``), so the
+    asset refuses a bad key itself (no retry: it will not get better). Of two
+    keys that differ only in letter case, the one added later is refused
+    (partitions are listed in the order they were added).
+    """
+    keys = context.partition_keys
+    existing = context.instance.get_dynamic_partitions(BUILDINGS)
+    for key in keys:
+        problem = building_id_problem(key)
+        earlier = existing[: existing.index(key)] if key in existing else existing
+        other = case_collision(key, earlier)
+        if problem is None and other is not None:
+            problem = f"differs from partition {other} only in letter case"
+        if problem is not None:
+            raise dg.Failure(
+                description=f"partition key {ascii(key[:120])}: {problem}", allow_retries=False
+            )
+    return keys
+
+
 def _input_bytes(key: str, config: SubmissionConfig, storage: LayoutStorage) -> bytes:
     if config.document:
         return config.document.encode()
@@ -66,7 +96,7 @@ def _input_bytes(key: str, config: SubmissionConfig, storage: LayoutStorage) -> 
 def submitted_building(
     context: dg.AssetExecutionContext, config: SubmissionConfig, layout_storage: LayoutStorage
 ) -> dg.MaterializeResult:
-    keys = context.partition_keys
+    keys = checked_partition_keys(context)
     if config.document and len(keys) != 1:
         raise dg.Failure(
             description="a document in the run config needs a one-partition run",
