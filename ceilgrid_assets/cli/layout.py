@@ -14,13 +14,14 @@ from ceilgrid_assets.cli.common import (
     progress_printer,
     report_errors,
 )
+from ceilgrid_assets.core.engine.building import complete_building, default_jobs
 from ceilgrid_assets.core.engine.io import dump_document, read_document, write_atomic
 from ceilgrid_assets.core.engine.models import (
     DEFAULT_MODELS_DIR,
     DEFAULT_OPTIMISER_MAX_CELLS,
     DEFAULT_OPTIMISER_TIME_S,
 )
-from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_building
+from ceilgrid_assets.core.engine.pipeline import EngineConfig
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, PROFILES, get_profile
 from ceilgrid_assets.core.engine.rules import check_layout
 from ceilgrid_assets.observability import telemetry
@@ -37,6 +38,14 @@ def resolve_models_dir(explicit: Path | None, disabled: bool) -> Path | None:
     if configured or any(candidate.glob("*.json")):
         return candidate
     return None
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def layout_command(args: argparse.Namespace) -> int:
@@ -61,7 +70,9 @@ def layout_command(args: argparse.Namespace) -> int:
         optimiser_time_s=args.optimiser_time,
     )
     show_progress = args.progress or (len(parsed.rooms) > 50 and sys.stderr.isatty())
-    result = complete_building(parsed, config, progress=progress_printer(show_progress))
+    result = complete_building(
+        parsed, config, progress=progress_printer(show_progress), jobs=args.jobs or default_jobs()
+    )
     write_atomic(args.output, dump_document(result.document))
     for room in result.rooms:
         if not room.compliant:
@@ -135,6 +146,14 @@ def add_layout_parsers(commands: argparse._SubParsersAction) -> None:
         default=DEFAULT_OPTIMISER_TIME_S,
         metavar="S",
         help=f"optimiser time limit per stage in seconds (default {DEFAULT_OPTIMISER_TIME_S:g})",
+    )
+    layout.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="lay rooms out in N processes (default: one per available core; "
+        "1: in this process); the output is the same for every N",
     )
     layout.add_argument("--progress", action="store_true", help="print progress on stderr")
     layout.set_defaults(handler=layout_command)

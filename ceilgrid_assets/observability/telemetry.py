@@ -56,7 +56,8 @@ from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    from ceilgrid_assets.core.engine.pipeline import BuildingResult, CandidateOutcome, RoomResult
+    from ceilgrid_assets.core.engine.building import BuildingResult
+    from ceilgrid_assets.core.engine.pipeline import CandidateOutcome, RoomResult
 
 log = logging.getLogger(__name__)
 

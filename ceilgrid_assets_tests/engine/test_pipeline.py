@@ -23,13 +23,13 @@ from helpers import (
     to_json,
 )
 
+from ceilgrid_assets.core.engine.building import complete_building
 from ceilgrid_assets.core.engine.grid import CODE, INVALID
 from ceilgrid_assets.core.engine.heuristics import array_shape
 from ceilgrid_assets.core.engine.io import dump_document, parse_document, read_document
 from ceilgrid_assets.core.engine.pipeline import (
     CandidateOutcome,
     EngineConfig,
-    complete_building,
     complete_room,
     select,
 )
@@ -389,7 +389,7 @@ def test_same_input_gives_byte_identical_output_across_processes(tmp_path):
     script = (
         "import sys\n"
         "from ceilgrid_assets.core.engine.io import read_document, dump_document\n"
-        "from ceilgrid_assets.core.engine.pipeline import complete_building\n"
+        "from ceilgrid_assets.core.engine.building import complete_building\n"
         "sys.stdout.buffer.write(dump_document(complete_building("
         "read_document(sys.argv[1])).document))\n"
     )

@@ -24,8 +24,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from ceilgrid_assets.core.engine.building import complete_building
 from ceilgrid_assets.core.engine.io import ParsedDocument, parse_object
-from ceilgrid_assets.core.engine.pipeline import complete_building
 from ceilgrid_assets.defs.observability import (
     already_materialized_in_run_group,
     log_event,

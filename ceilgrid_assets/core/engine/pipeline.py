@@ -1,18 +1,18 @@
 """Completing rooms: stages in series, candidates compete, the selector picks.
 
-``complete_room`` is the one function the CLI, the Dagster assets and the tests
-call. For each stage (lights -> air supply -> air return -> smoke detectors)
-every model proposes, the engine repairs, validates and scores each proposal,
-and :func:`select` picks the winner. A look-ahead reserves smoke-detector cells
-before the first stage, and a joint integer programme rescues small rooms the
-series could not complete, so a compliant layout is found whenever one exists
-for realistic rooms.
+``complete_room`` is the one function that lays out a room (whole buildings:
+:mod:`ceilgrid_assets.core.engine.building`). For each stage (lights -> air
+supply -> air return -> smoke detectors) every model proposes, the engine
+repairs, validates and scores each proposal, and :func:`select` picks the
+winner. A look-ahead reserves smoke-detector cells before the first stage, and
+a joint integer programme rescues small rooms the series could not complete, so
+a compliant layout is found whenever one exists for realistic rooms.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,7 +21,6 @@ import numpy as np
 from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, Room
 from ceilgrid_assets.core.engine.heuristics import repair
 from ceilgrid_assets.core.engine.hooks import observed
-from ceilgrid_assets.core.engine.io import InputError, ParsedDocument, room_to_document
 from ceilgrid_assets.core.engine.models import (
     DEFAULT_OPTIMISER_MAX_CELLS,
     DEFAULT_OPTIMISER_TIME_S,
@@ -264,58 +263,3 @@ def _stage_views(original: Room, completed: Room) -> list[Room]:
         cells = np.where(completed.cells == code, code, cells).astype(np.uint8)
         views.append(original.with_cells(cells.copy()))
     return views
-
-
-@dataclass
-class BuildingResult:
-    """A completed building: the output document plus what was rejected and why."""
-
-    building_id: str
-    document: dict[str, Any]
-    rooms: list[RoomResult]
-    errors: list[InputError]
-
-    @property
-    def all_compliant(self) -> bool:
-        return all(result.compliant for result in self.rooms)
-
-    @property
-    def exit_code(self) -> int:
-        """CLI convention: 2 bad input, 1 a room not compliant, 0 all good."""
-        if self.errors:
-            return 2
-        return 0 if self.all_compliant else 1
-
-
-def room_output(result: RoomResult, template: dict[str, Any] | None) -> dict[str, Any]:
-    document = room_to_document(result.room, template)
-    document["compliance"] = result.compliance
-    document["models"] = result.models
-    document["metrics"] = result.metrics
-    return document
-
-
-@observed("building")
-def complete_building(
-    parsed: ParsedDocument,
-    config: EngineConfig | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> BuildingResult:
-    """Lay out every good room of a parsed document; bad rooms are listed, not fatal."""
-    config = config or EngineConfig()
-    results = []
-    for index, room in enumerate(parsed.rooms):
-        results.append(complete_room(room, config))
-        if progress is not None:
-            progress(index + 1, len(parsed.rooms))
-    documents = [
-        room_output(result, template)
-        for result, template in zip(results, parsed.room_documents, strict=True)
-    ]
-    if parsed.single_room and documents:
-        document = documents[0]
-    else:
-        document = {"building_id": parsed.building_id, "rooms": documents}
-        if parsed.errors:
-            document["rejected_rooms"] = [error.to_dict() for error in parsed.errors]
-    return BuildingResult(parsed.building_id, document, results, list(parsed.errors))

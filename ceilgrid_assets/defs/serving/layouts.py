@@ -9,8 +9,9 @@ from typing import Any
 import dagster as dg
 
 from ceilgrid_assets.contract import INPUT_HASH_METADATA_KEY, LAYOUT_METADATA_KEY
+from ceilgrid_assets.core.engine.building import BuildingResult, complete_building, default_jobs
 from ceilgrid_assets.core.engine.io import content_hash, dump_document, parse_document, write_atomic
-from ceilgrid_assets.core.engine.pipeline import BuildingResult, EngineConfig, complete_building
+from ceilgrid_assets.core.engine.pipeline import EngineConfig
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE
 from ceilgrid_assets.defs.observability import log_event, materialization_telemetry
 from ceilgrid_assets.defs.resources import LayoutStorage, ModelStore
@@ -145,7 +146,8 @@ def completed_layout(
         for key in keys:
             source = layout_storage.input_path(key)
             document = source.read_bytes()
-            result = complete_building(parse_document(document, str(source)), engine)
+            parsed = parse_document(document, str(source))
+            result = complete_building(parsed, engine, jobs=default_jobs())
             data = dump_document(result.document)
             write_atomic(layout_storage.layout_path(key), data)
             # Per partition, also in batched runs: API clients poll for their building.
