@@ -17,7 +17,6 @@ from ceilgrid_assets.cli.common import (
 from ceilgrid_assets.core.engine.building import complete_building, default_jobs
 from ceilgrid_assets.core.engine.io import dump_document, read_document, write_atomic
 from ceilgrid_assets.core.engine.models import (
-    DEFAULT_MODELS_DIR,
     DEFAULT_OPTIMISER_MAX_CELLS,
     DEFAULT_OPTIMISER_TIME_S,
 )
@@ -28,16 +27,18 @@ from ceilgrid_assets.observability import telemetry
 
 
 def resolve_models_dir(explicit: Path | None, disabled: bool) -> Path | None:
-    """--models, else $CEILGRID_MODELS_DIR, else .ceilgrid/models when it holds model cards."""
+    """--models, else $CEILGRID_MODELS_DIR, else none.
+
+    Never the working folder's ``.ceilgrid/models`` by itself: a folder someone
+    else prepared (a checkout, a download) must not decide which model files a
+    plain ``ceilgrid layout`` loads.
+    """
     if disabled:
         return None
     if explicit is not None:
         return explicit
     configured = os.environ.get("CEILGRID_MODELS_DIR")
-    candidate = Path(configured) if configured else DEFAULT_MODELS_DIR
-    if configured or any(candidate.glob("*.json")):
-        return candidate
-    return None
+    return Path(configured) if configured else None
 
 
 def positive_int(text: str) -> int:
@@ -125,7 +126,7 @@ def add_layout_parsers(commands: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         help="directory of trained learned models to add to the candidates "
-        "(default: $CEILGRID_MODELS_DIR, else .ceilgrid/models if trained)",
+        "(default: $CEILGRID_MODELS_DIR, else none; `ceilgrid train` writes .ceilgrid/models)",
     )
     layout.add_argument(
         "--no-models",

@@ -1,9 +1,10 @@
 """``ceilgrid train``: generate the corpus, label it with the optimiser, fit the models.
 
 Wired into the ``ceilgrid`` command line by :func:`add_train_parser`; the
-subcommand writes one ``<component>.joblib`` + ``<component>.json`` card per
-component into ``--out`` (default ``.ceilgrid/models``, the cache that
-``ceilgrid layout`` falls back to) and the label table as ``labels.csv``.
+subcommand writes one ``<component>.skops`` + ``<component>.json`` card per
+component into ``--out`` (default ``.ceilgrid/models``, which ``ceilgrid layout``
+uses only when named with ``--models`` or ``CEILGRID_MODELS_DIR``) and the label
+table as ``labels.csv``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ceilgrid_assets.core.learning.learned import (
         DEFAULT_TRAIN_ROOMS,
         DEFAULT_TRAIN_SEED,
+        MODEL_SUFFIX,
         save_model,
         train_models,
     )
@@ -70,13 +72,13 @@ def run_train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     run.labels.to_csv(out / "labels.csv", index=False)
     for model in run.models:
-        save_model(model, out)
+        card_path = save_model(model, out)
         metrics = model.card["metrics"]
         print(
             f"{model.component:15s} devices/optimiser "
             f"{metrics['validation_devices_vs_optimiser']:.3f}"
             f"  compliant before repair {metrics['validation_compliant_before_repair']:.0%}"
-            f"  -> {out / (model.component + '.joblib')}"
+            f"  -> {card_path.with_suffix(MODEL_SUFFIX)}"
         )
     print(
         f"trained {len(run.models)} models on {rooms} rooms (seed {seed}) in "

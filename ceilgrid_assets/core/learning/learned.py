@@ -10,26 +10,31 @@ derived from the stage, repeat. The suppression factor is tuned per component
 on held-out labelled rooms to minimise the device count after the engine's
 repair, which then guarantees the hard rules.
 
-A model is saved as ``<component>.joblib`` beside ``<component>.json``, its card
+A model is saved as ``<component>.skops`` beside ``<component>.json``, its card
 (scikit-learn version, feature list, training corpus seed and hash, decoder
 setting, metrics, file checksum). Loading refuses a card whose scikit-learn
 version or feature list differs from this installation, with a one-line error.
+The file is read with ``skops.io`` (scikit-learn's recommended secure
+persistence), which builds only the types in :data:`TRUSTED_TYPES` and never
+runs code from the file, unlike a pickle; the card's checksum only detects a
+damaged file, it proves nothing about who wrote it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 import sklearn
+import skops.io
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score
 from threadpoolctl import threadpool_limits
@@ -51,7 +56,21 @@ from ceilgrid_assets.core.learning.labels import (
     labels_table,
 )
 
-CARD_FORMAT = 1
+#: 2: the estimator is a skops file (format 1 was a joblib pickle, no longer loaded).
+CARD_FORMAT = 2
+MODEL_SUFFIX = ".skops"
+#: A card's ``model_file``: a bare file name in the card's folder, never a path.
+_MODEL_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.skops")
+#: Types a model file may contain beyond those skops trusts by default (numpy
+#: arrays, builtins, scikit-learn estimators): exactly what a fitted
+#: HistGradientBoostingClassifier holds, as ``skops.io.get_untrusted_types``
+#: lists them. ``functools.partial`` only ever wraps a trusted function here:
+#: skops checks every nested object against this list too.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "functools.partial",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+)
 MODEL_NAME = "learned"
 #: Suppression radius = factor x stage spacing; the factor is tuned among these.
 SPACING_FACTORS: tuple[float, ...] = (0.6, 0.8, 0.9, 1.0, 1.1)
@@ -448,11 +467,22 @@ def _layout_stats(
 
 
 def save_model(model: LearnedModel, directory: str | Path) -> Path:
-    """Write ``<component>.joblib`` and its card ``<component>.json``; returns the card path."""
+    """Write ``<component>.skops`` and its card ``<component>.json``; returns the card path.
+
+    A file that would need a type outside :data:`TRUSTED_TYPES` to load is
+    refused here, at training time, rather than by every later load.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model_path = directory / f"{model.component}.joblib"
-    joblib.dump(model.estimator, model_path, compress=3)
+    model_path = directory / f"{model.component}{MODEL_SUFFIX}"
+    skops.io.dump(model.estimator, model_path)
+    untrusted = set(skops.io.get_untrusted_types(file=model_path)) - set(TRUSTED_TYPES)
+    if untrusted:
+        model_path.unlink()
+        raise ModelCardError(
+            f"model needs types outside the trusted list: {', '.join(sorted(untrusted))}",
+            source=str(model_path),
+        )
     card = {**model.card, "model_file": model_path.name, "sha256": _sha256(model_path)}
     card_path = directory / f"{model.component}.json"
     card_path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
@@ -482,10 +512,22 @@ def load_model(card_path: str | Path) -> LearnedModel:
         )
     if card.get("features") != list(FEATURES):
         raise refuse("feature list differs from this version of ceilgrid")
-    model_path = card_path.parent / str(card.get("model_file"))
+    name = card.get("model_file")
+    if not isinstance(name, str) or not _MODEL_FILE.fullmatch(name):
+        raise refuse(f"model_file {name!r} must be a bare *{MODEL_SUFFIX} file name")
+    model_path = card_path.parent / name
     if not model_path.is_file() or _sha256(model_path) != card.get("sha256"):
         raise refuse(f"{model_path.name} is missing or does not match the card's checksum")
-    estimator = joblib.load(model_path)
+    try:
+        estimator = skops.io.load(model_path, trusted=list(TRUSTED_TYPES))
+    except Exception as exc:  # untrusted types, or not a skops file at all
+        reason = " ".join(str(exc).split())[:300]
+        raise refuse(f"{model_path.name} cannot be loaded safely ({reason})") from None
+    if not isinstance(estimator, HistGradientBoostingClassifier):
+        raise refuse(
+            f"{model_path.name} holds a {type(estimator).__name__}, "
+            "expected HistGradientBoostingClassifier"
+        )
     decoder = card["decoder"]
     return LearnedModel(
         card["component"],

@@ -319,6 +319,7 @@ def _scale_bar(ax: Axes, room: Room) -> None:
 
 
 def _title(fig: Figure, room: Room, subtitle: str) -> str:
+    """Draw the title as plain text: ids are user input, and ``$`` would start math text."""
     head = (
         f"{room.grid_id} · {room.room_type} · {room.width}×{room.height} tiles of "
         f"{room.tile_size_m:g} m · ceiling {room.ceiling_height_m:g} m"
@@ -330,9 +331,15 @@ def _title(fig: Figure, room: Room, subtitle: str) -> str:
         fontsize=10,
         fontweight="bold",
         va="top",
+        parse_math=False,
     )
     fig.text(
-        MARGIN_PX["left"] / fig.bbox.width, 1 - 24 / fig.bbox.height, subtitle, fontsize=9, va="top"
+        MARGIN_PX["left"] / fig.bbox.width,
+        1 - 24 / fig.bbox.height,
+        subtitle,
+        fontsize=9,
+        va="top",
+        parse_math=False,
     )
     return f"{room.grid_id}: {subtitle}"
 
