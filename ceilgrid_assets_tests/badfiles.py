@@ -1,6 +1,6 @@
 """A corpus of malformed input files, generated at test time (nothing large is committed).
 
-Every class of bad input from DESIGN.md section 2 appears twice: as a file of
+Every class of bad input of docs/format.md appears twice: as a file of
 its own (the whole file is rejected) and as one room inside ``mixed.json``, a
 building whose good rooms must still be laid out. On top of the format's
 classes come the hostile files: truncated JSON, binary garbage, a declared

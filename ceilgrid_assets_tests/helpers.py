@@ -159,7 +159,7 @@ def load_sample() -> dict[str, Any]:
 
 
 def reference_rule_ids(room: Room, profile: Profile, original: Room | None = None) -> set[str]:
-    """Broken rule ids, computed from DESIGN.md section 3 by brute force.
+    """Broken rule ids, computed from docs/rulebook.md by brute force.
 
     Deliberately shares no code with ``ceilgrid_assets.core.engine.rules``: plain
     pairwise distances between tile centres instead of distance transforms,

@@ -59,7 +59,7 @@ def assert_not_blank(path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "page", "must_show"),
     [
-        ("asset-graph", "/asset-groups", ["serving", "training", "completed_layout"]),
+        ("asset-graph", "/asset-groups", ["Global asset lineage", "serving", "training"]),
         (
             "asset-graph-serving",
             "/locations/ceilgrid/asset-groups/serving/lineage",

@@ -1,4 +1,4 @@
-"""Input validation (DESIGN.md section 2): every bad-input class becomes one InputError line.
+"""Input validation (docs/format.md): every bad-input class becomes one InputError line.
 
 Each message must be a single line that names the file, and where it applies
 the room (grid_id or index), the field and the cell.

@@ -1,4 +1,4 @@
-"""The rulebook validator (DESIGN.md section 3) against hand-computed cases.
+"""The rulebook validator (docs/rulebook.md) against hand-computed cases.
 
 Defaults used throughout unless a test says otherwise: tile t = 0.6 m, ceiling
 2.7 m so Hm = 1.9 m, profile nfpa72. Distances are between tile centres, so two

@@ -1,0 +1,81 @@
+"""``layout_claims_hold`` reads the written files back: what it catches that the engine cannot.
+
+The engine validates each room before writing it; this check guards the file.
+Each case writes a real input and a real completed layout, then changes the
+layout file the way a faulty writer or a later edit would.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import EXAMPLES_DIR
+
+from ceilgrid_assets.core.engine.building import complete_building
+from ceilgrid_assets.core.engine.io import dump_document, read_document
+from ceilgrid_assets.defs.serving.checks import revalidate
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    folder = tmp_path_factory.mktemp("layout")
+    source = EXAMPLES_DIR / "office-floor.json"
+    input_path = folder / "input.json"
+    input_path.write_bytes(source.read_bytes())
+    result = complete_building(read_document(input_path))
+    assert result.all_compliant
+    return input_path, json.loads(dump_document(result.document))
+
+
+def write(folder: Path, document: dict[str, Any]) -> str:
+    path = folder / "layout.json"
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+def test_an_intact_layout_passes(written, tmp_path):
+    input_path, document = written
+    rows = revalidate(str(input_path), write(tmp_path, document))
+    assert rows and all(row["compliant"] and row["claimed"] for row in rows)
+    assert all(row["known_room"] for row in rows)
+
+
+def test_devices_deleted_under_a_compliant_claim_are_a_false_claim(written, tmp_path):
+    input_path, document = written
+    room = document["rooms"][0]
+    room["cells"] = [
+        {**cell, "component": "empty"} if cell["component"] == "smoke_detector" else cell
+        for cell in room["cells"]
+    ]
+    rows = {row["grid_id"]: row for row in revalidate(str(input_path), write(tmp_path, document))}
+    tampered = rows[room["grid_id"]]
+    assert tampered["claimed"] and not tampered["compliant"]
+    assert "smoke.coverage" in tampered["rules"]
+    others = [row for grid_id, row in rows.items() if grid_id != room["grid_id"]]
+    assert all(row["compliant"] for row in others)
+
+
+def test_a_lost_room_and_an_invented_room_are_reported(written, tmp_path):
+    input_path, document = written
+    lost = document["rooms"].pop()
+    invented = {**document["rooms"][0], "grid_id": "not-in-the-input"}
+    document["rooms"].append(invented)
+    rows = {row["grid_id"]: row for row in revalidate(str(input_path), write(tmp_path, document))}
+    assert rows[lost["grid_id"]]["rules"] == ["missing from layout"]
+    assert not rows["not-in-the-input"]["known_room"]
+
+
+def test_an_input_device_removed_from_the_layout_breaks_placement(written, tmp_path):
+    input_path, document = written
+    # A room of the input that arrived with devices: the layout must keep them in place.
+    original = next(room for room in read_document(input_path).rooms if (room.cells >= 2).any())
+    y, x = (int(value) for value in np.argwhere(original.cells >= 2)[0])
+    room = next(room for room in document["rooms"] if room["grid_id"] == original.grid_id)
+    cell = next(cell for cell in room["cells"] if (cell["x"], cell["y"]) == (x, y))
+    cell["component"] = "empty"
+    rows = {row["grid_id"]: row for row in revalidate(str(input_path), write(tmp_path, document))}
+    assert "placement" in rows[original.grid_id]["rules"]
