@@ -20,8 +20,6 @@ import socket
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -289,14 +287,3 @@ def create_database(
                 cursor.execute(f'CREATE DATABASE "{name}"{suffix}')
     finally:
         connection.close()
-
-
-@contextmanager
-def running_postgres(
-    base_dir: str | os.PathLike[str], port: int | None = None, durable: bool = True
-) -> Iterator[PostgresServer]:
-    server = start_postgres(base_dir, port, durable)
-    try:
-        yield server
-    finally:
-        server.stop()

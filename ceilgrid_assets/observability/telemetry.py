@@ -646,11 +646,3 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)
-
-
-def json_log_handler(stream: Any = None, level: int = logging.INFO) -> logging.Handler:
-    """A stream handler writing :class:`JsonFormatter` lines (CLI, scripts, containers)."""
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    handler.setLevel(level)
-    return handler

@@ -359,7 +359,8 @@ def test_otlp_export_reaches_a_collector_over_http(monkeypatch) -> None:
 
 def test_json_log_records_carry_trace_ids(otel) -> None:
     spans, _ = otel
-    handler = telemetry.json_log_handler(level=logging.DEBUG)
+    handler = logging.Handler(level=logging.DEBUG)
+    handler.setFormatter(telemetry.JsonFormatter())
     records: list[str] = []
     handler.emit = lambda record: records.append(handler.format(record))  # type: ignore
     logger = logging.getLogger("ceilgrid_assets.test")
