@@ -8,15 +8,13 @@ import dagster as dg
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.defs.metadata import frame_table
 from ceilgrid_assets.defs.training.corpus import ML_OWNER, TRAINING
+from ceilgrid_assets.defs.training.jobs import TRAINING_RUN_TAGS
 from ceilgrid_assets.defs.training.partitions import (
     LABEL_SHARDS,
     label_shard_partitions,
     shard_index,
 )
-from ceilgrid_assets.defs.training.schedules import RETRAINING_CRON
-
-#: Training assets refresh after the nightly corpus, each once all of its inputs have.
-after_nightly_inputs = dg.AutomationCondition.on_cron(RETRAINING_CRON, "UTC")
+from ceilgrid_assets.defs.training.schedules import after_inputs_finished
 
 
 class LabelConfig(dg.Config):
@@ -32,8 +30,8 @@ class LabelConfig(dg.Config):
     partitions_def=label_shard_partitions,
     kinds={"scipy", "python"},
     owners=[ML_OWNER],
-    tags={"ceilgrid/workload": "training"},
-    automation_condition=after_nightly_inputs,
+    tags=TRAINING_RUN_TAGS,
+    automation_condition=after_inputs_finished,
     description=f"Exact optimiser (HiGHS) layouts of the training rooms, stage by stage, in "
     f"{LABEL_SHARDS} shards (room i goes to shard i mod {LABEL_SHARDS}) so that "
     f"labelling fans out over run workers. Time-outs are kept and marked.",
@@ -95,8 +93,8 @@ def feature_summary(labels: list[Any]) -> Any:
     group_name=TRAINING,
     kinds={"pandas"},
     owners=[ML_OWNER],
-    tags={"ceilgrid/workload": "training"},
-    automation_condition=after_nightly_inputs,
+    tags=TRAINING_RUN_TAGS,
+    automation_condition=after_inputs_finished,
     description="Per-cell feature tables (distance transforms, position, room shape and type, "
     "local density, earlier devices) of every usable label: what the models learn "
     "from, with a preview. One function builds them for training and inference.",

@@ -13,7 +13,9 @@ from ceilgrid_assets.core.engine.pipeline import EngineConfig, RoomResult, compl
 from ceilgrid_assets.defs.metadata import frame_table
 from ceilgrid_assets.defs.resources import ModelStore
 from ceilgrid_assets.defs.training.corpus import ML_OWNER, TRAINING
-from ceilgrid_assets.defs.training.features import after_nightly_inputs
+from ceilgrid_assets.defs.training.features import training_features
+from ceilgrid_assets.defs.training.jobs import TRAINING_RUN_TAGS
+from ceilgrid_assets.defs.training.schedules import after_inputs_refreshed_or_in_run
 
 LEARNED = "learned"
 OPTIMISER = "optimiser"
@@ -25,8 +27,10 @@ def _model_asset(component: str) -> dg.AssetsDefinition:
         group_name=TRAINING,
         kinds={"scikitlearn"},
         owners=[ML_OWNER],
-        tags={"ceilgrid/workload": "training"},
-        automation_condition=after_nightly_inputs,
+        tags=TRAINING_RUN_TAGS,
+        automation_condition=after_inputs_refreshed_or_in_run,
+        # Ordering only: the model trains on the labels once their features were built.
+        deps=[training_features],
         description=f"Gradient-boosted classifier that scores cells for {component} placement, "
         f"with its card (scikit-learn version, features, corpus, decoder, metrics).",
     )
@@ -131,8 +135,8 @@ class EvaluationConfig(dg.Config):
     group_name=TRAINING,
     kinds={"pandas"},
     owners=[ML_OWNER],
-    tags={"ceilgrid/workload": "training"},
-    automation_condition=after_nightly_inputs,
+    tags=TRAINING_RUN_TAGS,
+    automation_condition=after_inputs_refreshed_or_in_run,
     ins={f"{component}_model": dg.AssetIn() for component in DEVICE_COMPONENTS},
     description="Held-out rooms laid out by the engine with the new models competing: per "
     "component, compliance before and after repair, devices against the best other "
@@ -177,8 +181,8 @@ def promotion_record(evaluation: Any, models: dict[str, Any]) -> dict[str, Any]:
     freshness_policy=dg.FreshnessPolicy.time_window(
         fail_window=timedelta(hours=26), warn_window=timedelta(hours=24)
     ),
-    tags={"ceilgrid/workload": "training"},
-    automation_condition=after_nightly_inputs,
+    tags=TRAINING_RUN_TAGS,
+    automation_condition=after_inputs_refreshed_or_in_run,
     ins={
         "model_evaluation": dg.AssetIn(),
         **{f"{component}_model": dg.AssetIn() for component in DEVICE_COMPONENTS},

@@ -1,13 +1,15 @@
-"""When training runs: the nightly schedule starts it, automation conditions carry it on."""
+"""When training runs: the nightly schedule starts it, automation conditions carry it on.
+
+Every run of the training group carries the run tag ``ceilgrid/workload: training``
+(the schedule's job, the automation sensor's ``run_tags``), so the instance's tag
+concurrency limit (dagster.yaml) holds training runs back and never serving runs.
+"""
 
 import dagster as dg
 
 from ceilgrid_assets.defs.training.corpus import TRAINING
-from ceilgrid_assets.defs.training.jobs import corpus_job
+from ceilgrid_assets.defs.training.jobs import TRAINING_RUN_TAGS, corpus_job
 
-#: Retraining starts here; labels, features, models, evaluation and promotion
-#: follow through ``AutomationCondition.on_cron`` with the same cron, each once
-#: all of its inputs have been refreshed since this tick.
 RETRAINING_CRON = "0 2 * * *"
 RETRAINING_TIMEZONE = "UTC"
 
@@ -21,11 +23,61 @@ nightly_retraining = dg.ScheduleDefinition(
     "the evaluation decide whether serving switches to the new models.",
 )
 
-#: Evaluates the training group's on_cron conditions, so that labels, features,
-#: models, evaluation and promotion follow the nightly corpus in order.
+#: The night's tick; ``refreshed_tonight`` holds for an asset partition updated after it.
+nightly_tick = dg.AutomationCondition.cron_tick_passed(RETRAINING_CRON, RETRAINING_TIMEZONE)
+refreshed_tonight = dg.AutomationCondition.newly_updated().since(nightly_tick)
+
+
+def every_input_partition(condition: dg.AutomationCondition) -> dg.AutomationCondition:
+    """``condition`` on every partition of every input.
+
+    ``all_deps_match`` (and so ``on_cron``) accepts a partitioned input once any
+    one of its partitions matches; no input partition failing it is what we mean.
+    """
+    return ~dg.AutomationCondition.any_deps_match(~condition)
+
+
+def after_inputs(in_same_run: bool) -> dg.AutomationCondition:
+    """Once per night after every input partition was refreshed since the tick; and on
+    the first start, once every input exists.
+
+    ``in_same_run`` also accepts inputs requested in the same tick: for unpartitioned
+    assets on unpartitioned inputs, which then share one run and execute in graph
+    order (so the evaluation's blocking checks gate promotion within that run). An
+    asset on a partitioned input must not: the shard runs and its own run would race.
+    """
+    updated = dg.AutomationCondition.newly_updated()
+    refreshed, exists = refreshed_tonight, ~dg.AutomationCondition.missing()
+    if in_same_run:
+        requested = dg.AutomationCondition.will_be_requested()
+        updated, refreshed, exists = updated | requested, refreshed | requested, exists | requested
+    tonight = nightly_tick.since_last_handled() & every_input_partition(refreshed).with_label(
+        "every input partition refreshed since the tick"
+    )
+    # ``missing().newly_true()`` (on_missing) is reset by the sensor's first evaluation,
+    # when a fresh instance is all missing; an input's update latches instead.
+    first_start = (
+        dg.AutomationCondition.missing()
+        & dg.AutomationCondition.any_deps_match(updated)
+        .since_last_handled()
+        .with_label("an input updated since last handled")
+        & every_input_partition(exists).with_label("every input partition exists")
+    )
+    return tonight | first_start
+
+
+#: Labels and features: after their inputs' runs finished.
+after_inputs_finished = after_inputs(in_same_run=False)
+#: Models, evaluation, promotion: inputs may run first in the same run.
+after_inputs_refreshed_or_in_run = after_inputs(in_same_run=True)
+
+#: Evaluates the training group's conditions. One run per shard (no backfills), each
+#: tagged as training so that dagster.yaml's limit applies to it.
 training_automation = dg.AutomationConditionSensorDefinition(
     name="training_automation",
     target=dg.AssetSelection.groups(TRAINING),
+    run_tags=TRAINING_RUN_TAGS,
+    emit_backfills=False,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=30,
 )

@@ -1,0 +1,187 @@
+"""The training group's automation over simulated nights, evaluated as the sensor does.
+
+Materializations are reported to a real Postgres instance between evaluations
+(no asset code runs), so each test follows exactly what the conditions request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+from dagster._core.definitions.automation_tick_evaluation_context import build_run_requests
+from dagster._core.remote_origin import (
+    RegisteredCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.utils import make_new_run_id
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
+    QueuedRunCoordinatorDaemon,
+)
+
+from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
+from ceilgrid_assets.definitions import defs
+from ceilgrid_assets.defs.training.corpus import TRAINING
+from ceilgrid_assets.defs.training.partitions import label_shard_partitions
+from ceilgrid_assets.defs.training.schedules import training_automation
+
+WORKLOAD = "ceilgrid/workload"
+SHARDS = label_shard_partitions.get_partition_keys()
+MODELS = [f"{component}_model" for component in DEVICE_COMPONENTS]
+#: After the last shard: one run, in graph order (features, models, evaluation and its
+#: blocking checks, promotion).
+AFTER_SHARDS = {"training_features", *MODELS, "model_evaluation", "promoted_models"}
+
+
+class Night:
+    """Automation ticks against one instance, the clock set by the caller."""
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self.instance = instance
+        self.cursor = None
+        self.run_requests: list[dg.RunRequest] = []
+
+    def tick(self, when: dt.datetime) -> dict[str, set[str | None]]:
+        """Evaluate every training condition at ``when``: what would be requested."""
+        result = dg.evaluate_automation_conditions(
+            defs=defs,
+            instance=self.instance,
+            asset_selection=dg.AssetSelection.groups(TRAINING),
+            evaluation_time=when,
+            cursor=self.cursor,
+        )
+        self.cursor = result.cursor
+        # The runs the daemon makes of these requests, with the sensor's own settings.
+        self.run_requests = build_run_requests(
+            result._requested_subsets,
+            defs.resolve_asset_graph(),
+            training_automation.run_tags,
+            training_automation.emit_backfills,
+        )
+        requested = {}
+        for key in dg.AssetSelection.groups(TRAINING).resolve(defs.resolve_asset_graph()):
+            partitions = result.get_requested_partitions(key)
+            if partitions:
+                requested[key.to_user_string()] = set(partitions)
+        return requested
+
+    def materialize(self, *names: str, partition: str | None = None) -> None:
+        for name in names:
+            self.instance.report_runless_asset_event(
+                dg.AssetMaterialization(asset_key=name, partition=partition)
+            )
+
+    def materialize_shards(self, shards: list[str]) -> None:
+        for shard in shards:
+            self.materialize("optimiser_labels", partition=shard)
+
+
+def at(day: int, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 3, day, hour, minute, tzinfo=dt.UTC)
+
+
+def unpartitioned(*names: str) -> dict[str, set[str | None]]:
+    return {name: {None} for name in names}
+
+
+@pytest.fixture
+def trained(postgres_instance) -> Night:
+    """An instance where every training asset was materialized on an earlier night."""
+    night = Night(postgres_instance)
+    night.materialize("room_corpus")
+    night.materialize_shards(SHARDS)
+    night.materialize(*AFTER_SHARDS)
+    assert night.tick(at(1, 12)) == {}
+    return night
+
+
+def test_first_start_runs_each_asset_once_after_all_its_inputs_exist(postgres_instance):
+    night = Night(postgres_instance)
+    assert night.tick(at(1, 12)) == {}  # no corpus yet: nothing can run
+    night.materialize("room_corpus")
+    assert night.tick(at(1, 12, 1)) == {"optimiser_labels": set(SHARDS)}
+    night.materialize_shards(SHARDS[:1])
+    assert night.tick(at(1, 12, 2)) == {}  # three shards were never materialized
+    night.materialize_shards(SHARDS[1:])
+    assert night.tick(at(1, 12, 3)) == unpartitioned(*AFTER_SHARDS)
+    night.materialize(*AFTER_SHARDS)
+    assert night.tick(at(1, 12, 4)) == {}
+    assert night.tick(at(1, 13)) == {}
+
+
+def test_a_night_runs_in_order_once(trained):
+    assert trained.tick(at(1, 23)) == {}
+    assert trained.tick(at(2, 2, 1)) == {}  # the tick passed; the corpus run is not done yet
+    trained.materialize("room_corpus")
+    assert trained.tick(at(2, 2, 2)) == {"optimiser_labels": set(SHARDS)}
+    assert trained.tick(at(2, 2, 3)) == {}  # requested once
+    trained.materialize_shards(SHARDS[:2])
+    assert trained.tick(at(2, 2, 4)) == {}  # last night's shards do not count
+    trained.materialize_shards(SHARDS[2:])
+    assert trained.tick(at(2, 2, 5)) == unpartitioned(*AFTER_SHARDS)
+    (run,) = trained.run_requests
+    assert {key.to_user_string() for key in run.asset_selection} == AFTER_SHARDS
+    trained.materialize(*AFTER_SHARDS)
+    assert trained.tick(at(2, 2, 6)) == {}
+    assert trained.tick(at(2, 12)) == {}
+
+
+def test_a_failed_shard_holds_the_night_back_until_it_succeeds_late(trained):
+    trained.tick(at(2, 1))
+    trained.materialize("room_corpus")
+    assert trained.tick(at(2, 2, 1)) == {"optimiser_labels": set(SHARDS)}
+    trained.materialize_shards(SHARDS[:-1])  # the last shard's run failed
+    for minute in range(2, 6):
+        assert trained.tick(at(2, 2, minute)) == {}
+    trained.materialize_shards(SHARDS[-1:])  # retried by hand, late
+    assert trained.tick(at(2, 6)) == unpartitioned(*AFTER_SHARDS)
+
+
+def test_a_night_with_no_new_corpus_requests_nothing(trained):
+    for when in (at(2, 1, 59), at(2, 2, 1), at(2, 5), at(2, 23)):
+        assert trained.tick(when) == {}
+
+
+def test_every_automation_run_carries_the_training_workload_tag(trained):
+    trained.materialize("room_corpus")
+    trained.tick(at(2, 2, 1))
+    shard_runs = trained.run_requests
+    assert sorted(run.partition_key for run in shard_runs) == SHARDS  # a run per shard
+    trained.materialize_shards(SHARDS)
+    trained.tick(at(2, 2, 2))
+    for run in [*shard_runs, *trained.run_requests]:
+        assert run.tags[WORKLOAD] == "training"
+
+
+def test_the_queue_holds_a_second_training_run_back_but_starts_serving(postgres_instance):
+    """dagster.yaml's training limit (1) applied by the run queue's own dequeue logic."""
+    training = dict(training_automation.run_tags)
+    serving = {WORKLOAD: "serving", "dagster/partition": "tower"}
+
+    origin = RemoteJobOrigin(
+        RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("ceilgrid"), "__repository__"),
+        "__ASSET_JOB",
+    )
+
+    def add_run(status: dg.DagsterRunStatus, tags: dict[str, str]) -> str:
+        run = DagsterRun(
+            job_name="__ASSET_JOB",
+            run_id=make_new_run_id(),
+            status=status,
+            tags=tags,
+            remote_job_origin=origin,
+        )
+        return postgres_instance.add_run(run).run_id
+
+    add_run(dg.DagsterRunStatus.STARTED, {**training, "dagster/partition": "shard-00"})
+    held = add_run(dg.DagsterRunStatus.QUEUED, {**training, "dagster/partition": "shard-01"})
+    started = add_run(dg.DagsterRunStatus.QUEUED, serving)
+    queue = QueuedRunCoordinatorDaemon(interval_seconds=1)
+    dequeued = queue._get_runs_to_dequeue(
+        postgres_instance, postgres_instance.get_concurrency_config(), None
+    )
+    assert [run.run_id for run in dequeued] == [started]
+    assert held not in {run.run_id for run in dequeued}
