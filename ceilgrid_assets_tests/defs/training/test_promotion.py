@@ -10,13 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
-from sklearn.dummy import DummyClassifier
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.stages import StageContext
 from ceilgrid_assets.core.learning.corpus import generate_room
 from ceilgrid_assets.core.learning.features import FEATURES
-from ceilgrid_assets.core.learning.learned import CARD_FORMAT, LearnedModel
+from ceilgrid_assets.core.learning.learned import CARD_FORMAT, LearnedModel, new_estimator
 from ceilgrid_assets.definitions import defs
 from ceilgrid_assets.defs.resources import ModelStore, build_resources
 from ceilgrid_assets.defs.training.checks import regressions
@@ -53,9 +52,12 @@ class FloodModel:
 
 
 def plain_model(component: str) -> LearnedModel:
-    """A real LearnedModel whose classifier scores every cell alike (decoder does the work)."""
-    estimator = DummyClassifier(strategy="prior").fit(
-        pd.DataFrame(np.zeros((2, len(FEATURES))), columns=list(FEATURES)), [0, 1]
+    """A real LearnedModel whose classifier scores every cell alike (decoder does the work):
+    fitted on identical rows, it learns the prior only."""
+    estimator = (
+        new_estimator(seed=11)
+        .set_params(max_iter=1)
+        .fit(pd.DataFrame(np.zeros((4, len(FEATURES))), columns=list(FEATURES)), [0, 1, 0, 1])
     )
     model = LearnedModel(component, estimator)
     model.card = {
