@@ -6,18 +6,15 @@ the daemon and run workers agree on one shared volume (deploy/docker sets
 working directory, which ``make dev`` runs from.
 """
 
-import json
 import os
-import shutil
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dagster import ConfigurableResource
 
 from ceilgrid_assets.contract import building_partition_key
-from ceilgrid_assets.core.engine.io import write_atomic
 from ceilgrid_assets.core.engine.models import PlacementModel
+from ceilgrid_assets.core.learning import registry
 
 
 def ceilgrid_home() -> Path:
@@ -86,46 +83,43 @@ class InboxFolders(ConfigurableResource):
     quarantine: str
 
 
-PROMOTION_RECORD = "promotion.json"
+class PromotedModels(NamedTuple):
+    """The learned models serving uses and the registry version they came from."""
+
+    version: str | None
+    models: list[PlacementModel]
 
 
 class ModelStore(ConfigurableResource):
-    """Trained model candidates and the promoted set that serving uses.
+    """The model registry (``core/learning/registry.py``) serving and promotion share.
 
-    ``versions/<stamp>/`` holds every promoted set; ``promoted`` is a symlink
-    swapped atomically to the newest, with ``promotion.json`` beside the models
-    recording the evaluation it won with.
+    ``versions/vNNNN/`` holds every promoted set with its lineage record;
+    ``promoted`` is a symlink swapped atomically to the version serving uses.
     """
 
     location: str
 
     def promoted_dir(self) -> Path:
-        return Path(self.location) / "promoted"
+        return Path(self.location) / registry.PROMOTED
 
     def promoted_record(self) -> dict[str, Any] | None:
-        path = self.promoted_dir() / PROMOTION_RECORD
-        return json.loads(path.read_text()) if path.is_file() else None
+        version = registry.current(Path(self.location))
+        return None if version is None else version.record
 
-    def promote(self, candidate: Path, record: dict[str, Any]) -> Path:
-        """Point ``promoted`` at a frozen copy of ``candidate``; readers never see a mix."""
-        stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-        version = Path(self.location) / "versions" / stamp
-        shutil.copytree(candidate, version)
-        write_atomic(version / PROMOTION_RECORD, json.dumps(record, indent=1).encode())
-        link = self.promoted_dir()
-        temporary = link.with_name(f".promoted.{os.getpid()}")
-        temporary.unlink(missing_ok=True)
-        temporary.symlink_to(version.relative_to(link.parent))
-        os.replace(temporary, link)
-        return version
+    def promote(self, candidate: Path, record: dict[str, Any]) -> registry.Version:
+        """Freeze ``candidate`` as a new version and serve it; readers never see a mix."""
+        version = registry.add_version(Path(self.location), candidate, record)
+        return registry.activate(Path(self.location), version.id, "promote")
 
-    def load_promoted(self) -> list[PlacementModel]:
-        """The promoted learned models, or none before the first promotion."""
-        if self.promoted_record() is None:
-            return []
+    def load_promoted(self) -> PromotedModels:
+        """The promoted learned models (none before the first promotion), read from the
+        version folder the link points at once, so the version named is the one loaded."""
+        version = registry.current(Path(self.location))
+        if version is None:
+            return PromotedModels(None, [])
         from ceilgrid_assets.core.learning.learned import load_models
 
-        return list(load_models(self.promoted_dir()))
+        return PromotedModels(version.id, list(load_models(version.path)))
 
 
 class WebhookConfig(ConfigurableResource):
@@ -143,6 +137,6 @@ def build_resources() -> dict[str, ConfigurableResource]:
             inbox=env_path("CEILGRID_INBOX", home / "inbox"),
             quarantine=env_path("CEILGRID_QUARANTINE", home / "quarantine"),
         ),
-        "model_store": ModelStore(location=env_path("CEILGRID_MODEL_STORE", home / "model-store")),
+        "model_store": ModelStore(location=str(registry.default_store())),
         "webhook": WebhookConfig(url=os.environ.get("CEILGRID_ALERT_WEBHOOK_URL", "")),
     }

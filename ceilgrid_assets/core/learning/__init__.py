@@ -1,1 +1,1 @@
-"""TODO"""
+"""Learned placement models: corpus, optimiser labels, features, models, evaluation, registry."""

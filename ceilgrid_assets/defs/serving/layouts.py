@@ -135,8 +135,8 @@ def completed_layout(
     layout_storage: LayoutStorage,
     model_store: ModelStore,
 ) -> dg.MaterializeResult:
-    learned = model_store.load_promoted()
-    engine = EngineConfig.create(config.profile, extra_models=learned)
+    promoted = model_store.load_promoted()
+    engine = EngineConfig.create(config.profile, extra_models=promoted.models)
     context.log.info(f"candidates: {', '.join(model.name for model in engine.models)}")
     keys = checked_partition_keys(context)
     summaries = []
@@ -162,7 +162,9 @@ def completed_layout(
             last = result
     metadata = _totals(summaries)
     metadata["profile"] = config.profile
-    metadata["learned_models"] = len(learned)
+    metadata["learned_models"] = len(promoted.models)
+    # The registry version that made these layouts (ceilgrid models show VERSION).
+    metadata["model_version"] = promoted.version or "none"
     metadata["seconds"] = round(time.perf_counter() - started, 3)
     metadata["building_table"] = dg.MetadataValue.table(
         [dg.TableRecord(summary) for summary in summaries]

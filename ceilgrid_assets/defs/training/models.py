@@ -10,7 +10,9 @@ import dagster as dg
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.pipeline import EngineConfig, RoomResult, complete_room
-from ceilgrid_assets.defs.metadata import frame_table
+from ceilgrid_assets.core.learning import registry
+from ceilgrid_assets.core.learning.registry import code_version
+from ceilgrid_assets.defs.metadata import frame_table, rows_table
 from ceilgrid_assets.defs.resources import ModelStore
 from ceilgrid_assets.defs.training.corpus import ML_OWNER, TRAINING
 from ceilgrid_assets.defs.training.features import training_features
@@ -164,12 +166,17 @@ def model_evaluation(
     )
 
 
-def promotion_record(evaluation: Any, models: dict[str, Any]) -> dict[str, Any]:
-    """What the promoted set is judged against next time."""
+def promotion_record(evaluation: Any, models: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """The version's lineage: what it learned from, which code, how it trained and scored
+    (the evaluation is also what the next candidate is judged against)."""
+    cards = {model.component: model.card for model in models.values()}
     return {
         "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "run_id": run_id,
+        "code_version": code_version(),
+        "corpus": next(iter(cards.values())).get("corpus"),
+        "training_metrics": {component: card.get("metrics") for component, card in cards.items()},
         "evaluation": evaluation.to_dict(orient="records"),
-        "corpus": next(iter(models.values())).card.get("corpus"),
     }
 
 
@@ -195,19 +202,21 @@ def promoted_models(
 ) -> dg.MaterializeResult:
     from ceilgrid_assets.core.learning.learned import save_model
 
-    record = promotion_record(model_evaluation, models)
+    record = promotion_record(model_evaluation, models, context.run_id)
+    previous = model_store.load_promoted().version
     Path(model_store.location).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=model_store.location, prefix=".staging-") as staging:
         for model in models.values():
             save_model(model, staging)
         version = model_store.promote(Path(staging), record)
-    return dg.MaterializeResult(
-        metadata={
-            "version": version.name,
-            "path": dg.MetadataValue.path(str(version)),
-            "components": dg.MetadataValue.json(
-                sorted(model.component for model in models.values())
-            ),
-            "evaluation": frame_table(model_evaluation.round(4)),
-        }
-    )
+    metadata: dict[str, Any] = {
+        "version": version.id,
+        "previous_version": previous or "none",
+        "path": dg.MetadataValue.path(str(version.path)),
+        "lineage": dg.MetadataValue.json(version.record),
+        "evaluation": frame_table(model_evaluation.round(4)),
+    }
+    if previous is not None:
+        old = registry.get_version(Path(model_store.location), previous)
+        metadata["against_previous"] = rows_table(registry.compare(old, version))
+    return dg.MaterializeResult(metadata=metadata)

@@ -124,7 +124,7 @@ def test_compliant_models_are_promoted_when_none_are(postgres_instance, store):
     assert promoted(result)
     record = store.promoted_record()
     assert {row["component"] for row in record["evaluation"]} == set(DEVICE_COMPONENTS)
-    assert {model.component for model in store.load_promoted()} == set(DEVICE_COMPONENTS)
+    assert {model.component for model in store.load_promoted().models} == set(DEVICE_COMPONENTS)
 
 
 def test_worse_model_is_not_promoted(postgres_instance, store):

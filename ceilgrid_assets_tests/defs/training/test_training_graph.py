@@ -60,4 +60,4 @@ def test_tiny_corpus_trains_evaluates_and_promotes(postgres_instance, ceilgrid_h
     assert ("promoted_models" in materialized) == all(checks.values())
     if all(checks.values()):
         store = resources["model_store"]
-        assert {model.component for model in store.load_promoted()} == set(DEVICE_COMPONENTS)
+        assert {model.component for model in store.load_promoted().models} == set(DEVICE_COMPONENTS)

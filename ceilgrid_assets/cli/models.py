@@ -1,0 +1,56 @@
+"""``ceilgrid models``: the promoted model versions (list, show, compare, promote, rollback).
+
+Acts on the model store on disk (``--store``, default as the platform's:
+``CEILGRID_MODEL_STORE`` or ``.ceilgrid/model-store``); serving picks up a
+promotion or rollback on its next run, as it loads the ``promoted`` link then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ceilgrid_assets.cli.common import EXIT_OK
+from ceilgrid_assets.core.learning import registry
+
+
+def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``models`` on the ``ceilgrid`` parser; the handler is ``args.handler``."""
+    parser = subparsers.add_parser(
+        "models",
+        help="list, inspect, promote or roll back learned model versions",
+        description="The model registry: every promotion is a version with its lineage.",
+    )
+    parser.add_argument("--store", type=Path, default=None, help="model store directory")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="every version, oldest first; * marks the one serving")
+    show = actions.add_parser("show", help="a version's lineage record (JSON)")
+    show.add_argument("version")
+    compare = actions.add_parser("compare", help="two versions' evaluations side by side (JSON)")
+    compare.add_argument("old")
+    compare.add_argument("new")
+    promote = actions.add_parser("promote", help="serve an existing version")
+    promote.add_argument("version")
+    actions.add_parser("rollback", help="serve the version before the current one")
+    parser.set_defaults(handler=run_models)
+    return parser
+
+
+def run_models(args: argparse.Namespace) -> int:
+    store = args.store or registry.default_store()
+    if args.action == "list":
+        serving = registry.current(store)
+        for version in registry.versions(store):
+            mark = "*" if serving is not None and version.id == serving.id else " "
+            print(mark, json.dumps(version.summary()))
+    elif args.action == "show":
+        print(json.dumps(registry.get_version(store, args.version).record, indent=1))
+    elif args.action == "compare":
+        old, new = (registry.get_version(store, name) for name in (args.old, args.new))
+        print(json.dumps(registry.compare(old, new), indent=1))
+    elif args.action == "promote":
+        print(f"serving {registry.activate(store, args.version, 'promote').id}")
+    else:
+        print(f"serving {registry.rollback(store).id}")
+    return EXIT_OK

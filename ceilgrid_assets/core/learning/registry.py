@@ -1,0 +1,187 @@
+"""The model registry: every promoted model set is a numbered version with its lineage.
+
+A store directory holds::
+
+    versions/v0001/    the models and cards, and promotion.json (the lineage record)
+    promoted -> versions/v0003   what serving loads (a relative symlink)
+    history.jsonl      one line per promotion or rollback: which version, when, how
+
+Versions are never changed after they are written, so any layout made with a
+version can be made again from it. ``promote`` and ``rollback`` only swap the
+``promoted`` symlink, atomically: a reader sees the old set or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ceilgrid_assets.core.engine.io import InputError, write_atomic
+
+RECORD = "promotion.json"
+HISTORY = "history.jsonl"
+PROMOTED = "promoted"
+VERSIONS = "versions"
+_VERSION_ID = re.compile(r"v(\d{4,})")
+
+
+class RegistryError(InputError):
+    """A version that does not exist, or nothing to roll back to."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class Version:
+    """One promoted model set: its id, folder and lineage record."""
+
+    id: str
+    path: Path
+    record: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        """One line of ``ceilgrid models list``."""
+        corpus = self.record.get("corpus") or {}
+        return {
+            "version": self.id,
+            "promoted_at": self.record.get("promoted_at"),
+            "corpus_sha256": (corpus.get("sha256") or "")[:12],
+            "served_rooms": corpus.get("served_rooms", 0),
+            "code_version": self.record.get("code_version"),
+        }
+
+
+def default_store() -> Path:
+    """``CEILGRID_MODEL_STORE``, else ``model-store`` under ``CEILGRID_HOME`` (``.ceilgrid``):
+    the platform's model store and the command line's default agree."""
+    home = Path(os.environ.get("CEILGRID_HOME", ".ceilgrid"))
+    return Path(os.environ.get("CEILGRID_MODEL_STORE") or home / "model-store").absolute()
+
+
+def versions(store: Path) -> list[Version]:
+    """Every version in the store, oldest first."""
+    root = Path(store) / VERSIONS
+    found = [
+        Version(path.name, path, json.loads((path / RECORD).read_text()))
+        for path in (root.iterdir() if root.is_dir() else [])
+        if not path.name.startswith(".") and (path / RECORD).is_file()
+    ]
+    return sorted(found, key=_order)
+
+
+def _order(version: Version) -> tuple[int, str]:
+    match = _VERSION_ID.fullmatch(version.id)
+    return (int(match.group(1)) if match else 0, version.id)
+
+
+def get_version(store: Path, version_id: str) -> Version:
+    for version in versions(store):
+        if version.id == version_id:
+            return version
+    known = ", ".join(version.id for version in versions(store)) or "none"
+    raise RegistryError(f"no model version {version_id!r} in {store}; versions: {known}")
+
+
+def current(store: Path) -> Version | None:
+    """The version serving uses, or None before the first promotion."""
+    link = Path(store) / PROMOTED
+    if not (link / RECORD).is_file():
+        return None
+    return get_version(store, link.resolve().name)
+
+
+def add_version(store: Path, candidate: Path, record: dict[str, Any]) -> Version:
+    """Freeze ``candidate`` (a folder of models) as the next version, with its record.
+
+    The copy is made beside the versions and renamed into place, so a version
+    folder is complete whenever it exists; two promotions at once get two ids.
+    """
+    root = Path(store) / VERSIONS
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".staging-{os.getpid()}-{time.monotonic_ns()}"
+    shutil.copytree(candidate, staging)
+    number = max((_order(version)[0] for version in versions(store)), default=0) + 1
+    while True:
+        version_id = f"v{number:04d}"
+        full = {**record, "version": version_id}
+        write_atomic(staging / RECORD, json.dumps(full, indent=1).encode())
+        try:
+            staging.rename(root / version_id)
+        except OSError:
+            if not (root / version_id).exists():
+                raise
+            number += 1
+            continue
+        return Version(version_id, root / version_id, full)
+
+
+def activate(store: Path, version_id: str, action: str) -> Version:
+    """Point ``promoted`` at ``version_id`` and record it in the history."""
+    version = get_version(store, version_id)
+    link = Path(store) / PROMOTED
+    temporary = link.with_name(f".{PROMOTED}.{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(version.path.relative_to(link.parent))
+    os.replace(temporary, link)
+    line = {"at": _now(), "version": version.id, "action": action}
+    with open(Path(store) / HISTORY, "a") as history:
+        history.write(json.dumps(line) + "\n")
+    return version
+
+
+def rollback(store: Path) -> Version:
+    """Serve the version before the current one (by version number)."""
+    now = current(store)
+    if now is None:
+        raise RegistryError(f"nothing is promoted in {store}: nothing to roll back")
+    older = [version for version in versions(store) if _order(version) < _order(now)]
+    if not older:
+        raise RegistryError(f"{now.id} is the oldest version in {store}: nothing to roll back to")
+    return activate(store, older[-1].id, "rollback")
+
+
+def history(store: Path) -> list[dict[str, Any]]:
+    path = Path(store) / HISTORY
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def compare(old: Version, new: Version) -> list[dict[str, Any]]:
+    """Per evaluation slice and component: the two versions' device ratios and compliance."""
+    rows = []
+    before = {_row_key(row): row for row in old.record.get("evaluation", [])}
+    for row in new.record.get("evaluation", []):
+        was = before.get(_row_key(row), {})
+        rows.append(
+            {
+                "slice": row.get("slice", "synthetic"),
+                "component": row["component"],
+                f"devices_vs_reference {old.id}": was.get("devices_vs_reference"),
+                f"devices_vs_reference {new.id}": row.get("devices_vs_reference"),
+                f"compliance {old.id}": was.get("compliance_after_repair"),
+                f"compliance {new.id}": row.get("compliance_after_repair"),
+            }
+        )
+    return rows
+
+
+def _row_key(row: dict[str, Any]) -> tuple[str, str]:
+    return (row.get("slice", "synthetic"), row["component"])
+
+
+def code_version() -> str:
+    """The package and scikit-learn versions that trained a model set."""
+    import sklearn
+
+    return f"ceilgrid {metadata.version('ceilgrid')}, scikit-learn {sklearn.__version__}"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
