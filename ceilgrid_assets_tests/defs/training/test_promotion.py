@@ -124,7 +124,20 @@ def test_compliant_models_are_promoted_when_none_are(postgres_instance, store):
     assert promoted(result)
     record = store.promoted_record()
     assert {row["component"] for row in record["evaluation"]} == set(DEVICE_COMPONENTS)
-    assert {model.component for model in store.load_promoted().models} == set(DEVICE_COMPONENTS)
+    served = store.load_promoted()
+    assert served.version == "v0001"
+    assert {model.component for model in served.models} == set(DEVICE_COMPONENTS)
+    (event,) = [
+        event
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey("promoted_models")
+    ]
+    metadata = event.materialization.metadata
+    assert metadata["version"].value == "v0001"
+    assert metadata["previous_version"].value == "none"
+    lineage = metadata["lineage"].value
+    assert lineage["run_id"] == result.run_id and lineage["code_version"].startswith("ceilgrid ")
+    assert set(lineage["training_metrics"]) == set(DEVICE_COMPONENTS)
 
 
 def test_worse_model_is_not_promoted(postgres_instance, store):
