@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Iterable
 
 from ceilgrid_assets.core.engine.io import InputError
+from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, PROFILES
 
 #: Exit codes, for every subcommand: 0 all rooms compliant (or done), 1 a room
 #: could not be made compliant, 2 bad input, 3 the server failed.
@@ -33,3 +35,13 @@ def progress_printer(enabled: bool) -> Callable[[int, int], None] | None:
             )
 
     return show
+
+
+def add_profile_argument(parser: argparse.ArgumentParser) -> None:
+    """``--profile``, the rulebook a command lays out or checks against."""
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=DEFAULT_PROFILE,
+        help=f"rulebook profile (default {DEFAULT_PROFILE})",
+    )

@@ -1,4 +1,4 @@
-"""``ceilgrid layout`` and ``ceilgrid validate``: complete a layout, check one."""
+"""``ceilgrid layout``: complete the rooms of a room or building file."""
 
 from __future__ import annotations
 
@@ -7,13 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from ceilgrid_assets.cli.common import (
-    EXIT_BAD_INPUT,
-    EXIT_NOT_COMPLIANT,
-    EXIT_OK,
-    progress_printer,
-    report_errors,
-)
+from ceilgrid_assets.cli.common import add_profile_argument, progress_printer, report_errors
 from ceilgrid_assets.core.engine.building import complete_building, default_jobs
 from ceilgrid_assets.core.engine.io import dump_document, read_document, write_atomic
 from ceilgrid_assets.core.engine.models import (
@@ -21,8 +15,6 @@ from ceilgrid_assets.core.engine.models import (
     DEFAULT_OPTIMISER_TIME_S,
 )
 from ceilgrid_assets.core.engine.pipeline import EngineConfig
-from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, PROFILES, get_profile
-from ceilgrid_assets.core.engine.rules import check_layout
 from ceilgrid_assets.observability import telemetry
 
 
@@ -88,39 +80,12 @@ def layout_command(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def validate_command(args: argparse.Namespace) -> int:
-    parsed = read_document(args.input)
-    report_errors(parsed.errors)
-    profile = get_profile(args.profile)
-    failing = 0
-    for room in parsed.rooms:
-        violations = check_layout(room, profile)
-        if not violations:
-            print(f"room {room.grid_id}: compliant ({profile.name})")
-            continue
-        failing += 1
-        for violation in violations:
-            cells = " ".join(f"({x},{y})" for x, y in violation.cells[:10])
-            more = "" if len(violation.cells) <= 10 else f" +{len(violation.cells) - 10} more"
-            print(
-                f"room {room.grid_id}: {violation.rule}: {violation.message}"
-                + (f" at {cells}{more}" if cells else "")
-            )
-    if parsed.errors:
-        return EXIT_BAD_INPUT
-    return EXIT_NOT_COMPLIANT if failing else EXIT_OK
-
-
-def add_layout_parsers(commands: argparse._SubParsersAction) -> None:
-    """Register ``layout`` and ``validate`` on the ``ceilgrid`` parser."""
-    profile_help = f"rulebook profile (default {DEFAULT_PROFILE})"
-
+def add_layout_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``layout`` on the ``ceilgrid`` parser."""
     layout = commands.add_parser("layout", help="complete a room or building JSON file")
     layout.add_argument("input", type=Path, help="room or building JSON")
     layout.add_argument("-o", "--output", type=Path, required=True, help="completed layout JSON")
-    layout.add_argument(
-        "--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE, help=profile_help
-    )
+    add_profile_argument(layout)
     layout.add_argument(
         "--models",
         type=Path,
@@ -158,10 +123,3 @@ def add_layout_parsers(commands: argparse._SubParsersAction) -> None:
     )
     layout.add_argument("--progress", action="store_true", help="print progress on stderr")
     layout.set_defaults(handler=layout_command)
-
-    validate = commands.add_parser("validate", help="check a completed layout against the rules")
-    validate.add_argument("input", type=Path, help="completed room or building JSON")
-    validate.add_argument(
-        "--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE, help=profile_help
-    )
-    validate.set_defaults(handler=validate_command)

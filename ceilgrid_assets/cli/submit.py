@@ -27,8 +27,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from ceilgrid_assets.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_NOT_COMPLIANT,
@@ -101,6 +99,8 @@ class ServerError(RuntimeError):
 
 def post_json(endpoint: str, payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     """POST JSON, return the JSON object answered; any failure is one ServerError."""
+    import requests  # here, so that the other commands start without it
+
     try:
         response = requests.post(endpoint, json=payload, timeout=timeout_s)
     except requests.RequestException as exc:

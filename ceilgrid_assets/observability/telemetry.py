@@ -13,6 +13,9 @@ Configuration comes from the environment (see :func:`configure`):
 Entry points (the CLI, the Dagster glue, scripts) call :func:`get` once to set
 telemetry up from the environment; the engine itself never does.
 
+The OpenTelemetry SDK is imported only when the environment (or a caller's
+exporters) switches telemetry on, so a plain ``ceilgrid layout`` starts without it.
+
 Why module state rather than the OpenTelemetry global providers: those can be
 set once per process, while tests, the benchmark and the Dagster glue swap
 exporters; and when telemetry is off the pipeline must not pay for no-op spans.
@@ -42,19 +45,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from opentelemetry.trace import Status, StatusCode
-
 from ceilgrid_assets.core.engine import hooks
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
     from ceilgrid_assets.core.engine.building import BuildingResult
     from ceilgrid_assets.core.engine.pipeline import CandidateOutcome, RoomResult
@@ -231,6 +232,8 @@ def _truthy(value: str | None) -> bool:
 
 
 def _resource(environ: Mapping[str, str]) -> Resource:
+    from opentelemetry.sdk.resources import Resource
+
     # A per-process instance id keeps concurrent run workers from overwriting
     # each other's cumulative series in the collector.
     attributes = {"service.instance.id": uuid.uuid4().hex, "service.namespace": "ceilgrid"}
@@ -267,6 +270,7 @@ def configure(
     if any(environ.get(name) for name in ENV_OTLP_ENDPOINTS):
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
         exporters.append(OTLPSpanExporter())
         push_readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
@@ -278,6 +282,10 @@ def configure(
     readers += push_readers
     if not exporters and not readers:
         return _current
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
     resource = _resource(environ)
     state = Telemetry(prometheus_server=server, push_readers=push_readers)
     if exporters:
@@ -541,6 +549,8 @@ def _room(
             result = step(*args, **kwargs)
             span.set_attributes(_room_attributes(result))
             if not result.compliant:
+                from opentelemetry.trace import Status, StatusCode
+
                 span.set_status(Status(StatusCode.ERROR, "no compliant layout"))
     record_room(result)
     return result
@@ -616,6 +626,8 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) 
 
 def trace_ids() -> dict[str, str]:
     """``trace_id``/``span_id`` of the current span (hex, as backends show them), if any."""
+    from opentelemetry import trace
+
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
         return {}

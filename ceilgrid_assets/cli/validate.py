@@ -1,0 +1,52 @@
+"""``ceilgrid validate``: check a completed layout against the rulebook.
+
+Its own module so that checking imports the rules only, not the layout engine's
+models and optimiser.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ceilgrid_assets.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_NOT_COMPLIANT,
+    EXIT_OK,
+    add_profile_argument,
+    report_errors,
+)
+from ceilgrid_assets.core.engine.io import read_document
+from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.engine.rules import check_layout
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    parsed = read_document(args.input)
+    report_errors(parsed.errors)
+    profile = get_profile(args.profile)
+    failing = 0
+    for room in parsed.rooms:
+        violations = check_layout(room, profile)
+        if not violations:
+            print(f"room {room.grid_id}: compliant ({profile.name})")
+            continue
+        failing += 1
+        for violation in violations:
+            cells = " ".join(f"({x},{y})" for x, y in violation.cells[:10])
+            more = "" if len(violation.cells) <= 10 else f" +{len(violation.cells) - 10} more"
+            print(
+                f"room {room.grid_id}: {violation.rule}: {violation.message}"
+                + (f" at {cells}{more}" if cells else "")
+            )
+    if parsed.errors:
+        return EXIT_BAD_INPUT
+    return EXIT_NOT_COMPLIANT if failing else EXIT_OK
+
+
+def add_validate_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``validate`` on the ``ceilgrid`` parser."""
+    validate = commands.add_parser("validate", help="check a completed layout against the rules")
+    validate.add_argument("input", type=Path, help="completed room or building JSON")
+    add_profile_argument(validate)
+    validate.set_defaults(handler=validate_command)

@@ -1,0 +1,84 @@
+"""``ceilgrid layout`` and ``validate`` import only what they use (start-up time).
+
+The time itself is a benchmark figure (``scripts/bench_layout.py``); this test
+holds the cause: which heavy packages a command loads, in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import PROJECT_ROOT, room_document, to_json
+
+HEAVY = (
+    "scipy.optimize",
+    "sklearn",
+    "matplotlib",
+    "dagster",
+    "opentelemetry.sdk",
+    "opentelemetry.trace",
+    "requests",
+)
+PROBE = """
+import json, sys
+from ceilgrid_assets.cli import main
+code = main(sys.argv[1:])
+heavy = json.loads({heavy!r})
+print(json.dumps([name for name in heavy if name in sys.modules]), code)
+"""
+
+
+def loaded_after(*args: str, env_extra: dict[str, str] | None = None) -> tuple[list[str], int]:
+    """The heavy packages in ``sys.modules`` after ``ceilgrid ARGS`` ran in a fresh process."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(PROJECT_ROOT), **(env_extra or {})}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=json.dumps(HEAVY)), *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    loaded, code = done.stdout.strip().splitlines()[-1].rsplit(" ", 1)
+    return json.loads(loaded), int(code)
+
+
+@pytest.fixture
+def room_file(tmp_path: Path) -> Path:
+    path = tmp_path / "room.json"
+    path.write_text(to_json(room_document((30, 30), grid_id="hall", room_type="lobby")))
+    return path
+
+
+def test_validate_loads_no_optimiser_learning_plotting_platform_or_telemetry(room_file):
+    loaded, code = loaded_after("validate", str(room_file))
+    assert code == 1  # an empty room is not compliant: the rules did run
+    assert loaded == []
+
+
+def test_layout_loads_no_learning_plotting_platform_or_telemetry(room_file, tmp_path):
+    # 900 usable cells: over the optimiser's size limit, so nothing needs it.
+    out = tmp_path / "out.json"
+    loaded, code = loaded_after("layout", str(room_file), "-o", str(out), "--jobs", "1")
+    assert code == 0 and json.loads(out.read_text())["compliance"]["compliant"]
+    assert [name for name in loaded if name != "scipy.optimize"] == []
+
+
+def test_telemetry_loads_the_sdk_when_the_environment_asks(room_file, tmp_path):
+    out = tmp_path / "out.json"
+    loaded, code = loaded_after(
+        "layout",
+        str(room_file),
+        "-o",
+        str(out),
+        "--jobs",
+        "1",
+        env_extra={"CEILGRID_PROMETHEUS_PORT": "0"},  # metrics served on a free port
+    )
+    assert code == 0
+    assert "opentelemetry.sdk" in loaded
