@@ -16,6 +16,7 @@ Usage in an asset::
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -139,29 +140,41 @@ def materialization_telemetry(
 # --------------------------------------------------------------------------- alerts
 
 
-def _deliver(
-    kind: str, payload: dict[str, Any], sensor_log: logging.Logger, url: str | None
-) -> bool:
-    """Post an alert; a failure is logged in the sensor's tick log and counted, not raised.
+def _deliver(kind: str, alert: alerts.Alert, sensor_log: logging.Logger, url: str | None) -> bool:
+    """Send an alert to every configured channel; True when at least one took it.
 
-    Raising would fail the tick and, for run-status sensors, hold the cursor so
-    that one unreachable webhook blocks every later alert.
+    ``url`` (the sensor's webhook resource) stands in for the webhook variable.
+    A failure is logged in the sensor's tick log and counted, not raised:
+    raising would fail the tick and, for run-status sensors, hold the cursor so
+    that one unreachable channel blocks every later alert.
     """
     instruments = telemetry.get().instruments
-    if url is None:
-        sensor_log.info(f"{kind} alert not sent: {alerts.ENV_WEBHOOK_URL} is not set")
-        return False
+    environ = {**os.environ, alerts.ENV_WEBHOOK_URL: url} if url else os.environ
     try:
-        alerts.post_webhook(url, payload)
-    except alerts.AlertError as exc:
-        sensor_log.error(f"{kind} alert not delivered: {exc}")
+        channels = alerts.configured_channels(environ)
+    except (alerts.AlertError, ValueError) as exc:
+        sensor_log.error(f"{kind} alert not sent: alert settings invalid: {exc}")
+        channels = []
+    if not channels:
+        sensor_log.info(
+            f"{kind} alert not sent: no alert channel is configured ({alerts.ENV_WEBHOOK_URL}, "
+            f"{alerts.ENV_SMTP_HOST}, {alerts.ENV_PAGERDUTY_KEY})"
+        )
+    delivered = False
+    for channel in channels:
+        try:
+            channel.send(alert)
+        except alerts.AlertError as exc:
+            sensor_log.error(f"{kind} alert not delivered: {exc}")
+            outcome = "failed"
+        else:
+            sensor_log.info(f"{kind} alert sent to {channel.name}")
+            outcome, delivered = "sent", True
         if instruments is not None:
-            instruments.alerts.add(1, {"kind": kind, "outcome": "failed"})
-        return False
-    sensor_log.info(f"{kind} alert sent to {alerts.redact(url)}")
-    if instruments is not None:
-        instruments.alerts.add(1, {"kind": kind, "outcome": "sent"})
-    return True
+            instruments.alerts.add(
+                1, {"kind": kind, "channel": channel.name.split()[0], "outcome": outcome}
+            )
+    return delivered
 
 
 def run_failure_error(context: dg.RunFailureSensorContext) -> str:
@@ -177,15 +190,15 @@ def run_failure_error(context: dg.RunFailureSensorContext) -> str:
 
 
 def notify_run_failure(context: dg.RunFailureSensorContext, url: str | None = None) -> bool:
-    """Count a failed run and post its alert to the webhook (``CEILGRID_ALERT_WEBHOOK_URL``)."""
+    """Count a failed run and send its alert to every configured channel."""
     run = context.dagster_run
     instruments = telemetry.get().instruments
     if instruments is not None:
         instruments.runs_failed.add(1, {"job": run.job_name})
-    payload = alerts.run_failure_payload(
+    alert = alerts.run_failure_alert(
         run.run_id, run.job_name, run_failure_error(context), tags=run.tags
     )
-    return _deliver("run_failure", payload, context.log, url or alerts.webhook_url())
+    return _deliver("run_failure", alert, context.log, url)
 
 
 def notify_check_failure(
@@ -199,7 +212,7 @@ def notify_check_failure(
         instruments.checks_failed.add(
             1, {"asset_key": asset_key, "check": evaluation.check_name, "severity": severity}
         )
-    payload = alerts.check_failure_payload(
+    alert = alerts.check_failure_alert(
         asset_key,
         evaluation.check_name,
         run_id,
@@ -208,4 +221,12 @@ def notify_check_failure(
         description=evaluation.description,
         partition_key=evaluation.partition,
     )
-    return _deliver("check_failure", payload, sensor_log, url or alerts.webhook_url())
+    return _deliver("check_failure", alert, sensor_log, url)
+
+
+def notify_freshness_failure(
+    change: Any, sensor_log: logging.Logger, url: str | None = None
+) -> bool:
+    """Post the alert of an asset failing its freshness policy (a ``FreshnessStateChange``)."""
+    alert = alerts.freshness_failure_alert(change.key.to_user_string(), change.previous_state.value)
+    return _deliver("freshness_failure", alert, sensor_log, url)

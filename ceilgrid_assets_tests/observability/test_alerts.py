@@ -55,12 +55,14 @@ def webhook() -> Iterator[tuple[str, type[_Receiver]]]:
 
 
 def test_run_failure_payload_is_slack_compatible_and_links_the_run() -> None:
-    payload = alerts.run_failure_payload(
-        "0123456789abcdef",
-        "layout_job",
-        "completed_layout: <boom> & more",
-        base_url=UI + "/",
-        tags={"dagster/partition": "b-1", "dagster/parent_run_id": "p-1"},
+    payload = alerts.slack_payload(
+        alerts.run_failure_alert(
+            "0123456789abcdef",
+            "layout_job",
+            "completed_layout: <boom> & more",
+            base_url=UI + "/",
+            tags={"dagster/partition": "b-1", "dagster/parent_run_id": "p-1"},
+        )
     )
     assert payload["text"].startswith("ceilgrid run failed: layout_job")
     assert f"{UI}/runs/0123456789abcdef" in payload["text"]
@@ -81,7 +83,7 @@ def test_ui_url_comes_from_the_environment(monkeypatch) -> None:
 
 
 def test_long_errors_are_clipped_to_slack_limits() -> None:
-    payload = alerts.run_failure_payload("r", "job", "x" * 10_000, base_url=UI)
+    payload = alerts.slack_payload(alerts.run_failure_alert("r", "job", "x" * 10_000, base_url=UI))
     assert all(
         len(block["text"]["text"]) <= 3000
         for block in payload["blocks"]
@@ -91,8 +93,10 @@ def test_long_errors_are_clipped_to_slack_limits() -> None:
 
 def test_poster_delivers_the_payload_over_http(webhook) -> None:
     url, receiver = webhook
-    payload = alerts.check_failure_payload(
-        "promoted_models", "not_worse_than_current", "r-9", blocking=True, base_url=UI
+    payload = alerts.slack_payload(
+        alerts.check_failure_alert(
+            "promoted_models", "not_worse_than_current", "r-9", blocking=True, base_url=UI
+        )
     )
     assert alerts.post_webhook(url, payload) == 200
     [received] = receiver.received
