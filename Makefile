@@ -23,8 +23,8 @@ test: $(STAMP)  ## the whole suite (starts Postgres, Docker, nginx, Chromium as 
 test-fast: $(STAMP)  ## the suite without slow, docker and browser tests
 	$(BIN)/python -m pytest -q -m "not slow and not docker and not browser"
 
-bench: $(STAMP)  ## layout-engine benchmark (time per room, rooms per second)
-	$(BIN)/python scripts/bench_layout.py
+bench: $(STAMP)  ## layout benchmark: start-up, per room, buildings end to end, largest room (ORIGINAL=DIR adds the original pipeline)
+	$(BIN)/python scripts/bench_layout.py $(if $(ORIGINAL),--original $(ORIGINAL))
 
 train: $(STAMP)  ## train the default learned models into the cache .ceilgrid/models (not committed)
 	$(BIN)/ceilgrid train --out .ceilgrid/models

@@ -1,22 +1,49 @@
-"""Layout-engine benchmark: time per room for the full default pipeline.
+"""Layout benchmark: start-up, time per room, buildings end to end, the largest room.
 
-Prints the median over repeats for 10x10, 30x30, 60x40 and 100x80 tile office
-rooms (all candidates and validation included), and rooms per second for a
-1,000-room building of mixed rooms. Run with ``make bench``.
+Run with ``make bench`` (add ``ORIGINAL=PATH`` to time the original pipeline
+beside ceilgrid). Every figure is measured in this run, on this machine:
+
+- start-up: wall time of ``ceilgrid --help``, of ``ceilgrid validate`` on one
+  10x10 room and of ``ceilgrid layout --jobs 1`` on it (median of 5 processes);
+- per room, in process: the median over distinct office rooms (a column grid
+  every 6 tiles, shifted per room, and a riser) of 10x10 to 100x80 tiles, after
+  one warm-up room per size; with ``--original``, that pipeline's mean over
+  rooms of the same sizes (its own timer, in process);
+- the 1,000-room building of distinct small offices (4-20 tiles a side): rooms
+  per second in process (``complete_building``, one process) and end to end
+  through ``ceilgrid layout`` (start-up, parsing and writing included) with
+  ``--jobs 1`` and ``--jobs N``; the original pipeline's in-process rooms per
+  second on the same file, and the ratio;
+- a 1,000-room building of 40 distinct rooms repeated (hotel floors), end to
+  end: what laying out each distinct room once gives;
+- the largest room the format allows (500x500 tiles) end to end through
+  ``ceilgrid layout``: wall seconds and the peak resident memory of the process.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from ceilgrid_assets.core.engine.building import complete_building, default_jobs
 from ceilgrid_assets.core.engine.grid import INVALID, Room
+from ceilgrid_assets.core.engine.io import ParsedDocument, dump_document, room_to_document
 from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room
 
 SIZES = ((10, 10), (30, 30), (60, 40), (100, 80))
+CEILGRID = str(Path(sys.executable).with_name("ceilgrid"))
+ORIGINAL_RATE = re.compile(r"(\d+) rooms in ([\d.]+) s")
 
 
 def office(width: int, height: int, seed: int) -> Room:
@@ -33,43 +60,204 @@ def office(width: int, height: int, seed: int) -> Room:
     return Room(f"bench-{width}x{height}-{seed}", cells)
 
 
-def time_rooms(rooms: list[Room], config: EngineConfig) -> tuple[float, bool]:
-    """Median seconds per room and whether every layout is compliant."""
-    times, compliant = [], True
-    for room in rooms:
-        started = time.perf_counter()
-        result = complete_room(room, config)
-        times.append(time.perf_counter() - started)
-        compliant &= result.compliant
-    return statistics.median(times), compliant
+def small_offices(count: int) -> list[Room]:
+    """The building of distinct small offices, 4-20 tiles a side."""
+    rng = np.random.default_rng(0)
+    return [office(int(rng.integers(4, 21)), int(rng.integers(4, 21)), i) for i in range(count)]
+
+
+def write_building(path: Path, rooms: Sequence[Room], building_id: str) -> Path:
+    document = {"building_id": building_id, "rooms": [room_to_document(room) for room in rooms]}
+    path.write_bytes(dump_document(document))
+    return path
+
+
+def run(command: Sequence[str]) -> tuple[float, int, subprocess.CompletedProcess[str] | None]:
+    """Wall seconds, peak resident memory (kB) and the finished process of ``command``."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=os.getcwd()
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    out, err = process.stdout.read(), process.stderr.read()  # type: ignore[union-attr]
+    return wall, usage.ru_maxrss, subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def median_wall(command: Sequence[str], repeats: int = 5) -> float:
+    run(command)  # warm the file cache
+    return statistics.median(run(command)[0] for _ in range(repeats))
+
+
+def compliant_rooms(path: Path) -> tuple[int, int]:
+    document = json.loads(path.read_text())
+    rooms = document.get("rooms", [document])
+    return sum(room["compliance"]["compliant"] for room in rooms), len(rooms)
+
+
+def original_rate(original: Path, building: Path) -> tuple[int, float]:
+    """Rooms and seconds of the original pipeline over a building file (its own timer)."""
+    done = subprocess.run(
+        [sys.executable, str(original / "time_original.py"), str(building)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    match = ORIGINAL_RATE.search(done.stderr)
+    if match is None:
+        raise RuntimeError(f"unexpected output of the original pipeline: {done.stderr[-300:]}")
+    return int(match.group(1)), float(match.group(2))
+
+
+def per_room(args: argparse.Namespace, work: Path) -> None:
+    config = EngineConfig()
+    header = f"{'room (tiles)':>14} {'median ms':>10} {'compliant':>10}"
+    print(header + (f" {'original ms':>12} {'ratio':>6}" if args.original else ""))
+    for width, height in SIZES:
+        # Small rooms are quick and noisy: time more of them.
+        repeats = args.repeats * max(1, 3000 // (width * height))
+        complete_room(office(width, height, 10**6), config)  # warm imports, per-size caches
+        rooms = [office(width, height, seed) for seed in range(repeats)]
+        times, compliant = [], True
+        for room in rooms:
+            started = time.perf_counter()
+            compliant &= complete_room(room, config).compliant
+            times.append(time.perf_counter() - started)
+        median = statistics.median(times)
+        line = f"{f'{width}x{height}':>14} {median * 1000:>10.1f} {compliant!s:>10}"
+        if args.original:
+            # The original pipeline takes seconds a room from 60x40 up: fewer rooms there.
+            sample = rooms[: max(3, repeats // 7)] if width * height >= 2400 else rooms
+            path = write_building(work / f"original-{width}x{height}.json", sample, "sizes")
+            count, seconds = original_rate(args.original, path)
+            theirs = seconds / count
+            line += f" {theirs * 1000:>12.1f} {theirs / median:>5.1f}x"
+        print(line)
+
+
+def start_up(work: Path) -> None:
+    room = write_building(work / "one-room.json", [office(10, 10, 1)], "one-room")
+    out = work / "one-room-out.json"
+    print(f"python itself: {median_wall([sys.executable, '-c', 'pass']):.3f} s")
+    print(f"ceilgrid --help: {median_wall([CEILGRID, '--help']):.3f} s")
+    print(f"ceilgrid validate (10x10 room): {median_wall([CEILGRID, 'validate', str(room)]):.3f} s")
+    layout = [CEILGRID, "layout", str(room), "-o", str(out), "--jobs", "1", "--no-models"]
+    print(f"ceilgrid layout (10x10 room, --jobs 1): {median_wall(layout):.3f} s")
+
+
+def buildings(args: argparse.Namespace, work: Path) -> None:
+    rooms = small_offices(args.building_rooms)
+    path = write_building(work / "offices.json", rooms, "offices")
+    n = len(rooms)
+    parsed = ParsedDocument(
+        source="bench", building_id="offices", rooms=rooms, room_documents=[{} for _ in rooms]
+    )
+    started = time.perf_counter()
+    result = complete_building(parsed, EngineConfig(), jobs=1, memo=None)
+    in_process = n / (time.perf_counter() - started)
+    print(
+        f"{n}-room building (4-20 tiles a side), in process, one core: {in_process:.1f} rooms/s, "
+        f"{sum(room.compliant for room in result.rooms)}/{n} compliant"
+    )
+    rates = {}
+    for jobs in sorted({1, args.jobs}):
+        out = work / f"offices-out-{jobs}.json"
+        command = [
+            CEILGRID,
+            "layout",
+            str(path),
+            "-o",
+            str(out),
+            "--jobs",
+            str(jobs),
+            "--no-models",
+        ]
+        wall, _, _ = run(command)
+        rates[jobs] = n / wall
+        good, total = compliant_rooms(out)
+        print(
+            f"  end to end, ceilgrid layout --jobs {jobs}: {wall:.2f} s = "
+            f"{rates[jobs]:.1f} rooms/s, {good}/{total} compliant"
+        )
+    if len(rates) == 2:
+        same = (work / "offices-out-1.json").read_bytes() == (
+            work / f"offices-out-{args.jobs}.json"
+        ).read_bytes()
+        print(f"  --jobs 1 and --jobs {args.jobs} wrote the same bytes: {same}")
+    if args.original:
+        count, seconds = original_rate(args.original, path)
+        theirs = count / seconds
+        print(
+            f"  original pipeline, in process: {theirs:.1f} rooms/s; ceilgrid layout --jobs "
+            f"{args.jobs} end to end is {rates[args.jobs] / theirs:.2f}x that (target 2x)"
+        )
+    distinct = small_offices(40)
+    hotel = [
+        Room(f"hotel-{floor}-{index}", room.cells)
+        for floor in range(n // 40)
+        for index, room in enumerate(distinct)
+    ]
+    hotel_path = write_building(work / "hotel.json", hotel, "hotel")
+    out = work / "hotel-out.json"
+    wall, _, _ = run(
+        [
+            CEILGRID,
+            "layout",
+            str(hotel_path),
+            "-o",
+            str(out),
+            "--jobs",
+            str(args.jobs),
+            "--no-models",
+        ]
+    )
+    good, total = compliant_rooms(out)
+    print(
+        f"{len(hotel)}-room building of 40 distinct rooms repeated, end to end, "
+        f"--jobs {args.jobs}: {wall:.2f} s = {len(hotel) / wall:.1f} rooms/s, "
+        f"{good}/{total} compliant"
+    )
+
+
+def largest(work: Path) -> None:
+    path = write_building(work / "largest.json", [office(500, 500, 7)], "largest")
+    out = work / "largest-out.json"
+    wall, peak_kb, done = run([CEILGRID, "layout", str(path), "-o", str(out), "--no-models"])
+    good, _ = compliant_rooms(out) if done is not None and done.returncode in (0, 1) else (0, 0)
+    print(
+        f"largest room (500x500 tiles) end to end: {wall:.2f} s, peak {peak_kb / 1024:.0f} MB, "
+        f"compliant: {bool(good)} (targets 3 s, 1 GB)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--building-rooms", type=int, default=1000)
-    args = parser.parse_args()
-    config = EngineConfig()
-    print(f"{'room (tiles)':>14} {'median ms':>10} {'compliant':>10}")
-    for width, height in SIZES:
-        # Small rooms are quick and noisy: time more of them.
-        repeats = args.repeats * max(1, 3000 // (width * height))
-        complete_room(office(width, height, 10**6), config)  # warm imports, per-size caches
-        rooms = [office(width, height, seed) for seed in range(repeats)]
-        median, compliant = time_rooms(rooms, config)
-        print(f"{f'{width}x{height}':>14} {median * 1000:>10.1f} {compliant!s:>10}")
-    rng = np.random.default_rng(0)
-    rooms = [
-        office(int(rng.integers(4, 21)), int(rng.integers(4, 21)), i)
-        for i in range(args.building_rooms)
-    ]
-    started = time.perf_counter()
-    compliant = sum(complete_room(room, config).compliant for room in rooms)
-    elapsed = time.perf_counter() - started
-    print(
-        f"{len(rooms)}-room building (4-20 tiles a side): {len(rooms) / elapsed:.1f} rooms/s, "
-        f"{compliant}/{len(rooms)} compliant"
+    parser.add_argument(
+        "--jobs", type=int, default=default_jobs(), help="processes (default: all cores)"
     )
+    parser.add_argument(
+        "--original",
+        type=Path,
+        default=os.environ.get("CEILGRID_ORIGINAL_PIPELINE") or None,
+        help="folder of the original pipeline (with time_original.py) to time beside ceilgrid",
+    )
+    parser.add_argument("--skip-largest", action="store_true", help="leave out the 500x500 room")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    print(
+        f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start"
+    )
+    with tempfile.TemporaryDirectory(prefix="ceilgrid-bench-") as folder:
+        work = Path(folder)
+        start_up(work)
+        per_room(args, work)
+        buildings(args, work)
+        if not args.skip_largest:
+            largest(work)
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":
