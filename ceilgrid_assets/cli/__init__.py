@@ -27,6 +27,7 @@ COMMANDS = {
     "submit": ("ceilgrid_assets.cli.submit", "add_submit_parser"),
     "train": ("ceilgrid_assets.cli.train", "add_train_parser"),
     "models": ("ceilgrid_assets.cli.models", "add_models_parser"),
+    "editor": ("ceilgrid_assets.cli.editor", "add_editor_parser"),
 }
 
 

@@ -1,0 +1,503 @@
+// The editor page: room list, plan, tools, undo/redo, completion, download.
+// Every verdict comes from the server (the engine's rulebook); this module
+// only keeps the tiles, the history and the view. Names from the file are
+// only ever set as textContent, never as markup.
+
+import { History, applyStep } from "./history.js";
+import { DEVICES, cellAt, colour, drawPlan, drawViolations, legendMarkup, setScale } from "./plan.js";
+
+const CODE = { empty: 0, invalid: 1, light: 2, air_supply: 3, air_return: 4, smoke_detector: 5 };
+const CYCLE = [CODE.empty, CODE.light, CODE.air_supply, CODE.air_return, CODE.smoke_detector];
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  building: null,
+  rooms: [],
+  current: 0,
+  history: null,
+  scale: 40, // pixels per metre
+  busy: false,
+  stroke: null,
+};
+
+// ---- server calls ---------------------------------------------------------
+
+let pending = 0;
+function track(delta) {
+  pending += delta;
+  document.body.dataset.pending = String(pending);
+}
+
+async function post(path, body) {
+  track(1);
+  try {
+    const response = await fetch(path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) {
+      let message = `${response.status} ${response.statusText}`;
+      try {
+        message = (await response.json()).error || message;
+      } catch {
+        /* not JSON: keep the status line */
+      }
+      throw new Error(message);
+    }
+    return response;
+  } finally {
+    track(-1);
+  }
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message ? `error: ${message}` : "";
+  box.hidden = !message;
+}
+
+function setStatus(text) {
+  $("status").textContent = text;
+}
+
+// ---- rooms ----------------------------------------------------------------
+
+function roomFromView(view) {
+  const doc = view.document;
+  return {
+    document: doc,
+    id: doc.grid_id,
+    width: doc.width,
+    height: doc.height,
+    tile: doc.tile_size_m,
+    codes: Uint8Array.from(view.codes, (c) => c.charCodeAt(0) - 48),
+    compliance: view.compliance,
+    metrics: view.metrics,
+    models: view.models ?? null,
+    seq: 0,
+  };
+}
+
+/** The room in the interchange format, as the engine's parser reads it. */
+function roomDocument(room, withModels = false) {
+  const names = state.building.components;
+  const cells = new Array(room.codes.length);
+  for (let i = 0; i < room.codes.length; i++) {
+    cells[i] = { x: i % room.width, y: Math.floor(i / room.width), component: names[room.codes[i]] };
+  }
+  const doc = { ...room.document, cells };
+  if (withModels && room.models) doc.models = room.models;
+  return doc;
+}
+
+async function validate(index) {
+  const room = state.rooms[index];
+  const seq = ++room.seq;
+  room.compliance = null; // "checking" until the answer for this very version arrives
+  refreshVerdicts(index);
+  try {
+    const response = await post("/api/validate", { room: roomDocument(room) });
+    const verdict = await response.json();
+    if (seq !== room.seq) return; // a later edit's answer is on its way
+    room.compliance = verdict.compliance;
+    room.metrics = verdict.metrics;
+    showError("");
+  } catch (error) {
+    if (seq === room.seq) showError(error.message);
+  }
+  refreshVerdicts(index);
+}
+
+// ---- drawing --------------------------------------------------------------
+
+function showOptions() {
+  return {
+    violations: $("show-violations").checked,
+    coverage: $("show-coverage").checked,
+    reach: $("show-reach").checked,
+  };
+}
+
+function drawCurrent() {
+  const room = state.rooms[state.current];
+  if (!room) return;
+  drawPlan($("plan"), room, state.building.style, showOptions(), state.building.profile, state.scale);
+}
+
+function badgeText(room) {
+  if (!room.compliance) return ["pending", "checking…"];
+  const count = room.compliance.violations.length;
+  if (room.compliance.compliant) return ["true", "compliant"];
+  return ["false", `${count} violation${count === 1 ? "" : "s"}`];
+}
+
+function renderRoomList() {
+  const list = $("room-list");
+  list.replaceChildren(
+    ...state.rooms.map((room, index) => {
+      const item = document.createElement("li");
+      item.dataset.index = String(index);
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = room.id;
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      item.append(name, badge);
+      item.addEventListener("click", () => selectRoom(index));
+      return item;
+    }),
+  );
+  state.rooms.forEach((_, index) => refreshBadge(index));
+}
+
+function refreshBadge(index) {
+  const item = $("room-list").children[index];
+  if (!item) return;
+  const [compliant, text] = badgeText(state.rooms[index]);
+  item.dataset.compliant = compliant;
+  item.querySelector(".badge").textContent = text;
+  item.setAttribute("aria-current", index === state.current ? "true" : "false");
+}
+
+function definitionList(element, entries) {
+  element.replaceChildren(
+    ...entries.flatMap(([term, value]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = term;
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      return [dt, dd];
+    }),
+  );
+}
+
+function refreshPanel() {
+  const room = state.rooms[state.current];
+  if (!room) return;
+  $("room-title").textContent = room.id;
+  $("room-facts").textContent =
+    `${room.width} x ${room.height} tiles of ${room.tile} m, ${room.document.room_type}, ` +
+    `ceiling ${room.document.ceiling_height_m} m, profile ${state.building.profile.name}`;
+  const [compliant, text] = badgeText(room);
+  const badge = $("room-badge");
+  badge.dataset.compliant = compliant;
+  badge.textContent = text;
+  const list = $("violations");
+  const style = state.building.style;
+  list.replaceChildren(
+    ...(room.compliance ? room.compliance.violations : []).map((violation) => {
+      const item = document.createElement("li");
+      item.dataset.rule = violation.rule;
+      item.style.borderLeftColor = colour(style.rule_colours[violation.rule] || style.other_rule_colour);
+      const rule = document.createElement("span");
+      rule.className = "rule";
+      rule.textContent = violation.rule;
+      item.append(rule, document.createTextNode(`: ${violation.message}`));
+      return item;
+    }),
+  );
+  const m = room.metrics || {};
+  definitionList($("metrics"), [
+    ["lights", m.lights],
+    ["air supplies", m.air_supply],
+    ["air returns", m.air_return],
+    ["smoke detectors", m.smoke_detector],
+    ["average illuminance", m.illuminance_avg_lx === undefined ? "" : `${m.illuminance_avg_lx} lx`],
+    ["uniformity U0", m.uniformity_u0 === undefined ? "" : `${m.uniformity_u0} (target ${m.uniformity_target})`],
+    ["area", m.area_m2 === undefined ? "" : `${m.area_m2} m²`],
+  ]);
+  const models = room.models || {};
+  definitionList(
+    $("models"),
+    DEVICES.filter((name) => models[name]).map((name) => [name.replace("_", " "), models[name].chosen]),
+  );
+}
+
+function refreshVerdicts(index) {
+  refreshBadge(index);
+  if (index !== state.current) return;
+  refreshPanel();
+  drawViolations($("plan"), state.rooms[index], state.building.style, showOptions().violations);
+}
+
+function refreshButtons() {
+  const history = state.history;
+  $("undo").disabled = state.busy || !history.done.length;
+  $("redo").disabled = state.busy || !history.undone.length;
+  $("complete-room").disabled = state.busy;
+  $("complete-building").disabled = state.busy;
+  setStatus(history.saveError || `${history.done.length} edits kept in this browser`);
+}
+
+function selectRoom(index) {
+  state.current = index;
+  state.rooms.forEach((_, i) => refreshBadge(i));
+  fitScale();
+  drawCurrent();
+  refreshPanel();
+}
+
+function fitScale() {
+  const room = state.rooms[state.current];
+  const box = $("plan-box");
+  const widthM = room.width * room.tile + 0.6;
+  const heightM = room.height * room.tile + room.tile * 1.3 + 0.6;
+  const fit = Math.min((box.clientWidth - 20) / widthM, (box.clientHeight - 20) / heightM);
+  state.scale = Math.max(2, Math.min(120, fit || 40));
+}
+
+function zoom(factor) {
+  const room = state.rooms[state.current];
+  state.scale = Math.max(2, Math.min(400, state.scale * factor));
+  setScale($("plan"), room, state.scale);
+}
+
+// ---- edits ----------------------------------------------------------------
+
+/** Record and apply a step, redraw, and have the server judge each touched room. */
+function commit(step) {
+  if (!step.edits.length) return;
+  state.history.push(step);
+  afterStep(applyStep(state.rooms, step, true));
+}
+
+function afterStep(touched) {
+  drawCurrent();
+  refreshPanel();
+  refreshButtons();
+  for (const index of new Set(touched)) validate(index);
+}
+
+function undo() {
+  if (state.busy) return;
+  const step = state.history.undo();
+  if (step) afterStep(applyStep(state.rooms, step, false));
+}
+
+function redo() {
+  if (state.busy) return;
+  const step = state.history.redo();
+  if (step) afterStep(applyStep(state.rooms, step, true));
+}
+
+function tool() {
+  return document.querySelector('input[name="tool"]:checked').value;
+}
+
+/** What the tool makes of a tile holding ``code``; null leaves it alone. */
+function toolResult(name, code) {
+  if (name === "cycle") {
+    if (code === CODE.invalid) return null;
+    return CYCLE[(CYCLE.indexOf(code) + 1) % CYCLE.length];
+  }
+  if (name === "empty") return CODE.empty;
+  if (name === "invalid") return code === CODE.invalid ? CODE.empty : CODE.invalid;
+  const target = CODE[name];
+  if (code === CODE.invalid) return null; // a device needs a usable tile
+  return code === target ? CODE.empty : target;
+}
+
+function handEdit(changes) {
+  const room = state.rooms[state.current];
+  return { edits: [{ room: state.current, changes, modelsBefore: room.models, modelsAfter: null }] };
+}
+
+function onPointerDown(event) {
+  if (state.busy || event.button !== 0) return;
+  const room = state.rooms[state.current];
+  const cell = cellAt($("plan"), room, event);
+  if (!cell) return;
+  const index = cell.y * room.width + cell.x;
+  const name = tool();
+  if (name === "move") {
+    if (room.codes[index] >= CODE.light) state.stroke = { move: index };
+    return;
+  }
+  const after = toolResult(name, room.codes[index]);
+  if (name === "cycle") {
+    if (after !== null && after !== room.codes[index]) commit(handEdit([[index, room.codes[index], after]]));
+    return;
+  }
+  // Other tools paint: a drag is one step, every tile gets the first tile's result.
+  state.stroke = { value: after, seen: new Set(), changes: [] };
+  paint(index);
+}
+
+function paint(index) {
+  const room = state.rooms[state.current];
+  const stroke = state.stroke;
+  if (!stroke || stroke.value === undefined || stroke.value === null || stroke.seen.has(index)) return;
+  stroke.seen.add(index);
+  const before = room.codes[index];
+  if (before === stroke.value) return;
+  if (stroke.value >= CODE.light && before === CODE.invalid) return;
+  stroke.changes.push([index, before, stroke.value]);
+  room.codes[index] = stroke.value; // shown at once, recorded as one step on release
+  drawCurrent();
+}
+
+function onPointerMove(event) {
+  if (!state.stroke || state.stroke.move !== undefined) return;
+  const room = state.rooms[state.current];
+  const cell = cellAt($("plan"), room, event);
+  if (cell) paint(cell.y * room.width + cell.x);
+}
+
+function onPointerUp(event) {
+  const stroke = state.stroke;
+  state.stroke = null;
+  if (!stroke) return;
+  const room = state.rooms[state.current];
+  if (stroke.move !== undefined) {
+    const cell = cellAt($("plan"), room, event);
+    if (!cell) return;
+    const to = cell.y * room.width + cell.x;
+    const from = stroke.move;
+    if (to === from || room.codes[to] !== CODE.empty) return;
+    commit(handEdit([
+      [from, room.codes[from], CODE.empty],
+      [to, CODE.empty, room.codes[from]],
+    ]));
+    return;
+  }
+  // Undo the live preview, then record the stroke as one step.
+  for (const [index, before] of stroke.changes) room.codes[index] = before;
+  commit(handEdit(stroke.changes));
+}
+
+// ---- completion, download, revert ----------------------------------------
+
+async function completeRooms(indices, label) {
+  if (state.busy) return;
+  state.busy = true;
+  refreshButtons();
+  setStatus(`${label}…`);
+  const edits = [];
+  try {
+    for (const index of indices) {
+      const room = state.rooms[index];
+      const response = await post("/api/complete", { room: roomDocument(room) });
+      const view = (await response.json()).room;
+      const done = roomFromView(view);
+      const changes = [];
+      for (let i = 0; i < room.codes.length; i++) {
+        if (done.codes[i] !== room.codes[i]) changes.push([i, room.codes[i], done.codes[i]]);
+      }
+      edits.push({ room: index, changes, modelsBefore: room.models, modelsAfter: view.models });
+    }
+    showError("");
+  } catch (error) {
+    showError(error.message);
+  } finally {
+    state.busy = false;
+  }
+  commit({ label, edits });
+  refreshButtons();
+}
+
+async function download() {
+  try {
+    const building = {
+      building_id: state.building.building_id,
+      rooms: state.rooms.map((room) => roomDocument(room, true)),
+    };
+    const response = await post("/api/download", { building });
+    const blob = await response.blob();
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = state.building.download_name;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+    showError("");
+    setStatus(`downloaded ${state.building.download_name}`);
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+function revert() {
+  if (!window.confirm("Forget every edit kept in this browser and reopen the file?")) return;
+  state.history.clear();
+  window.location.reload();
+}
+
+// ---- start ----------------------------------------------------------------
+
+function bind() {
+  const plan = $("plan");
+  plan.addEventListener("pointerdown", onPointerDown);
+  plan.addEventListener("pointermove", onPointerMove);
+  window.addEventListener("pointerup", onPointerUp);
+  plan.addEventListener(
+    "wheel",
+    (event) => {
+      if (!event.ctrlKey) return; // plain wheel scrolls (pans) the plan box
+      event.preventDefault();
+      zoom(event.deltaY < 0 ? 1.15 : 1 / 1.15);
+    },
+    { passive: false },
+  );
+  $("undo").addEventListener("click", undo);
+  $("redo").addEventListener("click", redo);
+  $("complete-room").addEventListener("click", () => completeRooms([state.current], "complete room"));
+  $("complete-building").addEventListener("click", () =>
+    completeRooms(state.rooms.map((_, i) => i), "complete building"),
+  );
+  $("download").addEventListener("click", download);
+  $("revert").addEventListener("click", revert);
+  $("zoom-in").addEventListener("click", () => zoom(1.25));
+  $("zoom-out").addEventListener("click", () => zoom(0.8));
+  $("zoom-fit").addEventListener("click", () => {
+    fitScale();
+    setScale($("plan"), state.rooms[state.current], state.scale);
+  });
+  for (const id of ["show-violations", "show-coverage", "show-reach"]) $(id).addEventListener("change", drawCurrent);
+  window.addEventListener("keydown", (event) => {
+    if (!(event.ctrlKey || event.metaKey)) return;
+    const key = event.key.toLowerCase();
+    if (key === "z" && !event.shiftKey) undo();
+    else if ((key === "z" && event.shiftKey) || key === "y") redo();
+    else return;
+    event.preventDefault();
+  });
+}
+
+async function start() {
+  bind();
+  let building;
+  try {
+    const response = await fetch("/api/building");
+    building = await response.json();
+  } catch (error) {
+    showError(`cannot load the building: ${error.message}`);
+    return;
+  }
+  state.building = building;
+  state.rooms = building.rooms.map(roomFromView);
+  $("building-name").textContent = `${building.building_id} (${building.source})`;
+  document.title = `${building.building_id} — ceilgrid editor`;
+  $("legend").innerHTML = legendMarkup(building.style);
+  const rejected = $("rejected");
+  rejected.replaceChildren(
+    ...building.rejected.map((error) => {
+      const item = document.createElement("li");
+      item.textContent = `error: ${error.message}`;
+      return item;
+    }),
+  );
+  $("rejected-section").hidden = !building.rejected.length;
+  state.history = new History(building.fingerprint).load();
+  const touched = [];
+  for (const step of state.history.done) touched.push(...applyStep(state.rooms, step, true));
+  renderRoomList();
+  if (state.rooms.length) selectRoom(0);
+  refreshButtons();
+  for (const index of new Set(touched)) validate(index);
+  if (!state.rooms.length) showError("no room of this file could be read; see the rejected rooms");
+  document.body.dataset.ready = "true";
+}
+
+start();
