@@ -1,7 +1,7 @@
 """The ``ceilgrid`` command line: a thin shell over ``ceilgrid_assets.core``.
 
 One module per command (``layout``, ``validate``, ``export``, ``submit``,
-``train``, ``models``), each registering its parser; this module assembles them and
+``probe``, ``train``, ``models``), each registering its parser; this module assembles them and
 turns input errors into one line on stderr. Exit codes are in :mod:`.common`.
 
 Only the module of the command being run is imported (every one for ``--help``
@@ -25,6 +25,7 @@ COMMANDS = {
     "validate": ("ceilgrid_assets.cli.validate", "add_validate_parser"),
     "export": ("ceilgrid_assets.cli.export", "add_export_parser"),
     "submit": ("ceilgrid_assets.cli.submit", "add_submit_parser"),
+    "probe": ("ceilgrid_assets.cli.probe", "add_probe_parser"),
     "train": ("ceilgrid_assets.cli.train", "add_train_parser"),
     "models": ("ceilgrid_assets.cli.models", "add_models_parser"),
     "editor": ("ceilgrid_assets.cli.editor", "add_editor_parser"),
