@@ -257,7 +257,8 @@ function zoom(factor) {
 
 /** Record and apply a step, redraw, and have the server judge each touched room. */
 function commit(step) {
-  if (!step.edits.length) return;
+  step.edits = step.edits.filter((edit) => edit.changes.length || edit.modelsBefore !== edit.modelsAfter);
+  if (!step.edits.length) return; // a click that changed nothing is not a step
   state.history.push(step);
   afterStep(applyStep(state.rooms, step, true));
 }
@@ -320,7 +321,7 @@ function onPointerDown(event) {
     return;
   }
   // Other tools paint: a drag is one step, every tile gets the first tile's result.
-  state.stroke = { value: after, seen: new Set(), changes: [] };
+  state.stroke = { value: after, seen: new Set(), changes: [], last: cell };
   paint(index);
 }
 
@@ -338,10 +339,21 @@ function paint(index) {
 }
 
 function onPointerMove(event) {
-  if (!state.stroke || state.stroke.move !== undefined) return;
+  const stroke = state.stroke;
+  if (!stroke || stroke.move !== undefined) return;
   const room = state.rooms[state.current];
   const cell = cellAt($("plan"), room, event);
-  if (cell) paint(cell.y * room.width + cell.x);
+  if (!cell) return;
+  // Pointer events skip tiles on a fast drag: paint every tile on the line between.
+  const last = stroke.last || cell;
+  const steps = Math.max(Math.abs(cell.x - last.x), Math.abs(cell.y - last.y));
+  for (let i = 1; i <= steps; i++) {
+    const x = Math.round(last.x + ((cell.x - last.x) * i) / steps);
+    const y = Math.round(last.y + ((cell.y - last.y) * i) / steps);
+    paint(y * room.width + x);
+  }
+  paint(cell.y * room.width + cell.x);
+  stroke.last = cell;
 }
 
 function onPointerUp(event) {

@@ -179,9 +179,9 @@ export function drawViolations(svg, room, style, visible) {
       rect.setAttribute("width", String(tile * 0.92));
       rect.setAttribute("height", String(tile * 0.92));
       rect.setAttribute("fill", stroke);
-      rect.setAttribute("fill-opacity", "0.25");
+      rect.setAttribute("fill-opacity", "0.18");
       rect.setAttribute("stroke", stroke);
-      rect.setAttribute("stroke-width", String(tile * 0.08));
+      rect.setAttribute("stroke-width", String(tile * 0.06));
       rect.setAttribute("data-x", String(x));
       rect.setAttribute("data-y", String(y));
       group.append(rect);
