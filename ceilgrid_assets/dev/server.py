@@ -4,7 +4,8 @@ Everything lives under ``.ceilgrid/`` in the working directory (the project):
 ``postgres/`` (data, log, generated password), ``dagster_home/`` (instance
 config copied from the top-level dagster.yaml, run storage, compute logs),
 ``inbox/``, ``quarantine/``, ``storage/`` (inputs, layouts, reports) and
-``model-store/``. Ctrl-C (or SIGTERM) stops ``dagster dev`` first, then Postgres.
+``model-store/``. Ctrl-C (or SIGTERM) stops ``dagster dev`` first, with every process it
+started (see :mod:`ceilgrid_assets.dev.reaper`), then Postgres.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -24,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 from ceilgrid_assets.dev.postgres import PostgresServer, start_postgres
+from ceilgrid_assets.dev.reaper import MARKER
 
 PROJECT_FILES = ("dagster.yaml", "workspace.yaml")
 EXAMPLES = ("office-floor.json", "school-wing.json")
@@ -53,13 +56,35 @@ def _default_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+class DagsterDevProcess(subprocess.Popen):
+    """``dagster dev`` with its tree token and the lifeline that stops the tree.
+
+    The lifeline (:mod:`ceilgrid_assets.dev.reaper`) reads a pipe that only this
+    process holds: when it is closed by :func:`stop`, or by the kernel because
+    this process died (even by SIGKILL), every process carrying the token is
+    stopped, wherever it was reparented.
+    """
+
+    def __init__(self, args: list[str], token: str, lifeline: subprocess.Popen, **kwargs) -> None:
+        super().__init__(args, **kwargs)
+        self.token = token
+        self.lifeline = lifeline
+
+
 def start_dagster_dev(
     project: Path, env: Mapping[str, str], port: int, log_path: Path | None = None
-) -> subprocess.Popen:
+) -> DagsterDevProcess:
     """``dagster dev`` on 127.0.0.1:port in its own session (stopped by :func:`stop`)."""
+    token = secrets.token_hex(16)
+    lifeline = subprocess.Popen(
+        [sys.executable, "-m", "ceilgrid_assets.dev.reaper", token],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,  # outside the terminal's process group: Ctrl-C spares it
+    )
     output = open(log_path, "ab") if log_path is not None else None
     try:
-        return subprocess.Popen(
+        return DagsterDevProcess(
             [
                 sys.executable,
                 "-m",
@@ -72,13 +97,19 @@ def start_dagster_dev(
                 "-w",
                 str(project / "workspace.yaml"),
             ],
+            token,
+            lifeline,
             cwd=project,
-            env={**os.environ, **env},
+            env={**os.environ, **env, MARKER: token},
             stdout=output,
             stderr=subprocess.STDOUT,
             preexec_fn=_default_signals,
             start_new_session=True,
         )
+    except BaseException:
+        lifeline.stdin.close()
+        lifeline.wait()
+        raise
     finally:
         if output is not None:
             output.close()
@@ -112,16 +143,19 @@ def wait_for_webserver(
         time.sleep(0.5)
 
 
-def stop(process: subprocess.Popen, timeout_s: float = 30.0) -> None:
-    """SIGINT (dagster dev then stops its webserver, daemon and code server), then SIGKILL."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+def stop(process: DagsterDevProcess, timeout_s: float = 30.0) -> None:
+    """SIGINT to the session (dagster dev stops its webserver and daemon), SIGKILL if it hangs,
+    then the lifeline stops what dagster dev left behind (code servers, run workers)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    if process.lifeline.poll() is None:
+        process.lifeline.stdin.close()
+        process.lifeline.wait()
 
 
 def copy_examples(inbox: Path) -> list[Path]:
