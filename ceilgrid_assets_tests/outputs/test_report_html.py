@@ -114,7 +114,8 @@ def test_markdown_helpers():
     assert snippet.startswith("![plan](data:image/png;base64,")
     table = report_html.markdown_table(export.quantities_table(export.bill_of_quantities(layout())))
     lines = table.splitlines()
-    assert lines[0] == "| grid_id | " + " | ".join(DEVICE_COMPONENTS) + " | total |"
+    header = ["grid_id", *DEVICE_COMPONENTS, "total"]
+    assert lines[0] == "| " + " | ".join(name.replace("_", "\\_") for name in header) + " |"
     assert len(lines) == 2 + 3
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -347,7 +348,10 @@ def _title(fig: Figure, room: Room, subtitle: str) -> str:
 def _encode(fig: Figure, ax: Axes, room: Room, title: str) -> RenderedImage:
     """Draw once, read the pixels and encode them without metadata (deterministic bytes)."""
     canvas = fig.canvas
-    canvas.draw()
+    with warnings.catch_warnings():
+        # A name with a character the font lacks (an emoji) shows a box, not a warning.
+        warnings.filterwarnings("ignore", message=r"Glyph .* missing from font")
+        canvas.draw()
     rgba = np.asarray(canvas.buffer_rgba())
     buffer = io.BytesIO()
     Image.fromarray(rgba[..., :3]).save(buffer, format="PNG", optimize=False, compress_level=6)

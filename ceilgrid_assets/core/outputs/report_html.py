@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,17 +54,30 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+#: Characters with a meaning in Markdown (CommonMark, GitHub tables, math and HTML).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$&:])")
+
+
+def markdown_text(value: Any) -> str:
+    """``value`` as literal Markdown text on one line.
+
+    Ids are user input: unescaped, ``<script>``, ``|`` or a line break would
+    become markup, table cells or new blocks in the UI.
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+
 def markdown_image(png: bytes, alt: str) -> str:
     """An inline Markdown image, for ``MetadataValue.md`` on an asset materialization."""
-    return f"![{alt}]({data_uri(png)})"
+    return f"![{markdown_text(alt)}]({data_uri(png)})"
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
     """A pipe table of ``frame`` with its index as the first column (no extra dependency)."""
-    header = [str(frame.index.name or "")] + [str(column) for column in frame.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    header = [frame.index.name or "", *frame.columns]
+    lines = ["| " + " | ".join(map(markdown_text, header)) + " |", "|" + "---|" * len(header)]
     for index, row in frame.iterrows():
-        lines.append("| " + " | ".join([str(index)] + [str(value) for value in row]) + " |")
+        lines.append("| " + " | ".join(map(markdown_text, [index, *row])) + " |")
     return "\n".join(lines)
 
 

@@ -56,6 +56,7 @@ def building_report(
     from ceilgrid_assets.core.outputs.report_html import (
         markdown_image,
         markdown_table,
+        markdown_text,
         write_report_html,
     )
 
@@ -80,7 +81,7 @@ def building_report(
         if len(previews) < PREVIEW_BUILDINGS and layout.rooms:
             room = layout.rooms[0]
             previews.append(
-                f"**{key}** / {room.grid_id}\n\n"
+                f"**{markdown_text(key)}** / {markdown_text(room.grid_id)}\n\n"
                 + markdown_image(render_room(room).png, f"{key} {room.grid_id}")
             )
     metadata: dict[str, Any] = {"buildings": len(keys), **totals}
