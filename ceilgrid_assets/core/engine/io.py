@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
 import os
 import re
 from dataclasses import dataclass, field
@@ -430,10 +431,75 @@ def room_to_document(room: Room, template: dict[str, Any] | None = None) -> dict
 
 
 def dump_document(document: dict[str, Any]) -> bytes:
-    """Deterministic JSON bytes: one cell per line keeps diffs and files readable."""
-    text = json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    """Deterministic JSON bytes: one cell per line keeps diffs and files readable.
+
+    The bytes are those of ``json.dumps(document, indent=1, ensure_ascii=False)``.
+    With an indent, the standard library encodes in pure Python, and cells are
+    nearly all of a document; so every cells list in the interchange format is
+    rendered from one template (see :func:`_cells_text`) and spliced into the
+    encoding of the rest.
+    """
+    rooms = document.get("rooms")
+    if isinstance(rooms, list) and all(type(room) is dict for room in rooms):
+        # Elements of a room's cells list sit 4 levels deep in a building, 2 in a room.
+        holders, depth = rooms, 4
+    else:
+        holders, depth = [document], 2
+    rendered = [_cells_text(holder.get("cells"), depth) for holder in holders]
+    if any(text is not None for text in rendered):
+        swapped = [
+            holder if text is None else {**holder, "cells": f"{_CELLS_TOKEN}{index}"}
+            for index, (holder, text) in enumerate(zip(holders, rendered, strict=True))
+        ]
+        outer = {**document, "rooms": swapped} if depth == 4 else swapped[0]
+        pieces = _TOKEN_PATTERN.split(_encode(outer))
+        indices = [int(index) for index in pieces[1::2]]
+        if indices == [index for index, text in enumerate(rendered) if text is not None]:
+            closing = " " * (depth - 1)
+            for position, index in enumerate(indices, start=1):
+                pieces[2 * position - 1] = f"[\n{rendered[index]}\n{closing}]"
+            return "".join(pieces).encode("utf-8", "backslashreplace")
     # A lone surrogate (legal as a JSON escape in the input) is written back as its escape.
-    return text.encode("utf-8", "backslashreplace")
+    return _encode(document).encode("utf-8", "backslashreplace")
+
+
+def _encode(document: Any) -> str:
+    return json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+#: Stands in for a rendered cells list while the rest is encoded; JSON escapes the
+#: NUL characters, and a document that happens to hold the same text anyway is
+#: caught by the index check and encoded the plain way.
+_CELLS_TOKEN = "\x00ceilgrid-cells\x00"
+_TOKEN_PATTERN = re.compile(r'"\\u0000ceilgrid-cells\\u0000(\d+)"')
+_CELL_KEYS = ["x", "y", "component"]
+_COMPONENT_NAMES = frozenset(COMPONENTS)
+
+
+def _cells_text(cells: Any, depth: int) -> str | None:
+    """The elements of a cells list as ``json.dumps(indent=1)`` writes them at ``depth``.
+
+    Only for the interchange format's cells (``{"x": int, "y": int, "component":
+    name}`` in that key order); anything else is None and encoded the plain way.
+    """
+    if not isinstance(cells, list) or not cells:
+        return None
+    try:
+        if not all(map(_CELL_KEYS.__eq__, map(list, cells))):
+            return None
+        xs = list(map(operator.itemgetter("x"), cells))
+        ys = list(map(operator.itemgetter("y"), cells))
+        names = list(map(operator.itemgetter("component"), cells))
+        if not ({*map(type, xs), *map(type, ys)} <= {int} and set(names) <= _COMPONENT_NAMES):
+            return None
+    except (TypeError, KeyError):  # not dicts, or unhashable names
+        return None
+    outer, inner = " " * depth, " " * (depth + 1)
+    template = (
+        f'{outer}{{{{\n{inner}"x": {{}},\n{inner}"y": {{}},\n'
+        f'{inner}"component": "{{}}"\n{outer}}}}}'
+    )
+    return ",\n".join(map(template.format, xs, ys, names))
 
 
 def content_hash(data: bytes) -> str:

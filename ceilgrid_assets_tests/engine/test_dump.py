@@ -1,0 +1,95 @@
+"""``dump_document`` writes exactly the bytes of ``json.dumps(indent=1)``, only faster.
+
+Cells are rendered from a template and spliced in; every shape of document,
+the interchange format's and anything else, must come out byte for byte as the
+standard library writes it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from helpers import building_document, room_document, to_json
+
+from ceilgrid_assets.core.engine.building import complete_building
+from ceilgrid_assets.core.engine.io import _cells_text, dump_document, parse_document
+
+
+def reference(document: Any) -> bytes:
+    text = json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    return text.encode("utf-8", "backslashreplace")
+
+
+def completed_building() -> dict[str, Any]:
+    rooms = [
+        room_document((6, 4), grid_id="a", floor=1, note="naïve ✓"),
+        room_document((3, 3), grid_id="bad", room_type="sauna"),
+        room_document((2, 1), grid_id="impossible"),
+        room_document((5, 5), devices={"light": [(2, 2)]}, grid_id="lit"),
+    ]
+    parsed = parse_document(to_json(building_document(rooms, "dump")), "dump.json")
+    return complete_building(parsed).document
+
+
+BUILDING = completed_building()
+ROOM = BUILDING["rooms"][0]
+
+
+def variant(document: dict[str, Any], change) -> dict[str, Any]:
+    document = copy.deepcopy(document)
+    change(document)
+    return document
+
+
+def set_cell(index: int, value: Any):
+    return lambda room: room["cells"].__setitem__(index, value)
+
+
+DOCUMENTS = {
+    "building": BUILDING,
+    "room": ROOM,
+    "bool x": variant(ROOM, set_cell(3, {"x": True, "y": 0, "component": "empty"})),
+    "keys reordered": variant(ROOM, set_cell(2, {"y": 0, "x": 2, "component": "empty"})),
+    "extra cell key": variant(ROOM, set_cell(2, {"x": 2, "y": 0, "component": "empty", "z": 1})),
+    "name needing escape": variant(ROOM, set_cell(1, {"x": 1, "y": 0, "component": 'la"mp\n'})),
+    "unhashable name": variant(ROOM, set_cell(1, {"x": 1, "y": 0, "component": ["light"]})),
+    "float coordinate": variant(ROOM, set_cell(1, {"x": 1.0, "y": 0, "component": "light"})),
+    "cell not a dict": variant(ROOM, set_cell(0, [0, 0, "empty"])),
+    "empty cells": variant(ROOM, lambda room: room.__setitem__("cells", [])),
+    "no cells": variant(ROOM, lambda room: room.pop("cells")),
+    "placeholder text in a value": variant(
+        ROOM, lambda room: room.__setitem__("note", "\x00ceilgrid-cells\x000")
+    ),
+    "placeholder text in a building": variant(
+        BUILDING, lambda building: building.__setitem__("z", "\x00ceilgrid-cells\x001")
+    ),
+    "lone surrogate": variant(BUILDING, lambda building: building.__setitem__("id", "a\ud800")),
+    "room not a dict": variant(BUILDING, lambda building: building["rooms"].append("text")),
+    "rooms not a list": {"rooms": {"cells": ROOM["cells"]}, "cells": ROOM["cells"]},
+    "nested cells key": {"wrapper": {"cells": ROOM["cells"]}},
+}
+
+
+@pytest.mark.parametrize("name", list(DOCUMENTS))
+def test_dump_document_is_byte_identical_to_the_standard_library(name):
+    document = DOCUMENTS[name]
+    assert dump_document(document) == reference(document)
+
+
+def test_the_building_has_what_the_fast_path_must_handle():
+    assert "rejected_rooms" in BUILDING and len(BUILDING["rooms"]) == 3
+    assert {cell["component"] for cell in BUILDING["rooms"][2]["cells"]} > {"empty", "light"}
+    assert ROOM["note"] == "naïve ✓"
+
+
+def test_cells_of_the_interchange_format_take_the_template_and_others_do_not():
+    """Without this the tests above would pass with the fast path never taken."""
+    cells = ROOM["cells"]
+    text = _cells_text(cells, 2)
+    assert text is not None
+    assert json.dumps({"cells": cells}, indent=1) == '{\n "cells": [\n' + text + "\n ]\n}"
+    for name in ("bool x", "keys reordered", "name needing escape", "cell not a dict"):
+        assert _cells_text(DOCUMENTS[name]["cells"], 2) is None, name
