@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from ceilgrid_assets.core.engine.grid import INVALID
+from ceilgrid_assets.core.engine.grid import INVALID, Room
 from ceilgrid_assets.core.engine.io import dump_document, parse_document, room_to_document
 from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.rules import return_violations, smoke_violations
@@ -18,6 +20,8 @@ from ceilgrid_assets.core.learning.corpus import (
     corpus_hash,
     generate_room,
     generate_rooms,
+    room_digest,
+    served_corpus,
 )
 from ceilgrid_assets.core.learning.labels import label_room, labels_table
 
@@ -97,3 +101,26 @@ def test_labels_record_status_and_mark_time_outs():
     rushed = label_room(big, time_limit_s=0.05)
     assert rushed.timed_out
     assert not any(stage.usable for stage in rushed.stages if stage.status == "limit")
+
+
+def test_served_rooms_are_deduplicated_anonymous_bounded_and_order_independent():
+    rooms = [generate_room(7, index) for index in range(12)]
+    renamed = [
+        replace(room, grid_id=f"client-{index}", extra={"owner": "acme"})
+        for index, room in enumerate(rooms)
+    ]
+    submitted = rooms + renamed + rooms[:3]  # every room at least twice, under other ids
+    served = served_corpus(submitted, max_rooms=100)
+    assert len(served) == len(rooms)
+    assert {room_digest(room) for room in served} == {room_digest(room) for room in rooms}
+    assert all(room.grid_id.startswith("served-") and not room.extra for room in served)
+    assert corpus_hash(served_corpus(submitted[::-1], max_rooms=100)) == corpus_hash(served)
+    bounded = served_corpus(submitted, max_rooms=5)
+    assert [room.grid_id for room in bounded] == [room.grid_id for room in served[:5]]
+
+
+def test_served_rooms_longer_than_the_corpus_allows_are_left_out():
+    long_corridor = Room("corridor", np.zeros((2, MAX_SIDE_TILES + 1), dtype=np.uint8))
+    room = generate_room(7, 0)
+    (kept,) = served_corpus([long_corridor, room], max_rooms=10)
+    assert kept.grid_id == f"served-{room_digest(room)[:16]}"

@@ -46,6 +46,7 @@ engine's job, and rooms where it cannot are what the evaluation is for.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,6 +155,42 @@ def corpus_hash(rooms: list[Room]) -> str:
         )
         digest.update(np.ascontiguousarray(room.cells).tobytes())
     return digest.hexdigest()
+
+
+def room_digest(room: Room) -> str:
+    """SHA-256 of what labelling sees (cells, tile, height, type); ids and other keys excluded."""
+    digest = hashlib.sha256(
+        f"{room.cells.shape}|{room.tile_size_m}|{room.ceiling_height_m}|{room.room_type}|".encode()
+    )
+    digest.update(np.ascontiguousarray(room.cells).tobytes())
+    return digest.hexdigest()
+
+
+def served_corpus(
+    rooms: Iterable[Room], max_rooms: int, max_side: int = MAX_SIDE_TILES
+) -> list[Room]:
+    """Rooms of submitted buildings as training data.
+
+    Deduplicated by content (the same room submitted twice counts once), stripped
+    of ids and unknown keys (``grid_id`` becomes ``served-<digest>``), rooms longer
+    than the synthetic corpus allows skipped (labelling cost), and at most
+    ``max_rooms``: those with the smallest digests, so the choice depends on the
+    set of rooms, not on the order they arrived in.
+    """
+    unique: dict[str, Room] = {}
+    for room in rooms:
+        if max(room.cells.shape) <= max_side:
+            unique.setdefault(room_digest(room), room)
+    return [
+        Room(
+            grid_id=f"served-{digest[:16]}",
+            cells=unique[digest].cells.copy(),
+            tile_size_m=unique[digest].tile_size_m,
+            ceiling_height_m=unique[digest].ceiling_height_m,
+            room_type=unique[digest].room_type,
+        )
+        for digest in sorted(unique)[:max_rooms]
+    ]
 
 
 def _size_tiles(rng: np.random.Generator, room_type: str, tile: float) -> tuple[int, int]:

@@ -27,7 +27,7 @@ from joblib import Parallel, delayed
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS, INVALID, LIGHT, SMOKE_DETECTOR, Room
 from ceilgrid_assets.core.engine.models import PlacementModel
 from ceilgrid_assets.core.engine.optimiser import solve_stage
-from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room, evaluate
+from ceilgrid_assets.core.engine.pipeline import EngineConfig, RoomResult, complete_room, evaluate
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
 from ceilgrid_assets.core.engine.stages import build_context
 
@@ -188,3 +188,77 @@ def _timed(model: PlacementModel, context):
     proposal = model.place(context)
     outcome = evaluate(context, model.name, proposal, 0.0)
     return outcome, time.perf_counter() - started
+
+
+#: The names the engine gives the learned candidate and the exact optimiser.
+LEARNED = "learned"
+OPTIMISER = "optimiser"
+
+
+def candidate_frame(results: Sequence[RoomResult]) -> pd.DataFrame:
+    """Per component: the learned candidate against the best other candidate on each stage.
+
+    The reference is the fewest devices among the compliant non-learned
+    candidates: the optimiser's optimum where it ran (the engine skips it when a
+    heuristic already meets the lower bound, which is then optimal too).
+    Compliance is after the engine's repair; times are per room.
+    """
+    rows = []
+    for component in DEVICE_COMPONENTS:
+        scored, pairs = [], []
+        for result in results:
+            outcomes = [o for o in result.candidates[component] if o.added is not None]
+            ours = next((o for o in outcomes if o.model == LEARNED), None)
+            others = [o for o in outcomes if o.model != LEARNED and o.compliant]
+            if ours is None:
+                continue
+            scored.append(ours)
+            if others:
+                pairs.append((ours, min(others, key=lambda o: o.devices)))
+        reference = sum(best.devices for _, best in pairs)
+        exact = [
+            o
+            for r in results
+            for o in r.candidates[component]
+            if o.model == OPTIMISER and o.added is not None
+        ]
+        rows.append(
+            {
+                "component": component,
+                "rooms": len(scored),
+                "compliance_after_repair": (
+                    sum(o.compliant for o in scored) / len(scored) if scored else 0.0
+                ),
+                "compliance_before_repair": (
+                    sum(o.compliant_before_repair for o in scored) / len(scored) if scored else 0.0
+                ),
+                "devices_vs_reference": (
+                    sum(ours.devices for ours, _ in pairs) / reference if reference else 1.0
+                ),
+                "reference_rooms": len(pairs),
+                "learned_seconds_per_room": (
+                    sum(o.seconds for o in scored) / len(scored) if scored else 0.0
+                ),
+                "optimiser_seconds_per_room": (
+                    sum(o.seconds for o in exact) / len(exact) if exact else None
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def evaluate_slices(
+    slices: Mapping[str, Sequence[Room]], models: Sequence[PlacementModel]
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The promotion evaluation: :func:`candidate_frame` per slice of held-out rooms (a
+    ``slice`` column; empty slices are left out) and each slice's share of compliant layouts."""
+    engine = EngineConfig.create(extra_models=list(models))
+    frames, compliant = [], {}
+    for name, rooms in slices.items():
+        if not rooms:
+            continue
+        results = [complete_room(room, engine) for room in rooms]
+        frames.append(candidate_frame(results).assign(slice=name))
+        compliant[name] = sum(result.compliant for result in results) / len(results)
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[["slice", *[column for column in frame.columns if column != "slice"]]], compliant

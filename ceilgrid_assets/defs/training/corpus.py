@@ -1,16 +1,21 @@
-"""The synthetic room corpus the learned models train and are evaluated on."""
+"""The room corpus the learned models train and are evaluated on: seeded synthetic rooms
+plus the rooms of buildings users submitted."""
 
 import time
 
 import dagster as dg
 
+from ceilgrid_assets.contract import BUILDINGS
 from ceilgrid_assets.core.engine.grid import Room
+from ceilgrid_assets.core.engine.io import InputError, read_document
 from ceilgrid_assets.core.learning.corpus import (
     CorpusSpec,
     corpus_hash,
     generate_rooms,
+    served_corpus,
     size_summary,
 )
+from ceilgrid_assets.defs.resources import LayoutStorage
 
 TRAINING = "training"
 ML_OWNER = "team:ceilgrid-ml"
@@ -34,23 +39,71 @@ def split_holdout(rooms: list[Room], holdout_fraction: float) -> tuple[list[Room
     return train, holdout
 
 
+class ServedRoomsConfig(dg.Config):
+    """At most this many distinct served rooms join the corpus (labelling time grows with it)."""
+
+    max_rooms: int = 200
+
+
+@dg.asset(
+    group_name=TRAINING,
+    kinds={"python", "json"},
+    owners=[ML_OWNER],
+    # Read from the storage root's stored inputs; listed for lineage.
+    deps=["submitted_building"],
+    description="The rooms of every submitted building (their stored input.json), deduplicated "
+    "by content, ids removed, bounded: the real distribution the models learn from "
+    "and are evaluated on beside the synthetic rooms.",
+)
+def served_rooms(
+    context: dg.AssetExecutionContext, config: ServedRoomsConfig, layout_storage: LayoutStorage
+) -> dg.Output[list[Room]]:
+    rooms, unreadable = [], []
+    for key in context.instance.get_dynamic_partitions(BUILDINGS):
+        path = layout_storage.input_path(key)
+        if not path.is_file():
+            continue  # submitted, not yet stored by a layout run
+        try:
+            rooms.extend(read_document(path).rooms)
+        except InputError as error:
+            unreadable.append(str(error))
+    served = served_corpus(rooms, config.max_rooms)
+    return dg.Output(
+        served,
+        metadata={
+            "rooms_submitted": len(rooms),
+            "distinct_rooms": len(served),
+            "max_rooms": config.max_rooms,
+            "unreadable_inputs": dg.MetadataValue.json(unreadable),
+            "corpus_hash": corpus_hash(served),
+        },
+    )
+
+
 @dg.asset(
     group_name=TRAINING,
     kinds={"python", "numpy"},
     owners=[ML_OWNER],
     description="Seeded synthetic rooms (realistic sizes, shapes, columns, beams, pre-existing "
-    "devices), split into a training part and a held-out part.",
+    "devices) and the served rooms, each split into a training part and a held-out part; "
+    "the served held-out rooms are evaluated on their own.",
 )
-def room_corpus(context: dg.AssetExecutionContext, config: CorpusConfig) -> dg.Output[dict]:
+def room_corpus(
+    context: dg.AssetExecutionContext, config: CorpusConfig, served_rooms: list[Room]
+) -> dg.Output[dict]:
     started = time.perf_counter()
-    rooms = generate_rooms(CorpusSpec(seed=config.seed, n_rooms=config.n_rooms))
-    train, holdout = split_holdout(rooms, config.holdout_fraction)
+    synthetic = generate_rooms(CorpusSpec(seed=config.seed, n_rooms=config.n_rooms))
+    train, holdout = split_holdout(synthetic, config.holdout_fraction)
+    served_train, served_holdout = split_holdout(served_rooms, config.holdout_fraction)
+    rooms = synthetic + served_rooms
     summary = size_summary(rooms)
     value = {
         "seed": config.seed,
         "hash": corpus_hash(rooms),
-        "train": train,
+        "train": train + served_train,
         "holdout": holdout,
+        "served_holdout": served_holdout,
+        "served_rooms": len(served_rooms),
     }
     by_type: dict[str, int] = {}
     for room in rooms:
@@ -61,8 +114,10 @@ def room_corpus(context: dg.AssetExecutionContext, config: CorpusConfig) -> dg.O
             **{key: value for key, value in summary.items()},
             "seed": config.seed,
             "corpus_hash": value["hash"],
-            "train_rooms": len(train),
+            "train_rooms": len(value["train"]),
             "holdout_rooms": len(holdout),
+            "served_train_rooms": len(served_train),
+            "served_holdout_rooms": len(served_holdout),
             "rooms_by_type": dg.MetadataValue.json(by_type),
             "seconds": round(time.perf_counter() - started, 3),
         },

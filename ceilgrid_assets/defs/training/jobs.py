@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ceilgrid_assets.defs.training.corpus import room_corpus
+from ceilgrid_assets.defs.training.corpus import room_corpus, served_rooms
 
 #: The run tag dagster.yaml's ``tag_concurrency_limits`` count training runs by.
 TRAINING_RUN_TAGS = {"ceilgrid/workload": "training"}
@@ -11,8 +11,8 @@ TRAINING_RUN_TAGS = {"ceilgrid/workload": "training"}
 #: automation condition once its inputs are fresh.
 corpus_job = dg.define_asset_job(
     name="corpus_job",
-    selection=dg.AssetSelection.assets(room_corpus),
+    selection=dg.AssetSelection.assets(served_rooms, room_corpus),
     executor_def=dg.in_process_executor,
     tags=TRAINING_RUN_TAGS,
-    description="Regenerate the synthetic room corpus (starts nightly retraining).",
+    description="Gather the served rooms and rebuild the corpus (starts nightly retraining).",
 )

@@ -9,7 +9,6 @@ from typing import Any
 import dagster as dg
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
-from ceilgrid_assets.core.engine.pipeline import EngineConfig, RoomResult, complete_room
 from ceilgrid_assets.core.learning import registry
 from ceilgrid_assets.core.learning.registry import code_version
 from ceilgrid_assets.defs.metadata import frame_table, rows_table
@@ -18,9 +17,6 @@ from ceilgrid_assets.defs.training.corpus import ML_OWNER, TRAINING
 from ceilgrid_assets.defs.training.features import training_features
 from ceilgrid_assets.defs.training.jobs import TRAINING_RUN_TAGS
 from ceilgrid_assets.defs.training.schedules import after_inputs_refreshed_or_in_run
-
-LEARNED = "learned"
-OPTIMISER = "optimiser"
 
 
 def _model_asset(component: str) -> dg.AssetsDefinition:
@@ -50,6 +46,7 @@ def _model_asset(component: str) -> dg.AssetsDefinition:
             "seed": room_corpus["seed"],
             "sha256": room_corpus["hash"],
             "rooms": len(labels),
+            "served_rooms": room_corpus.get("served_rooms", 0),
         }
         metrics = {
             key: value
@@ -73,60 +70,6 @@ def _model_asset(component: str) -> dg.AssetsDefinition:
 component_models = [_model_asset(component) for component in DEVICE_COMPONENTS]
 
 
-def evaluation_frame(results: list[RoomResult]) -> Any:
-    """Per component: the learned candidate against the best other candidate on each stage.
-
-    The reference is the fewest devices among the compliant non-learned
-    candidates: the optimiser's optimum where it ran (the engine skips it when a
-    heuristic already meets the lower bound, which is then optimal too).
-    Compliance is after the engine's repair; times are per room.
-    """
-    import pandas as pd
-
-    rows = []
-    for component in DEVICE_COMPONENTS:
-        scored, pairs = [], []
-        for result in results:
-            outcomes = [o for o in result.candidates[component] if o.added is not None]
-            ours = next((o for o in outcomes if o.model == LEARNED), None)
-            others = [o for o in outcomes if o.model != LEARNED and o.compliant]
-            if ours is None:
-                continue
-            scored.append(ours)
-            if others:
-                pairs.append((ours, min(others, key=lambda o: o.devices)))
-        reference = sum(best.devices for _, best in pairs)
-        exact = [
-            o
-            for r in results
-            for o in r.candidates[component]
-            if o.model == OPTIMISER and o.added is not None
-        ]
-        rows.append(
-            {
-                "component": component,
-                "rooms": len(scored),
-                "compliance_after_repair": (
-                    sum(o.compliant for o in scored) / len(scored) if scored else 0.0
-                ),
-                "compliance_before_repair": (
-                    sum(o.compliant_before_repair for o in scored) / len(scored) if scored else 0.0
-                ),
-                "devices_vs_reference": (
-                    sum(ours.devices for ours, _ in pairs) / reference if reference else 1.0
-                ),
-                "reference_rooms": len(pairs),
-                "learned_seconds_per_room": (
-                    sum(o.seconds for o in scored) / len(scored) if scored else 0.0
-                ),
-                "optimiser_seconds_per_room": (
-                    sum(o.seconds for o in exact) / len(exact) if exact else None
-                ),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 class EvaluationConfig(dg.Config):
     """How many held-out rooms to lay out (all of them when larger than the hold-out set)."""
 
@@ -140,25 +83,27 @@ class EvaluationConfig(dg.Config):
     tags=TRAINING_RUN_TAGS,
     automation_condition=after_inputs_refreshed_or_in_run,
     ins={f"{component}_model": dg.AssetIn() for component in DEVICE_COMPONENTS},
-    description="Held-out rooms laid out by the engine with the new models competing: per "
-    "component, compliance before and after repair, devices against the best other "
-    "candidate (the optimiser where it ran) and time per room. Its blocking checks "
-    "decide promotion.",
+    description="Held-out rooms laid out by the engine with the new models competing, the "
+    "synthetic and the served ones apart: per slice and component, compliance before and "
+    "after repair, devices against the best other candidate (the optimiser where it ran) "
+    "and time per room. Its blocking checks decide promotion.",
 )
 def model_evaluation(
     context: dg.AssetExecutionContext, config: EvaluationConfig, room_corpus: dict, **models: Any
 ) -> dg.Output[Any]:
-    rooms = room_corpus["holdout"][: config.max_rooms]
-    engine = EngineConfig.create(extra_models=list(models.values()))
+    from ceilgrid_assets.core.learning.evaluation import evaluate_slices
+
+    slices = {
+        "synthetic": room_corpus["holdout"][: config.max_rooms],
+        "served": room_corpus.get("served_holdout", [])[: config.max_rooms],
+    }
     started = time.perf_counter()
-    results = [complete_room(room, engine) for room in rooms]
-    frame = evaluation_frame(results)
-    layouts_compliant = sum(result.compliant for result in results) / max(1, len(results))
+    frame, layouts_compliant = evaluate_slices(slices, list(models.values()))
     return dg.Output(
         frame,
         metadata={
-            "rooms": len(results),
-            "layouts_compliant": layouts_compliant,
+            "rooms": dg.MetadataValue.json({name: len(rooms) for name, rooms in slices.items()}),
+            "layouts_compliant": dg.MetadataValue.json(layouts_compliant),
             "evaluation": frame_table(frame.round(4)),
             "corpus_hash": room_corpus["hash"],
             "seconds": round(time.perf_counter() - started, 2),

@@ -78,8 +78,14 @@ def plain_model(component: str) -> LearnedModel:
 
 def small_corpus() -> dict[str, Any]:
     rooms = [generate_room(11, index) for index in range(40)]
-    holdout = [room for room in rooms if 30 <= room.usable.sum() <= 150][:4]
-    return {"seed": 11, "hash": "test", "train": [], "holdout": holdout}
+    small = [room for room in rooms if 30 <= room.usable.sum() <= 150]
+    return {
+        "seed": 11,
+        "hash": "test",
+        "train": [],
+        "holdout": small[:4],
+        "served_holdout": small[4:6],
+    }
 
 
 def run(instance: dg.DagsterInstance, models: dict[str, Any]) -> dg.ExecuteInProcessResult:
@@ -123,7 +129,9 @@ def test_compliant_models_are_promoted_when_none_are(postgres_instance, store):
     }
     assert promoted(result)
     record = store.promoted_record()
-    assert {row["component"] for row in record["evaluation"]} == set(DEVICE_COMPONENTS)
+    assert {(row["slice"], row["component"]) for row in record["evaluation"]} == {
+        (name, component) for name in ("synthetic", "served") for component in DEVICE_COMPONENTS
+    }
     served = store.load_promoted()
     assert served.version == "v0001"
     assert {model.component for model in served.models} == set(DEVICE_COMPONENTS)
@@ -166,3 +174,21 @@ def test_regressions_compare_device_ratio_and_compliance():
     assert regressions(same, promoted_record) == []
     assert len(regressions(worse, promoted_record)) == 2
     assert regressions(worse, None) == []
+
+
+def test_a_regression_on_served_rooms_alone_blocks_promotion():
+    def row(name: str, ratio: float) -> dict[str, Any]:
+        return {
+            "slice": name,
+            "component": "light",
+            "devices_vs_reference": ratio,
+            "compliance_after_repair": 1.0,
+        }
+
+    promoted_record = {"evaluation": [row("synthetic", 1.05), row("served", 1.02)]}
+    candidate = pd.DataFrame([row("synthetic", 1.00), row("served", 1.10)])
+    (found,) = regressions(candidate, promoted_record)
+    assert found.startswith("served light: 1.1000")
+    # A record from before slices compares with the synthetic slice only.
+    legacy = {"evaluation": [{k: v for k, v in row("x", 1.05).items() if k != "slice"}]}
+    assert regressions(candidate, legacy) == []

@@ -25,7 +25,7 @@ def test_tiny_corpus_trains_evaluates_and_promotes(postgres_instance, ceilgrid_h
     resources = build_resources()
     corpus = dg.materialize(
         everything,
-        selection="room_corpus",
+        selection=["served_rooms", "room_corpus"],
         instance=postgres_instance,
         resources=resources,
         run_config={"ops": {"room_corpus": {"config": {"n_rooms": 12, "seed": 5}}}},
