@@ -16,6 +16,8 @@ ROOMS = [
     room_document((3, 3), grid_id="bad", room_type="sauna"),  # rejected
     room_document((10, 3), grid_id="corridor", room_type="corridor"),
     room_document((8, 6), grid_id="office-3"),
+    # Four distinct halls: over 10,000 cells in all, so --jobs > 1 does start workers.
+    *(room_document((50, 50), invalid=[(n, n)], grid_id=f"hall-{n}") for n in range(4)),
 ]
 
 
@@ -38,7 +40,7 @@ def test_layout_writes_the_same_bytes_for_any_jobs(tmp_path: Path):
         target = tmp_path / f"out-{jobs}.json"
         done = ceilgrid("layout", str(source), "-o", str(target), "--jobs", jobs, "--no-models")
         assert done.returncode == 2, done.stderr  # a rejected room: exit 2, the rest written
-        assert "5 rooms laid out, 5 compliant, 1 rejected" in done.stderr
+        assert "9 rooms laid out, 9 compliant, 1 rejected" in done.stderr
         outputs[jobs] = target.read_bytes()
     assert outputs["1"] == outputs["2"] == outputs["4"]
     document = json.loads(outputs["2"])
@@ -48,8 +50,12 @@ def test_layout_writes_the_same_bytes_for_any_jobs(tmp_path: Path):
         "store",
         "corridor",
         "office-3",
+        "hall-0",
+        "hall-1",
+        "hall-2",
+        "hall-3",
     ]
-    assert [room.get("floor") for room in document["rooms"]] == [1, 2, None, None, None]
+    assert [room.get("floor") for room in document["rooms"]][:3] == [1, 2, None]
 
 
 def test_jobs_must_be_at_least_one(tmp_path: Path):

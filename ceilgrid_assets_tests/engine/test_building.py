@@ -48,7 +48,9 @@ def mixed_building(building_id: str = "mixed") -> str:
 
 
 def lay_out(text: str, **kwargs: Any) -> bytes:
-    return dump_document(complete_building(parse_document(text, "mixed.json"), **kwargs).document)
+    """The output bytes; workers are used for any size of building when jobs > 1."""
+    parsed = parse_document(text, "mixed.json")
+    return dump_document(complete_building(parsed, pool_min_cells=0, **kwargs).document)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +171,9 @@ def test_memo_stays_within_its_cell_bound():
 def test_progress_counts_every_good_room_once(jobs):
     calls: list[tuple[int, int]] = []
     parsed = parse_document(mixed_building(), "mixed.json")
-    complete_building(parsed, jobs=jobs, memo=None, progress=lambda *call: calls.append(call))
+    complete_building(
+        parsed, jobs=jobs, memo=None, pool_min_cells=0, progress=lambda *call: calls.append(call)
+    )
     assert calls == [(done, 9) for done in range(1, 10)]
 
 
@@ -185,8 +189,21 @@ def test_every_delivered_room_is_reported_once_to_observers(jobs):
 
     hooks.subscribe(observer)
     try:
-        result = complete_building(parse_document(mixed_building(), "m.json"), jobs=jobs)
+        parsed = parse_document(mixed_building(), "m.json")
+        result = complete_building(parsed, jobs=jobs, pool_min_cells=0)
     finally:
         hooks.unsubscribe(observer)
     assert Counter(seen) == Counter(room.room.grid_id for room in result.rooms)
     assert len(seen) == 9
+
+
+def test_workers_lay_out_the_rooms_unless_the_building_is_too_small(monkeypatch):
+    """Without this, every test above would pass with the pool never used."""
+    computed = counting_rooms(monkeypatch)
+    parsed = parse_document(mixed_building(), "mixed.json")
+    pooled = complete_building(parsed, jobs=2, memo=None, pool_min_cells=0)
+    assert sum(computed.values()) == 0  # all six distinct rooms went to workers
+    assert len(pooled.rooms) == 9
+    small = complete_building(parsed, jobs=2, memo=None)  # 250 cells: not worth a pool
+    assert sum(computed.values()) == 6
+    assert dump_document(small.document) == dump_document(pooled.document)

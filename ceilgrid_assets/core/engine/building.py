@@ -32,6 +32,10 @@ from ceilgrid_assets.core.engine.hooks import observed
 from ceilgrid_assets.core.engine.io import InputError, ParsedDocument, room_to_document
 from ceilgrid_assets.core.engine.pipeline import EngineConfig, RoomResult, complete_room
 
+#: Below this many cells to lay out in all, rooms stay in this process: starting
+#: workers (and, on a first use with threads running, a fork server that imports
+#: the engine) costs more than a second core saves on a few small rooms.
+POOL_MIN_CELLS = 10_000
 #: The memo of room layouts keeps at most this many cells' worth of rooms
 #: (about 30 bytes a cell once stages and candidates are counted: ~60 MB).
 MEMO_MAX_CELLS = 2_000_000
@@ -163,11 +167,13 @@ def complete_building(
     *,
     jobs: int = 1,
     memo: LayoutMemo | None = MEMO,
+    pool_min_cells: int = POOL_MIN_CELLS,
 ) -> BuildingResult:
     """Lay out every good room of a parsed document; bad rooms are listed, not fatal.
 
-    ``jobs`` > 1 lays distinct rooms out in that many worker processes;
-    ``memo=None`` lays out every distinct room afresh. ``progress(done, total)``
+    ``jobs`` > 1 lays distinct rooms out in that many worker processes when
+    they hold at least ``pool_min_cells`` cells in all; ``memo=None`` lays out
+    every distinct room afresh. ``progress(done, total)``
     is called once per room as rooms complete.
     """
     config = config or EngineConfig()
@@ -178,6 +184,8 @@ def complete_building(
     results: list[RoomResult | None] = [None] * len(rooms)
     remembered = {key: memo.get(config, key) for key in groups} if memo is not None else {}
     todo = [rooms[indices[0]] for key, indices in groups.items() if remembered.get(key) is None]
+    if sum(room.cells.size for room in todo) < pool_min_cells:
+        jobs = 1
     computed = iter(_lay_out(todo, config, jobs))
     done = 0
     for key, indices in groups.items():
