@@ -144,6 +144,7 @@ def building_view(workspace: Workspace) -> dict[str, Any]:
         rooms.append(view)
     return {
         "source": workspace.source,
+        "file_name": Path(workspace.source).name,
         "fingerprint": content_hash(workspace.data),
         "building_id": parsed.building_id,
         "single_room": parsed.single_room,

@@ -489,7 +489,7 @@ async function start() {
   }
   state.building = building;
   state.rooms = building.rooms.map(roomFromView);
-  $("building-name").textContent = `${building.building_id} (${building.source})`;
+  $("building-name").textContent = `${building.building_id} (${building.file_name})`;
   document.title = `${building.building_id} — ceilgrid editor`;
   $("legend").innerHTML = legendMarkup(building.style);
   const rejected = $("rejected");
