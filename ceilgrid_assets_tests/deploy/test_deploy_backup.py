@@ -1,20 +1,29 @@
 """Care of the Dagster metadata database: backup/restore and run retention.
 
-Backup: real runs are written to the suite's Postgres, dumped with
-``deploy/pg-backup.sh``, restored into a freshly initialised server, and read back
-through an instance built from the deployment's own ``deploy/docker/dagster.yaml``.
-Retention: ``deploy/docker/prune_runs.py`` deletes old finished runs and only those.
+Backup: real runs are written to the suite's Postgres and backed up by the
+compose ``backup`` service's daily loop (its shell text from the compose file,
+run here directly: no compose CLI on these machines) calling
+``deploy/pg-backup.sh rotate``; the newest dump is restored into a freshly
+initialised server and read back through an instance built from the
+deployment's own ``deploy/docker/dagster.yaml``.
+Retention: ``deploy/docker/prune_runs.py`` deletes old finished runs and only
+those, and compute-log files by age on a real instance's compute-log folder.
 """
 
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from helpers import PROJECT_ROOT, load_module
 
 from ceilgrid_assets.dev.postgres import (
@@ -34,6 +43,11 @@ prune = load_module(
 pytestmark = pytest.mark.slow
 
 
+@dg.asset
+def backed_up_layout_plain() -> None:
+    return None
+
+
 @dg.asset(partitions_def=dg.DynamicPartitionsDefinition(name="buildings"))
 def backed_up_layout(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"building": context.partition_key})
@@ -50,6 +64,30 @@ def _libpq_env(server: PostgresServer, database: str) -> dict[str, str]:
         "PG_BIN": str(find_binaries()),
         "PATH": "/usr/bin:/bin",
     }
+
+
+def run_daily_once(command: list[str], env: dict[str, str], workdir: Path) -> None:
+    """The compose file's daily loop (``x-daily``), stopped after its first pass succeeded."""
+    compose = yaml.safe_load(
+        (PROJECT_ROOT / "deploy" / "docker" / "docker-compose.yml").read_text()
+    )
+    loop = compose["x-daily"].replace("$$", "$")  # what compose's interpolation does
+    workdir.mkdir()
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", loop, "daily", *command],
+        env={**env, "TMPDIR": str(workdir)},
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (workdir / "last-success").exists() and time.monotonic() < deadline:
+            assert process.poll() is None
+            time.sleep(0.2)
+        assert (workdir / "last-success").exists(), "the daily pass did not succeed"
+        assert process.poll() is None  # now sleeping until the next day
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @pytest.fixture
@@ -85,12 +123,25 @@ def test_dump_restores_into_a_fresh_server_and_dagster_sees_old_runs(
     assert len(before) == 2
     events_before = {run_id: len(postgres_instance.all_logs(run_id)) for run_id in before}
 
-    dump = tmp_path / "dagster.dump"
-    subprocess.run(
-        [str(SCRIPT), "dump", str(dump)],
-        check=True,
-        env=_libpq_env(postgres_server, postgres_database),
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    expired, kept = backups / "dagster-20200101T000000Z.dump", backups / "dagster-recent.dump"
+    for path, days in ((expired, 20), (kept, 2)):
+        path.write_bytes(b"an earlier backup")
+        os.utime(path, (time.time() - days * 86400,) * 2)
+    run_daily_once(
+        [str(SCRIPT), "rotate", str(backups), "14"],
+        _libpq_env(postgres_server, postgres_database),
+        tmp_path / "daily",
     )
+    dumps = sorted(path.name for path in backups.iterdir())
+    assert not expired.exists() and kept.exists() and len(dumps) == 2, dumps
+    dump = Path(
+        subprocess.run(
+            [str(SCRIPT), "newest", str(backups)], check=True, capture_output=True, text=True
+        ).stdout.strip()
+    )
+    assert dump.name != kept.name and dump.name.startswith("dagster-2")
     assert dump.stat().st_size > 0
 
     create_database(fresh_server, "dagster_restored")
@@ -154,3 +205,66 @@ def test_prune_deletes_only_finished_runs_past_retention(
     assert sorted(deleted) == sorted(listed)
     assert [run.run_id for run in postgres_instance.get_runs()] == [started.run_id]
     assert all(not postgres_instance.all_logs(run_id) for run_id in deleted)
+
+
+def test_compute_log_pruning_deletes_only_old_files(
+    postgres_instance: dg.DagsterInstance, dagster_home: Path
+) -> None:
+    """Files the instance's own compute log manager wrote, aged by hand, then pruned."""
+
+    @dg.asset
+    def noisy() -> None:
+        print("stdout of a step")
+
+    for _ in range(2):
+        assert dg.materialize([noisy], instance=postgres_instance).success
+    logs = Path(os.environ["CEILGRID_COMPUTE_LOGS"])
+    written = sorted(path for path in logs.rglob("*") if path.is_file())
+    assert len(written) >= 4  # stdout and stderr (and more) per run
+    old_run = postgres_instance.get_runs()[-1].run_id  # the first run
+    old = [path for path in written if old_run in str(path)]
+    assert old and len(old) < len(written)
+    month_ago = time.time() - 31 * 86400
+    for path in old:
+        os.utime(path, (month_ago, month_ago))
+    outside = logs.parent / "not-logs.txt"  # next to the folder: never touched
+    outside.write_text("x")
+    os.utime(outside, (month_ago, month_ago))
+
+    listed = prune.prune_compute_logs(logs, timedelta(days=30), dry_run=True)
+    assert sorted(listed) == sorted(old) and all(path.exists() for path in old)
+    deleted = prune.prune_compute_logs(logs, timedelta(days=30))
+    assert sorted(deleted) == sorted(old)
+    left = sorted(path for path in logs.rglob("*") if path.is_file())
+    assert left == sorted(set(written) - set(old)) and outside.exists()
+    assert not any(old_run in str(path) for path in logs.rglob("*"))  # empty folders gone
+    assert logs.is_dir()
+
+
+def test_prune_command_prunes_runs_and_compute_logs(
+    postgres_instance: dg.DagsterInstance, dagster_home: Path, tmp_path: Path
+) -> None:
+    """The retention service's command line, against the same real instance."""
+    assert dg.materialize([backed_up_layout_plain], instance=postgres_instance).success
+    logs = Path(os.environ["CEILGRID_COMPUTE_LOGS"])
+    stale = logs / "stale" / "step.out"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("old")
+    os.utime(stale, (time.time() - 40 * 86400,) * 2)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "deploy" / "docker" / "prune_runs.py"),
+            "--days",
+            "90",
+            "--compute-log-days",
+            "30",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert "deleted 0 runs finished more than 90 days ago" in result.stdout
+    assert "deleted 1 compute-log files older than 30 days" in result.stdout
+    assert not stale.exists() and len(postgres_instance.get_runs()) == 1

@@ -22,7 +22,7 @@ from helpers import PROJECT_ROOT
 
 DOCKER = PROJECT_ROOT / "deploy" / "docker"
 REQUIRED = re.compile(r"\$\{([A-Z][A-Z0-9_]*):\?[^}]+\}")
-ANY_VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*)")
+ANY_VAR = re.compile(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)")  # "$${...}" is a literal "${...}"
 SECRET_NAMES = ("POSTGRES_PASSWORD", "DAGSTER_POSTGRES_PASSWORD")
 
 
@@ -60,8 +60,8 @@ def test_secrets_are_required_from_the_environment(
     for name in SECRET_NAMES:
         for match in re.finditer(rf"\b{name}: (.+)", compose_text):
             assert REQUIRED.fullmatch(match.group(1).strip()), match.group(0)
-    # A password variable never has a default ("${VAR:-...}").
-    assert not re.search(r"PASSWORD:-", compose_text)
+    # A secret never has a default ("${VAR:-...}"); optional ones default to empty (off).
+    assert not re.search(r"(PASSWORD|ROUTING_KEY|WEBHOOK_URL):-[^}]", compose_text)
 
 
 def test_env_example_documents_every_variable_without_secret_values(compose_text: str) -> None:
@@ -80,13 +80,84 @@ def test_only_nginx_publishes_ports_and_postgres_is_internal(compose: dict[str, 
     assert "pgdata" in compose["volumes"]
 
 
-def test_every_long_running_service_has_a_health_check(compose: dict[str, Any]) -> None:
+@pytest.fixture(scope="module")
+def observability() -> dict[str, Any]:
+    return yaml.safe_load((DOCKER / "docker-compose.observability.yml").read_text())
+
+
+LONG_RUNNING = (
+    "postgres",
+    "backup",
+    "retention",
+    "code",
+    "webserver-operator",
+    "webserver-viewer",
+    "daemon",
+    "nginx",
+)
+
+
+def test_every_long_running_service_has_a_health_check(
+    compose: dict[str, Any], observability: dict[str, Any]
+) -> None:
     services = compose["services"]
-    for name in ("postgres", "webserver-operator", "webserver-viewer", "daemon", "nginx"):
+    assert set(LONG_RUNNING) == services.keys()
+    for name in set(LONG_RUNNING) - {"code"}:
         assert services[name].get("healthcheck", {}).get("test"), name
+    # The collector image has no shell or HTTP client to run a check with.
+    for name, service in observability["services"].items():
+        if "image" in service and name != "otel-collector":
+            assert service.get("healthcheck", {}).get("test"), name
     # The code server's health check is the image's HEALTHCHECK (gRPC health check).
     assert "HEALTHCHECK" in (DOCKER / "Dockerfile").read_text()
     assert services["code"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def _memory_bytes(text: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([kmg])", text).groups()
+    return int(number) * 1024 ** "kmg".index(unit) * 1024
+
+
+def test_every_long_running_service_has_cpu_and_memory_limits(
+    compose: dict[str, Any], observability: dict[str, Any]
+) -> None:
+    services = dict(compose["services"])
+    services.update({name: s for name, s in observability["services"].items() if "image" in s})
+    for name, service in services.items():
+        limits = service["deploy"]["resources"]["limits"]
+        assert 0 < float(limits["cpus"]) <= 2, name
+        assert 64 * 2**20 <= _memory_bytes(limits["memory"]) <= 4 * 2**30, name
+
+
+def test_backups_and_retention_run_daily_with_the_shipped_scripts(
+    compose: dict[str, Any], compose_text: str
+) -> None:
+    services = compose["services"]
+    backup, retention = services["backup"], services["retention"]
+    # pg_dump from the server's own image: the client is never older than the server.
+    assert backup["image"] == services["postgres"]["image"]
+    assert "../pg-backup.sh:/usr/local/bin/pg-backup.sh:ro" in backup["volumes"]
+    assert backup["command"][:3] == ["pg-backup.sh", "rotate", "/backups"]
+    assert "pg-backups:/backups" in backup["volumes"] and "pg-backups" in compose["volumes"]
+    assert backup["environment"]["PGHOST"] == "postgres"
+    assert (
+        backup["entrypoint"]
+        == retention["entrypoint"]
+        == ["/bin/sh", "-c", compose["x-daily"], "daily"]
+    )
+    assert "sleep 86400" in compose["x-daily"]
+    assert retention["command"][:2] == ["python", "/opt/dagster/bin/prune_runs.py"]
+    assert {"--days", "--compute-log-days"} <= set(retention["command"])
+    assert "ceilgrid-data:/var/lib/ceilgrid" in retention["volumes"]
+    assert retention["environment"]["CEILGRID_COMPUTE_LOGS"].startswith("/var/lib/ceilgrid/")
+    assert (
+        "COPY deploy/docker/prune_runs.py /opt/dagster/bin/prune_runs.py"
+        in (DOCKER / "Dockerfile").read_text()
+    )
+    for service in (backup, retention):
+        assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
+        assert "no-new-privileges:true" in service["security_opt"]
+        assert "ports" not in service
 
 
 def test_viewer_webserver_is_read_only_and_operator_is_not(compose: dict[str, Any]) -> None:
@@ -103,7 +174,7 @@ def test_viewer_webserver_is_read_only_and_operator_is_not(compose: dict[str, An
 
 
 def test_dagster_services_run_hardened(compose: dict[str, Any]) -> None:
-    for name in ("code", "webserver-operator", "webserver-viewer", "daemon"):
+    for name in ("code", "webserver-operator", "webserver-viewer", "daemon", "retention"):
         service = compose["services"][name]
         assert service["read_only"] is True, name
         assert service["cap_drop"] == ["ALL"], name

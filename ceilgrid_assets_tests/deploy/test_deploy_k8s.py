@@ -188,3 +188,41 @@ def test_step_pod_for_k8s_job_executor_is_valid(
     assert offline.validate(job) == []
     labels = job["spec"]["template"]["metadata"]["labels"]
     assert labels["app.kubernetes.io/component"] == "step_worker"
+
+
+def _manifest(kind: str, name: str) -> dict[str, Any]:
+    return next(
+        doc
+        for _, doc in offline.manifests()
+        if doc["kind"] == kind and doc["metadata"]["name"] == name
+    )
+
+
+def test_backup_cronjob_runs_the_shipped_script_daily_with_retention() -> None:
+    script = _manifest("ConfigMap", "ceilgrid-pg-backup-script")["data"]["pg-backup.sh"]
+    assert script == (PROJECT_ROOT / "deploy" / "pg-backup.sh").read_text()
+    cron = _manifest("CronJob", "ceilgrid-pg-backup")["spec"]
+    minute, hour, *every_day = cron["schedule"].split()
+    assert every_day == ["*", "*", "*"] and minute.isdigit() and hour.isdigit()
+    assert cron["concurrencyPolicy"] == "Forbid"
+    pod = cron["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    command = container["command"]
+    assert command[1:3] == ["rotate", "/backups"] and int(command[3]) >= 1
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    assert command[0] == f"{mounts['script']}/pg-backup.sh"
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["backups"]["persistentVolumeClaim"]["claimName"] == "ceilgrid-pg-backups"
+    _manifest("PersistentVolumeClaim", "ceilgrid-pg-backups")
+    assert volumes["script"]["configMap"]["defaultMode"] == 0o555
+    env = {item["name"]: item for item in container["env"]}
+    assert "value" not in env["PGPASSWORD"]  # from the Secret, never inline
+    assert env["PGHOST"]["value"] == offline.load_values()["postgresql"]["postgresqlHost"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_prune_cronjob_runs_daily() -> None:
+    cron = _manifest("CronJob", "ceilgrid-prune-runs")["spec"]
+    assert cron["schedule"].split()[2:] == ["*", "*", "*"]
+    (container,) = cron["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["command"][:2] == ["python", "/opt/dagster/bin/prune_runs.py"]
