@@ -90,7 +90,7 @@ def _solve_with(monkeypatch, methods: set[str], component: str, room):
         if "search" not in methods:
             patch.setattr(optimiser, "SEARCH_MAX_DEVICES", 0)
         if "rounding" not in methods:
-            patch.setattr(optimiser, "rounded_relaxation", lambda *args: (None, 0))
+            patch.setattr(optimiser, "rounded_relaxation", lambda *args: (None, 0, "optimal"))
         if "milp" not in methods:
             patch.setattr(optimiser, "_run", lambda *args: pytest.fail("the MILP ran"))
         return solve_stage(build_context(component, room, NFPA), 5.0)

@@ -21,7 +21,7 @@ from ceilgrid_assets.core.engine.heuristics import (
     greedy_cover,
     spread,
 )
-from ceilgrid_assets.core.engine.optimiser import solve_stage
+from ceilgrid_assets.core.engine.optimiser import BUDGET, NO_BETTER, STAGE_NODE_LIMIT, solve_stage
 from ceilgrid_assets.core.engine.stages import StageContext
 
 #: Where trained learned models are cached (gitignored): ``ceilgrid train`` writes here
@@ -29,8 +29,11 @@ from ceilgrid_assets.core.engine.stages import StageContext
 DEFAULT_MODELS_DIR = Path(".ceilgrid/models")
 #: The optimiser competes at serving time only in rooms with at most this many usable cells.
 DEFAULT_OPTIMISER_MAX_CELLS = 400
-#: Seconds the optimiser may spend on one stage of one room at serving time.
-DEFAULT_OPTIMISER_TIME_S = 1.0
+#: Wall-clock safety net (s) of the optimiser on one stage of one room at serving
+#: time; the deterministic bound is its node budget (``STAGE_NODE_LIMIT``).
+DEFAULT_OPTIMISER_TIME_S = 10.0
+#: How a note starts when the wall-clock safety net stopped a solve.
+SAFETY_NET = "wall-clock safety net hit"
 
 
 @runtime_checkable
@@ -92,10 +95,13 @@ class SpreadModel:
 
 @dataclass(frozen=True)
 class OptimiserModel:
-    """Exact minimum (HiGHS MILP) within a time budget; skipped on large stages.
+    """Exact minimum (HiGHS MILP) within a node budget; skipped on large stages.
 
-    A solve that stops on the time limit is discarded rather than used: its
-    result would depend on machine speed, and output must be reproducible.
+    The node budget is deterministic: when it runs out, the best cover found
+    so far competes like any other proposal, the same on every machine. A
+    solve stopped by the wall-clock safety net is discarded and the stage
+    notes it (``StageContext.notes``), so the room is marked in the output:
+    that outcome depends on machine speed.
     """
 
     name: str = "optimiser"
@@ -103,12 +109,25 @@ class OptimiserModel:
     exact: bool = True
     max_cells: int = DEFAULT_OPTIMISER_MAX_CELLS
     time_limit_s: float = DEFAULT_OPTIMISER_TIME_S
+    node_limit: int = STAGE_NODE_LIMIT
 
     def place(self, context: StageContext) -> np.ndarray | None:
         if int(context.room.usable.sum()) > self.max_cells:
             return None
-        result = solve_stage(context, self.time_limit_s)
-        if result.status not in ("optimal", "trivial"):
+        best = context.best_judged()
+        beat = None if best is None else best - int(context.existing.sum())
+        result = solve_stage(context, self.time_limit_s, self.node_limit, beat)
+        if result.status == NO_BETTER:
+            context.notes[self.name] = f"the LP bound shows no cover with fewer than {best} devices"
+        if result.status == "limit":
+            context.notes[self.name] = (
+                f"{SAFETY_NET} ({self.time_limit_s:g} s) before its node budget"
+            )
+        if result.status == BUDGET:
+            context.notes[self.name] = (
+                f"node budget of {self.node_limit} spent; its best cover so far competes"
+            )
+        if result.status not in ("optimal", "trivial", BUDGET):
             return None
         return result.added
 

@@ -6,10 +6,17 @@ Two programmes:
   that every coverage point is reached and the count rule holds (set cover
   with a cardinality floor). It labels the training corpus and competes at
   serving time within a time budget.
-- :func:`solve_joint` — all four components at once, with the clearance and
-  separation rules as pairwise conflicts. Used as a rescue for small rooms
-  where the series could not find a compliant layout: if one exists, this
-  finds it.
+- :func:`solve_joint` — all four components at once, with every clearance of
+  the table (:mod:`~ceilgrid_assets.core.engine.constraints`) as allowed sites
+  and pairwise conflict rows. Used as a rescue for small rooms where the
+  series could not find a compliant layout: if one exists, this finds it.
+
+Work is bounded deterministically: the exhaustive search by a branch count,
+branch and bound by a HiGHS node limit (``mip_max_nodes``, scipy's
+``node_limit``), so a slow or loaded machine reaches the same answer. The
+wall-clock limit stays only as a safety net; a solve it stops reports status
+``"limit"`` and the caller marks the room, since that outcome may differ
+between machines.
 """
 
 from __future__ import annotations
@@ -21,9 +28,15 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from ceilgrid_assets.core.engine import constraints
 from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, EMPTY, Room
 from ceilgrid_assets.core.engine.profile import Profile
-from ceilgrid_assets.core.engine.rules import EPSILON_M, distance_to
+from ceilgrid_assets.core.engine.rules import (
+    EPSILON_M,
+    device_layers,
+    distance_to,
+    forbidden_cells,
+)
 from ceilgrid_assets.core.engine.stages import (
     StageContext,
     coverage_matrix,
@@ -31,16 +44,29 @@ from ceilgrid_assets.core.engine.stages import (
     disk_stencil,
 )
 
-#: HiGHS statuses as scipy reports them.
+#: HiGHS statuses as scipy reports them (1: the wall-clock safety net stopped it).
 STATUS = {0: "optimal", 1: "limit", 2: "infeasible", 3: "unbounded", 4: "error"}
+#: Status of a branch and bound stopped by its node budget: deterministic.
+BUDGET = "budget"
+#: Status of a stage whose LP bound shows no cover beats the one in hand.
+NO_BETTER = "no better"
+#: Branch-and-bound nodes one stage solve may explore (the deterministic work budget).
+STAGE_NODE_LIMIT = 2_000
+#: Branch-and-bound nodes the joint rescue may explore.
+JOINT_NODE_LIMIT = 5_000
 
 
 @dataclass(frozen=True)
 class SolveResult:
-    """An optimiser outcome; ``added`` is None when no usable solution was found."""
+    """An optimiser outcome; ``added`` is None when no usable solution was found.
+
+    ``status``: optimal | trivial | infeasible (proved) | budget (node budget
+    spent, deterministic) | limit (wall-clock safety net, machine-dependent) |
+    error.
+    """
 
     added: np.ndarray | None
-    status: str  # optimal | limit | infeasible | error | trivial
+    status: str
     gap: float | None
     seconds: float
 
@@ -113,8 +139,8 @@ def smallest_cover(
 
 def rounded_relaxation(
     cover: sparse.csr_matrix, constraints: list[LinearConstraint], need: int, time_limit_s: float
-) -> tuple[np.ndarray | None, int]:
-    """A cover rounded from the LP relaxation, and the relaxation's lower bound.
+) -> tuple[np.ndarray | None, int, str]:
+    """A cover rounded from the LP relaxation, the relaxation's lower bound, the LP status.
 
     Sites are taken in decreasing LP value while they reach an uncovered
     point, then redundant ones dropped (lowest value first), then the count
@@ -131,7 +157,7 @@ def rounded_relaxation(
         options={"time_limit": max(0.05, time_limit_s)},
     )
     if relaxed.status != 0:  # only an optimal LP value is a lower bound
-        return None, 0
+        return None, 0, STATUS.get(relaxed.status, "error")
     bound = int(np.ceil(relaxed.fun - 1e-6))
     order = np.lexsort((np.arange(n_sites), -relaxed.x)).tolist()
     columns = cover.tocsc()
@@ -155,32 +181,56 @@ def rounded_relaxation(
         if int(chosen.sum()) >= need:
             break
         chosen[site] = True
-    return chosen, bound
+    return chosen, bound, "optimal"
 
 
 def _run(
-    c: np.ndarray, constraints: list[LinearConstraint], upper: np.ndarray, time_limit_s: float
+    c: np.ndarray,
+    constraints: list[LinearConstraint],
+    upper: np.ndarray,
+    node_limit: int,
+    time_limit_s: float,
 ) -> tuple[np.ndarray | None, str, float | None]:
+    """Branch and bound within ``node_limit`` nodes; ``time_limit_s`` is only a safety net.
+
+    An incumbent found within the node budget is returned with status
+    ``budget``: the same on every machine. One stopped by the clock (``limit``)
+    is returned too, and the caller must not let it change a layout silently.
+    """
+    if time_limit_s <= 0:
+        return None, "limit", None
     result = milp(
         c,
         constraints=constraints,
         integrality=np.ones_like(c),
         bounds=Bounds(np.zeros_like(c), upper),
-        options={"time_limit": max(0.05, time_limit_s), "presolve": True},
+        options={"node_limit": node_limit, "time_limit": time_limit_s, "presolve": True},
     )
     status = STATUS.get(result.status, "error")
+    nodes = getattr(result, "mip_node_count", None)
+    if status == "error" and nodes is not None and nodes >= node_limit:
+        status = BUDGET
     gap = getattr(result, "mip_gap", None)
     if result.x is None:
         return None, status, gap
     return np.round(result.x).astype(bool), status, (float(gap) if gap is not None else None)
 
 
-def solve_stage(context: StageContext, time_limit_s: float) -> SolveResult:
+def solve_stage(
+    context: StageContext,
+    time_limit_s: float,
+    node_limit: int = STAGE_NODE_LIMIT,
+    beat: int | None = None,
+) -> SolveResult:
     """Fewest devices of one type on allowed cells meeting coverage and count.
 
     Cheapest proof first: :func:`smallest_cover` settles stages needing a few
     devices, :func:`rounded_relaxation` most others (a rounded LP solution
-    meeting the LP bound); branch and bound (the MILP) runs only when both fail.
+    meeting the LP bound); branch and bound (the MILP) runs only when both
+    fail, within ``node_limit`` nodes. ``time_limit_s`` is the safety net.
+    With ``beat`` (new devices of a cover already in hand), branch and bound
+    is skipped when the LP bound proves it cannot find fewer (status
+    ``no better``).
     """
     started = time.perf_counter()
     sites = context.allowed
@@ -218,11 +268,15 @@ def solve_stage(context: StageContext, time_limit_s: float) -> SolveResult:
     if need:
         constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=need, ub=np.inf))
     if uncovered.any():
-        rounded, bound = rounded_relaxation(cover, constraints, need, time_limit_s)
+        rounded, bound, lp_status = rounded_relaxation(cover, constraints, need, time_limit_s)
+        if lp_status == "limit":  # the safety net: never let the clock pick another route
+            return result(None, "limit", None)
         if rounded is not None and int(rounded.sum()) <= bound:
             return result(rounded, "optimal", 0.0)
+        if beat is not None and lp_status == "optimal" and bound >= beat:
+            return result(None, NO_BETTER, None)
     remaining_s = time_limit_s - (time.perf_counter() - started)
-    return result(*_run(np.ones(n_sites), constraints, np.ones(n_sites), remaining_s))
+    return result(*_run(np.ones(n_sites), constraints, np.ones(n_sites), node_limit, remaining_s))
 
 
 def _conflict_rows(
@@ -257,28 +311,22 @@ def _conflict_rows(
     )
 
 
-def solve_joint(room: Room, profile: Profile, time_limit_s: float) -> SolveResult:
-    """All four components at once; ``added`` holds component codes (0 where nothing new)."""
+def solve_joint(
+    room: Room, profile: Profile, time_limit_s: float, node_limit: int = JOINT_NODE_LIMIT
+) -> SolveResult:
+    """All four components at once; ``added`` holds component codes (0 where nothing new).
+
+    Status ``infeasible`` is a proof that no completion exists; ``budget`` means
+    the node budget ran out first (deterministic); ``limit`` the safety net.
+    """
     started = time.perf_counter()
     cells, t = room.cells, room.tile_size_m
     usable = room.usable
     empty = cells == EMPTY
-    existing = {name: cells == CODE[name] for name in DEVICE_COMPONENTS}
-    air = existing["air_supply"] | existing["air_return"]
-    # Cells where each type may go at all, given devices already in the input.
-    d_light = distance_to(existing["light"], t)
-    d_air = distance_to(air, t)
-    d_smoke = distance_to(existing["smoke_detector"], t)
-    d_supply = distance_to(existing["air_supply"], t)
+    existing = device_layers(cells)
+    # Cells where each type may go at all, given the devices already in the input.
     sites = {
-        "light": empty & (d_smoke >= profile.smoke_to_light_m - EPSILON_M),
-        "air_supply": empty & (d_smoke >= profile.smoke_to_air_m - EPSILON_M),
-        "air_return": empty
-        & (d_smoke >= profile.smoke_to_air_m - EPSILON_M)
-        & (d_supply >= profile.return_to_supply_m - EPSILON_M),
-        "smoke_detector": empty
-        & (d_light >= profile.smoke_to_light_m - EPSILON_M)
-        & (d_air >= profile.smoke_to_air_m - EPSILON_M),
+        name: empty & ~forbidden_cells(name, existing, profile, t) for name in DEVICE_COMPONENTS
     }
     # Variable numbering: one block per component.
     var: dict[str, np.ndarray] = {}
@@ -346,22 +394,27 @@ def solve_joint(room: Room, profile: Profile, time_limit_s: float) -> SolveResul
             n_existing["air_supply"] - 2 * n_existing["air_return"],
             np.inf,
         )
-    # Pairwise clearances.
-    for first, second, minimum in (
-        ("smoke_detector", "light", profile.smoke_to_light_m),
-        ("smoke_detector", "air_supply", profile.smoke_to_air_m),
-        ("smoke_detector", "air_return", profile.smoke_to_air_m),
-        ("air_return", "air_supply", profile.return_to_supply_m),
-    ):
+    # Pairwise clearances between new devices, from the table.
+    for clearance in constraints.CLEARANCES:
+        first, second = clearance.subject, clearance.other
         rows = _conflict_rows(
-            sites[first], var[first], sites[second], var[second], minimum, t, n_vars
+            sites[first],
+            var[first],
+            sites[second],
+            var[second],
+            clearance.minimum_m(profile),
+            t,
+            n_vars,
         )
         if rows.shape[0]:
             add(rows, -np.inf, 1)
     constraint = LinearConstraint(
         sparse.vstack(blocks).tocsr(), np.concatenate(lower), np.concatenate(upper)
     )
-    chosen, status, gap = _run(np.ones(n_vars), [constraint], np.ones(n_vars), time_limit_s)
+    remaining_s = time_limit_s - (time.perf_counter() - started)
+    chosen, status, gap = _run(
+        np.ones(n_vars), [constraint], np.ones(n_vars), node_limit, remaining_s
+    )
     elapsed = time.perf_counter() - started
     if chosen is None:
         return SolveResult(None, status, gap, elapsed)

@@ -24,17 +24,26 @@ from ceilgrid_assets.core.engine.hooks import observed
 from ceilgrid_assets.core.engine.models import (
     DEFAULT_OPTIMISER_MAX_CELLS,
     DEFAULT_OPTIMISER_TIME_S,
+    SAFETY_NET,
     PlacementModel,
     default_models,
 )
-from ceilgrid_assets.core.engine.optimiser import solve_joint
+from ceilgrid_assets.core.engine.optimiser import BUDGET, JOINT_NODE_LIMIT, solve_joint
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
-from ceilgrid_assets.core.engine.rules import check_layout, compliance_report, layout_metrics
+from ceilgrid_assets.core.engine.rules import (
+    MAX_LISTED_CELLS,
+    check_layout,
+    compliance_report,
+    conflict_cells,
+    input_conflicts,
+    layout_metrics,
+)
 from ceilgrid_assets.core.engine.stages import StageContext, build_context, quality_score
 
 #: The joint rescue runs on rooms with at most this many usable cells.
 DEFAULT_RESCUE_MAX_CELLS = 900
-DEFAULT_RESCUE_TIME_S = 10.0
+#: Wall-clock safety net of the rescue; its deterministic bound is the node budget.
+DEFAULT_RESCUE_TIME_S = 30.0
 RESCUE_MODEL = "joint-optimiser"
 
 
@@ -46,6 +55,7 @@ class EngineConfig:
     models: Sequence[PlacementModel] = field(default_factory=default_models)
     rescue_max_cells: int = DEFAULT_RESCUE_MAX_CELLS
     rescue_time_s: float = DEFAULT_RESCUE_TIME_S
+    rescue_node_limit: int = JOINT_NODE_LIMIT
 
     @classmethod
     def create(
@@ -74,7 +84,8 @@ class CandidateOutcome:
     compliant_before_repair: bool = False
     repaired: int = 0
     seconds: float = 0.0
-    skip_reason: str = "no proposal: not applicable here, or over its size or time budget"
+    skip_reason: str = "no proposal: not applicable here, or over its size budget"
+    note: str | None = None  # what the model reported about its work budget
 
     def to_dict(self) -> dict[str, Any]:
         if self.added is None:
@@ -84,15 +95,18 @@ class CandidateOutcome:
                 "devices": None,
                 "score": None,
                 "skipped": True,
-                "reason": self.skip_reason,
+                "reason": self.note or self.skip_reason,
             }
-        return {
+        document = {
             "model": self.model,
             "compliant": self.compliant,
             "devices": self.devices,
             "score": round(self.score, 4),
             "repaired": self.repaired,
         }
+        if self.note is not None:
+            document["note"] = self.note
+        return document
 
 
 @observed("candidate")
@@ -168,7 +182,10 @@ def run_stage(
                 continue
             started = time.perf_counter()
             proposal = model.place(context)
-            outcomes[index] = evaluate(context, model.name, proposal, time.perf_counter() - started)
+            outcome = evaluate(context, model.name, proposal, time.perf_counter() - started)
+            if model.name in context.notes:
+                outcome = replace(outcome, note=context.notes[model.name])
+            outcomes[index] = outcome
     ordered = [outcomes[index] for index in sorted(outcomes)]
     chosen = select(ordered)
     if chosen is None:  # no model applies: place nothing, let validation report it
@@ -194,26 +211,38 @@ class RoomResult:
 
 @observed("room")
 def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
-    """Place every missing component of one room."""
+    """Place every missing component of one room.
+
+    Input devices that break a clearance among themselves are found first: no
+    completion can mend them, so the room is completed as far as the rules
+    allow (new devices keep every clearance) and never sent to the rescue.
+    """
     config = config or EngineConfig()
     started = time.perf_counter()
     profile, models = config.profile, config.models
-    detector_plan, plan_outcomes = run_stage(build_context("smoke_detector", room, profile), models)
+    conflicts = input_conflicts(room, profile)
+    plan_context = build_context("smoke_detector", room, profile)
+    detector_plan, plan_outcomes = run_stage(plan_context, models)
     current = room
     stages = [room]
     record: dict[str, Any] = {}
     candidates: dict[str, list[CandidateOutcome]] = {}
+    safety_net: list[str] = [f"smoke_detector look-ahead: {note}" for note in _safety(plan_context)]
     for component in DEVICE_COMPONENTS:
         context = build_context(component, current, profile, detector_plan.added)
         if component == "smoke_detector":
             # The look-ahead proposals stay valid (earlier stages kept clear of
             # them); re-judge them against the room as it now is.
-            outcomes = [evaluate(context, o.model, o.added, o.seconds) for o in plan_outcomes]
+            outcomes = [
+                replace(evaluate(context, o.model, o.added, o.seconds), note=o.note)
+                for o in plan_outcomes
+            ]
             chosen = select(outcomes) or evaluate(
                 context, "none", np.zeros_like(context.allowed), 0
             )
         else:
             chosen, outcomes = run_stage(context, models)
+            safety_net += [f"{component}: {note}" for note in _safety(context)]
         current = context.apply(chosen.added)
         stages.append(current)
         candidates[component] = outcomes
@@ -223,8 +252,15 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
             "candidates": [outcome.to_dict() for outcome in outcomes],
         }
     compliance = compliance_report(current, profile, room)
-    if not compliance["compliant"] and room.usable.sum() <= config.rescue_max_cells:
-        rescued = _rescue(room, profile, config.rescue_time_s)
+    rescue = None
+    if conflicts:
+        compliance["input_conflicts"] = _conflict_message(room, profile)
+        if not compliance["compliant"]:
+            rescue = "not run: input devices conflict, so no completion can be compliant"
+    elif not compliance["compliant"] and room.usable.sum() > config.rescue_max_cells:
+        rescue = f"not run: more than {config.rescue_max_cells} usable cells"
+    elif not compliance["compliant"]:
+        rescued, rescue = _rescue(room, profile, config)
         if rescued is not None:
             current = rescued
             compliance = compliance_report(current, profile, room)
@@ -232,6 +268,12 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
             for component in DEVICE_COMPONENTS:
                 record[component]["chosen"] = RESCUE_MODEL
                 record[component]["compliant"] = True
+    if rescue is not None:
+        compliance["rescue"] = rescue
+    if rescue is not None and rescue.startswith(SAFETY_NET):
+        safety_net.append(f"joint rescue: {rescue}")
+    if safety_net:
+        compliance["safety_net"] = safety_net
     return RoomResult(
         original=room,
         room=current,
@@ -244,14 +286,44 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
     )
 
 
-def _rescue(room: Room, profile: Profile, time_limit_s: float) -> Room | None:
-    """The joint optimiser's layout, if it proves one exists within the time limit."""
-    result = solve_joint(room, profile, time_limit_s)
-    if result.added is None or result.status != "optimal":
-        return None
+def _safety(context: StageContext) -> list[str]:
+    """Notes of models the wall-clock safety net stopped in this stage."""
+    return [
+        f"{model}: {note}" for model, note in context.notes.items() if note.startswith(SAFETY_NET)
+    ]
+
+
+def _conflict_message(room: Room, profile: Profile) -> str:
+    """One line naming the input cells whose devices break a clearance among themselves."""
+    cells = conflict_cells(room, profile)
+    listed = " ".join(f"({x},{y})" for x, y in cells[:MAX_LISTED_CELLS])
+    more = f" and {len(cells) - MAX_LISTED_CELLS} more" if len(cells) > MAX_LISTED_CELLS else ""
+    return (
+        f"input devices at {listed}{more} break a clearance among themselves; "
+        "the room is completed as far as the rules allow and not sent to the rescue"
+    )
+
+
+def _rescue(room: Room, profile: Profile, config: EngineConfig) -> tuple[Room | None, str]:
+    """The joint optimiser's compliant layout (or None) and what it established.
+
+    ``proved infeasible`` is a proof that no compliant completion exists;
+    ``budget exhausted`` is the deterministic node budget running out first.
+    """
+    result = solve_joint(room, profile, config.rescue_time_s, config.rescue_node_limit)
+    if result.status == "infeasible":
+        return None, "proved infeasible: no completion meets every rule"
+    if result.status == "limit":
+        return None, f"{SAFETY_NET} ({config.rescue_time_s:g} s) before the node budget"
+    if result.added is None or result.status not in ("optimal", BUDGET):
+        if result.status == BUDGET:
+            return None, f"budget exhausted: {config.rescue_node_limit} nodes, no layout found"
+        return None, f"solver status {result.status}"
     cells = np.where(result.added > 0, result.added, room.cells).astype(np.uint8)
     completed = room.with_cells(cells)
-    return None if check_layout(completed, profile, room) else completed
+    if check_layout(completed, profile, room):
+        return None, f"solver status {result.status}, but its layout fails validation"
+    return completed, "compliant layout found"
 
 
 def _stage_views(original: Room, completed: Room) -> list[Room]:

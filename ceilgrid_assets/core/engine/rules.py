@@ -1,4 +1,4 @@
-"""The rulebook validator (DESIGN.md section 3) and the quality metrics.
+"""The rulebook validator (docs/rulebook.md) and the quality metrics.
 
 Distances are computed with Euclidean distance transforms over the tile grid
 (``scipy.ndimage.distance_transform_edt`` with the tile size as sampling), so
@@ -9,15 +9,18 @@ instead of a pairwise matrix.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
+from ceilgrid_assets.core.engine import constraints
+from ceilgrid_assets.core.engine.constraints import clearance_groups, partners
 from ceilgrid_assets.core.engine.grid import (
     AIR_RETURN,
     AIR_SUPPLY,
+    CODE,
     EMPTY,
     INVALID,
     LIGHT,
@@ -72,23 +75,32 @@ def _memoised_distance(mask_bytes: bytes, shape: tuple[int, ...], tile_size_m: f
     return distance
 
 
+#: Why a violation exists, when the input is known: the input devices alone break
+#: the rule (no completion can mend it), or the completed layout does.
+CAUSES: tuple[str, ...] = ("input", "layout")
+
+
 @dataclass
 class Violation:
     rule: str
     message: str
     cells: list[list[int]] = field(default_factory=list)
+    cause: str | None = None  # one of CAUSES; None when the input is unknown
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "message": self.message, "cells": self.cells}
+        document: dict[str, Any] = {"rule": self.rule, "message": self.message, "cells": self.cells}
+        if self.cause is not None:
+            document["cause"] = self.cause
+        return document
 
 
-def _violation(rule: str, message: str, mask: np.ndarray) -> Violation:
+def _violation(rule: str, message: str, mask: np.ndarray, cause: str | None = None) -> Violation:
     flat = np.flatnonzero(mask)
     total = flat.size
     listed = flat[:MAX_LISTED_CELLS]
     if total > MAX_LISTED_CELLS:
         message += f" ({total} cells, first {MAX_LISTED_CELLS} listed)"
-    return Violation(rule, message, flat_to_xy(listed, mask.shape[1]))
+    return Violation(rule, message, flat_to_xy(listed, mask.shape[1]), cause)
 
 
 def coverage_violation(
@@ -110,24 +122,103 @@ def coverage_violation(
     )
 
 
-def clearance_violation(
-    rule: str,
-    what: str,
-    near: str,
-    devices: np.ndarray,
-    others: np.ndarray,
-    minimum_m: float,
-    tile_size_m: float,
-) -> Violation | None:
-    """Devices closer than ``minimum_m`` to any of ``others``, or None."""
-    if not devices.any() or not others.any():
-        return None
-    too_close = devices & (distance_to(others, tile_size_m) < minimum_m - EPSILON_M)
-    if not too_close.any():
-        return None
-    return _violation(
-        rule, f"{int(too_close.sum())} {what} closer than {minimum_m:.2f} m to a {near}", too_close
-    )
+#: How violation messages name each device type (singular, plural).
+NOUNS: dict[str, tuple[str, str]] = {
+    "light": ("light", "lights"),
+    "air_supply": ("air supply", "air supplies"),
+    "air_return": ("air return", "air returns"),
+    "smoke_detector": ("smoke detector", "smoke detectors"),
+}
+
+
+def too_close(devices: np.ndarray, minimum_m: float, tile_size_m: float) -> np.ndarray:
+    """Cells whose centre is strictly closer than ``minimum_m`` to a ``devices`` cell."""
+    if not devices.any():
+        return np.zeros(devices.shape, dtype=bool)
+    return distance_to(devices, tile_size_m) < minimum_m - EPSILON_M
+
+
+def device_layers(cells: np.ndarray) -> dict[str, np.ndarray]:
+    """One (h, w) mask per device type."""
+    return {name: cells == CODE[name] for name in NOUNS}
+
+
+def forbidden_cells(
+    component: str, layers: dict[str, np.ndarray], profile: Profile, tile_size_m: float
+) -> np.ndarray:
+    """Cells where a new ``component`` would break a clearance of the table against ``layers``.
+
+    ``layers`` maps every device type to the devices already placed or
+    planned, existing and new alike; both directions of every rule count.
+    """
+    forbidden = np.zeros(layers[component].shape, dtype=bool)
+    for minimum, others in partners(component, profile).items():
+        near = np.logical_or.reduce([layers[other] for other in others])
+        forbidden |= too_close(near, minimum, tile_size_m)
+    return forbidden
+
+
+def clearance_violations(
+    room: Room, profile: Profile, subject: str, original: Room | None = None
+) -> list[Violation]:
+    """Every clearance of the table whose ``subject`` is given, one violation per group.
+
+    With ``original`` (the input room) each violation is split by cause: a
+    pair of input devices is ``input``; a pair with a new device is ``layout``.
+    """
+    cells, t = room.cells, room.tile_size_m
+    layers = device_layers(cells)
+    devices = layers[subject]
+    violations: list[Violation] = []
+    if not devices.any():
+        return violations
+    for group in clearance_groups(profile):
+        if group.subject != subject:
+            continue
+        others = np.logical_or.reduce([layers[other] for other in group.others])
+        if not others.any():
+            continue
+        nearest = " or ".join(NOUNS[other][0] for other in group.others)
+        article = "an" if nearest[0] in "aeiou" else "a"
+        message = f"{NOUNS[subject][1]} closer than {group.minimum_m:.2f} m to {article} {nearest}"
+        if original is None:
+            found = {None: devices & too_close(others, group.minimum_m, t)}
+        else:
+            kept = original.cells == cells  # input devices still in place
+            old_devices, old_others = devices & kept, others & kept
+            new_devices, new_others = devices & ~kept, others & ~kept
+            found = {
+                "input": old_devices & too_close(old_others, group.minimum_m, t),
+                "layout": (new_devices & too_close(others, group.minimum_m, t))
+                | (old_devices & too_close(new_others, group.minimum_m, t)),
+            }
+        for cause, mask in found.items():
+            if mask.any():
+                violations.append(
+                    _violation(group.rule, f"{int(mask.sum())} {message}", mask, cause)
+                )
+    return violations
+
+
+def conflict_cells(room: Room, profile: Profile) -> list[list[int]]:
+    """``[x, y]`` of every device on either side of a clearance broken in ``room``."""
+    layers = device_layers(room.cells)
+    involved = np.zeros(room.cells.shape, dtype=bool)
+    for clearance in constraints.CLEARANCES:
+        subject, other = layers[clearance.subject], layers[clearance.other]
+        minimum = clearance.minimum_m(profile)
+        involved |= subject & too_close(other, minimum, room.tile_size_m)
+        involved |= other & too_close(subject, minimum, room.tile_size_m)
+    return flat_to_xy(np.flatnonzero(involved), room.cells.shape[1])
+
+
+def input_conflicts(room: Room, profile: Profile) -> list[Violation]:
+    """Clearance violations among the input devices alone (no completion can mend them)."""
+    return [
+        replace(violation, cause="input")
+        for subject in NOUNS
+        for violation in clearance_violations(room, profile, subject)
+    ]
 
 
 def count_violation(
@@ -146,6 +237,7 @@ def placement_violations(original: Room, completed: Room) -> list[Violation]:
                 "placement",
                 f"grid is {completed.width}x{completed.height}, input was "
                 f"{original.width}x{original.height}",
+                cause="layout",
             )
         ]
     before, after = original.cells, completed.cells
@@ -153,12 +245,16 @@ def placement_violations(original: Room, completed: Room) -> list[Violation]:
     bad = changed & ((before != EMPTY) | (after == INVALID))
     if not bad.any():
         return []
-    return [_violation("placement", "cells changed that must stay as in the input", bad)]
+    return [_violation("placement", "cells changed that must stay as in the input", bad, "layout")]
 
 
-def light_violations(room: Room, profile: Profile) -> list[Violation]:
+def light_violations(room: Room, profile: Profile, original: Room | None = None) -> list[Violation]:
     lights = room.cells == LIGHT
-    return _present(
+    return _with_clearances(
+        "light",
+        room,
+        profile,
+        original,
         [
             count_violation(
                 "light.count",
@@ -175,13 +271,19 @@ def light_violations(room: Room, profile: Profile) -> list[Violation]:
                 profile.light_radius_m(room.ceiling_height_m),
                 room.tile_size_m,
             ),
-        ]
+        ],
     )
 
 
-def supply_violations(room: Room, profile: Profile) -> list[Violation]:
+def supply_violations(
+    room: Room, profile: Profile, original: Room | None = None
+) -> list[Violation]:
     supplies = room.cells == AIR_SUPPLY
-    return _present(
+    return _with_clearances(
+        "air_supply",
+        room,
+        profile,
+        original,
         [
             count_violation(
                 "supply.count",
@@ -198,13 +300,19 @@ def supply_violations(room: Room, profile: Profile) -> list[Violation]:
                 profile.supply_radius_m,
                 room.tile_size_m,
             ),
-        ]
+        ],
     )
 
 
-def return_violations(room: Room, profile: Profile) -> list[Violation]:
+def return_violations(
+    room: Room, profile: Profile, original: Room | None = None
+) -> list[Violation]:
     supplies, returns = room.cells == AIR_SUPPLY, room.cells == AIR_RETURN
-    return _present(
+    return _with_clearances(
+        "air_return",
+        room,
+        profile,
+        original,
         [
             count_violation(
                 "return.count",
@@ -212,60 +320,50 @@ def return_violations(room: Room, profile: Profile) -> list[Violation]:
                 int(returns.sum()),
                 profile.min_returns(room.area_m2, int(supplies.sum())),
                 "half the supplies",
-            ),
-            clearance_violation(
-                "return.separation",
-                "air returns",
-                "air supply",
-                returns,
-                supplies,
-                profile.return_to_supply_m,
-                room.tile_size_m,
-            ),
-        ]
+            )
+        ],
     )
 
 
-def smoke_violations(room: Room, profile: Profile) -> list[Violation]:
-    cells, t = room.cells, room.tile_size_m
-    detectors = cells == SMOKE_DETECTOR
-    return _present(
+def smoke_violations(room: Room, profile: Profile, original: Room | None = None) -> list[Violation]:
+    return _with_clearances(
+        "smoke_detector",
+        room,
+        profile,
+        original,
         [
             coverage_violation(
                 "smoke.coverage",
                 "smoke detector",
-                detectors,
+                room.cells == SMOKE_DETECTOR,
                 room.usable,
                 profile.smoke_radius_m,
-                t,
-            ),
-            clearance_violation(
-                "smoke.clearance",
-                "smoke detectors",
-                "diffuser or grille",
-                detectors,
-                (cells == AIR_SUPPLY) | (cells == AIR_RETURN),
-                profile.smoke_to_air_m,
-                t,
-            ),
-            clearance_violation(
-                "smoke.clearance",
-                "smoke detectors",
-                "light",
-                detectors,
-                cells == LIGHT,
-                profile.smoke_to_light_m,
-                t,
-            ),
-        ]
+                room.tile_size_m,
+            )
+        ],
     )
 
 
-def _present(checks: list[Violation | None]) -> list[Violation]:
-    return [check for check in checks if check is not None]
+def _with_clearances(
+    component: str,
+    room: Room,
+    profile: Profile,
+    original: Room | None,
+    checks: list[Violation | None],
+) -> list[Violation]:
+    """A component's count and coverage violations, then its clearances from the table.
+
+    With ``original``, count and coverage shortfalls are the layout's (input
+    devices can only help them); clearances are split by cause.
+    """
+    own = [check for check in checks if check is not None]
+    if original is not None:
+        own = [replace(violation, cause="layout") for violation in own]
+    return own + clearance_violations(room, profile, component, original)
 
 
-#: The rules that concern each placed component, in series order.
+#: Every rule that concerns each placed component (count, coverage, and its
+#: clearances from the table), in series order.
 COMPONENT_CHECKS = {
     "light": light_violations,
     "air_supply": supply_violations,
@@ -284,7 +382,7 @@ def check_layout(room: Room, profile: Profile, original: Room | None = None) -> 
     if not room.usable.any():
         return violations
     for check in COMPONENT_CHECKS.values():
-        violations += check(room, profile)
+        violations += check(room, profile, original)
     return violations
 
 

@@ -15,22 +15,21 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from ceilgrid_assets.core.engine.grid import (
-    AIR_RETURN,
-    AIR_SUPPLY,
-    CODE,
-    EMPTY,
-    LIGHT,
-    SMOKE_DETECTOR,
-    Room,
-)
+from ceilgrid_assets.core.engine.grid import AIR_SUPPLY, CODE, EMPTY, Room
 from ceilgrid_assets.core.engine.photometry import (
     fft_convolve,
     illuminance_map,
     illuminance_summary,
 )
 from ceilgrid_assets.core.engine.profile import Profile
-from ceilgrid_assets.core.engine.rules import COMPONENT_CHECKS, EPSILON_M, Violation, distance_to
+from ceilgrid_assets.core.engine.rules import (
+    COMPONENT_CHECKS,
+    EPSILON_M,
+    Violation,
+    device_layers,
+    distance_to,
+    forbidden_cells,
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,17 @@ class StageContext:
     def judged(self) -> dict[bytes, Any]:
         """Outcomes of proposals already judged here, by proposal bytes (see ``evaluate``)."""
         return {}
+
+    @cached_property
+    def notes(self) -> dict[str, str]:
+        """Why a model made no proposal here, by model name, when it has more to say
+        than "skipped" (a spent work budget, the wall-clock safety net)."""
+        return {}
+
+    def best_judged(self) -> int | None:
+        """Fewest devices (existing included) of a compliant proposal judged here so far."""
+        counts = [outcome.devices for outcome in self.judged.values() if outcome.compliant]
+        return min(counts) if counts else None
 
     @cached_property
     def existing(self) -> np.ndarray:
@@ -212,42 +222,35 @@ def build_context(
 ) -> StageContext:
     """The context of ``component``'s stage, given the room so far.
 
-    ``detector_plan`` (cells reserved for smoke detectors by a look-ahead) keeps
-    lights and diffusers out of the detectors' clearance zones, so that the last
-    stage is not painted into a corner.
+    Allowed cells are empty cells clear of every device the clearance table
+    (:mod:`~ceilgrid_assets.core.engine.constraints`) keeps this type away
+    from, input and placed alike. ``detector_plan`` (cells reserved for smoke
+    detectors by a look-ahead) counts as placed detectors, so lights and
+    diffusers keep out of their clearance zones and the last stage is not
+    painted into a corner.
     """
-    cells, t = room.cells, room.tile_size_m
-    detectors = cells == SMOKE_DETECTOR
+    cells = room.cells
+    layers = device_layers(cells)
     if detector_plan is not None:
-        detectors = detectors | detector_plan
+        layers["smoke_detector"] = layers["smoke_detector"] | detector_plan
     area = room.area_m2
-    forbidden: np.ndarray
     if component == "light":
         required = profile.min_lights(area, room.room_type)
         radius = profile.light_radius_m(room.ceiling_height_m)
-        forbidden = distance_to(detectors, t) < profile.smoke_to_light_m - EPSILON_M
     elif component == "air_supply":
         required = profile.min_supplies(area)
         radius = profile.supply_radius_m
-        forbidden = distance_to(detectors, t) < profile.smoke_to_air_m - EPSILON_M
     elif component == "air_return":
-        required = profile.min_returns(area, int(np.count_nonzero(cells == AIR_SUPPLY)))
+        required = profile.min_returns(area, int(np.count_nonzero(layers["air_supply"])))
         radius = None
-        forbidden = (distance_to(detectors, t) < profile.smoke_to_air_m - EPSILON_M) | (
-            distance_to(cells == AIR_SUPPLY, t) < profile.return_to_supply_m - EPSILON_M
-        )
     elif component == "smoke_detector":
         required = 0
         radius = profile.smoke_radius_m
-        air = (cells == AIR_SUPPLY) | (cells == AIR_RETURN)
-        forbidden = (distance_to(cells == LIGHT, t) < profile.smoke_to_light_m - EPSILON_M) | (
-            distance_to(air, t) < profile.smoke_to_air_m - EPSILON_M
-        )
     else:
         raise ValueError(f"unknown component {component!r}")
     if not room.usable.any():
         required, radius = 0, None
-    allowed = (cells == EMPTY) & ~forbidden
+    allowed = (cells == EMPTY) & ~forbidden_cells(component, layers, profile, room.tile_size_m)
     return StageContext(component, room, profile, allowed, required, radius)
 
 
