@@ -3,6 +3,8 @@
 nginx (Debian package) runs the deployment's own template with a self-signed
 certificate and users made by ``deploy/docker/secrets.sh``; behind it run one
 ``dagster-webserver --read-only`` (viewers) and one full webserver (operators).
+Grafana cannot be installed here; ``/grafana/`` is checked against a plain HTTP
+server standing in for it, which records what nginx forwards.
 Everything listens on 127.0.0.1.
 """
 
@@ -12,9 +14,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -76,11 +80,30 @@ PASSWORDS = {"vera": "viewer-pw-7f3a", "otto": "operator-pw-91c2"}
 localrun = load_module("ceilgrid_deploy_localrun", DEPLOY / "localrun.py")
 
 
+class _GrafanaStandIn(BaseHTTPRequestHandler):
+    """Answers like Grafana's health endpoint; keeps the path and headers it got."""
+
+    seen: list[dict[str, str | None]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.seen.append({"path": self.path, "authorization": self.headers["Authorization"]})
+        body = b'{"database": "ok"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
 @dataclass
 class Proxy:
     http: str
     https: str
     ca: Path
+    grafana_seen: list[dict[str, str | None]] = field(default_factory=list)
 
     def gql(
         self, query: str, variables: dict | None = None, auth: tuple[str, str] | None = None
@@ -105,6 +128,9 @@ def proxy() -> Iterator[Proxy]:
     root = Path(tempfile.mkdtemp(prefix="ceilgrid-proxy-"))
     root.chmod(0o755)
     procs: list[subprocess.Popen[bytes]] = []
+    _GrafanaStandIn.seen = []
+    grafana = ThreadingHTTPServer(("127.0.0.1", 0), _GrafanaStandIn)
+    threading.Thread(target=grafana.serve_forever, daemon=True).start()
     try:
         secrets = root / "secrets"
         script = str(DEPLOY / "secrets.sh")
@@ -154,6 +180,8 @@ def proxy() -> Iterator[Proxy]:
                 "CEILGRID_OPERATOR_UPSTREAM": f"127.0.0.1:{operator_port}",
                 "CEILGRID_TLS_DIR": str(secrets / "tls"),
                 "CEILGRID_AUTH_DIR": str(secrets / "auth"),
+                "CEILGRID_GRAFANA_UPSTREAM": f"127.0.0.1:{grafana.server_port}",
+                "CEILGRID_RESOLVER": "127.0.0.1",
             },
         )
         procs.append(nginx)
@@ -181,11 +209,16 @@ def proxy() -> Iterator[Proxy]:
             nginx,
         )
         yield Proxy(
-            http=f"http://localhost:{http_port}", https=f"https://localhost:{https_port}", ca=ca
+            http=f"http://localhost:{http_port}",
+            https=f"https://localhost:{https_port}",
+            ca=ca,
+            grafana_seen=_GrafanaStandIn.seen,
         )
     finally:
         for proc in reversed(procs):
             localrun.stop(proc)
+        grafana.shutdown()
+        grafana.server_close()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -245,3 +278,21 @@ def test_operator_launches_a_run_that_succeeds(proxy: Proxy) -> None:
             break
         time.sleep(1)
     assert status == "SUCCESS"
+
+
+def test_grafana_is_served_under_its_sub_path_behind_the_login(proxy: Proxy) -> None:
+    url = f"{proxy.https}/grafana/api/health"
+    assert requests.get(url, verify=str(proxy.ca), timeout=10).status_code == 401
+    assert proxy.grafana_seen == []  # refused before reaching Grafana
+    response = requests.get(url, auth=("vera", PASSWORDS["vera"]), verify=str(proxy.ca), timeout=10)
+    assert response.status_code == 200 and response.json() == {"database": "ok"}
+    # The sub-path is kept (GF_SERVER_SERVE_FROM_SUB_PATH), the proxy's credentials are not.
+    assert proxy.grafana_seen == [{"path": "/grafana/api/health", "authorization": None}]
+    # Other paths still reach Dagster, not Grafana.
+    info = requests.get(
+        f"{proxy.https}/server_info",
+        auth=("vera", PASSWORDS["vera"]),
+        verify=str(proxy.ca),
+        timeout=10,
+    )
+    assert "dagster_webserver_version" in info.json()
