@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ceilgrid_assets.cli.common import (
     EXIT_BAD_INPUT,
@@ -97,14 +100,51 @@ class ServerError(RuntimeError):
     """The webserver or the run failed; ``str`` is one line."""
 
 
-def post_json(endpoint: str, payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+#: Credentials for an authenticating proxy (the Docker deployment's nginx), when
+#: the URL carries none: ``https://user:password@host`` wins over these.
+USER_ENV, PASSWORD_ENV = "CEILGRID_USER", "CEILGRID_PASSWORD"
+
+
+@dataclass(frozen=True)
+class Server:
+    """A webserver address without credentials (safe to print) and the credentials apart."""
+
+    url: str
+    auth: tuple[str, str] | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> Server:
+        """Split ``user:password@`` off ``url``; else take the credentials from the environment."""
+        address = urlsplit(url)
+        if address.username is not None:
+            host = address.hostname or ""
+            netloc = f"[{host}]" if ":" in host else host
+            netloc += f":{address.port}" if address.port else ""
+            plain = urlunsplit(address._replace(netloc=netloc))
+            auth = (unquote(address.username), unquote(address.password or ""))
+            return cls(plain.rstrip("/"), auth)
+        user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
+        return cls(url.rstrip("/"), (user, password or "") if user else None)
+
+
+def post_json(
+    endpoint: str,
+    payload: dict[str, Any],
+    timeout_s: float,
+    auth: tuple[str, str] | None = None,
+) -> dict[str, Any]:
     """POST JSON, return the JSON object answered; any failure is one ServerError."""
     import requests  # here, so that the other commands start without it
 
     try:
-        response = requests.post(endpoint, json=payload, timeout=timeout_s)
+        response = requests.post(endpoint, json=payload, timeout=timeout_s, auth=auth)
     except requests.RequestException as exc:
         raise ServerError(f"{endpoint}: {exc}") from None
+    if response.status_code == 401:  # the proxy's answer is an HTML page
+        raise ServerError(
+            f"{endpoint}: HTTP 401: credentials {'refused' if auth else 'needed'}; give them "
+            f"in the URL (https://user:password@host) or as {USER_ENV} and {PASSWORD_ENV}"
+        )
     try:
         body = response.json()
     except ValueError:
@@ -124,11 +164,15 @@ class GraphQL:
     """A minimal GraphQL caller (requests only: the client needs no Dagster install)."""
 
     def __init__(self, url: str, timeout_s: float = 60.0) -> None:
-        self.endpoint = url.rstrip("/") + "/graphql"
+        server = Server.parse(url)
+        self.endpoint = server.url + "/graphql"
+        self.auth = server.auth
         self.timeout_s = timeout_s
 
     def __call__(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        body = post_json(self.endpoint, {"query": query, "variables": variables}, self.timeout_s)
+        body = post_json(
+            self.endpoint, {"query": query, "variables": variables}, self.timeout_s, self.auth
+        )
         if body.get("errors"):
             raise ServerError(f"{self.endpoint}: {body['errors'][0].get('message')}")
         if not isinstance(body.get("data"), dict):
@@ -185,9 +229,8 @@ def launch_run(url: str, document_text: str, key: str, timeout_s: float = 60.0) 
     Each such run pays Dagster's run start-up (seconds), so bulk clients should
     use :func:`submit`, which the inbox sensor batches. Returns the run id.
     """
-    from urllib.parse import urlsplit
-
     from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+    from requests.auth import HTTPBasicAuth
 
     repo = {"repositoryLocationName": CODE_LOCATION, "repositoryName": REPOSITORY}
     added = GraphQL(url, timeout_s)(ADD_PARTITION, {"repo": repo, "name": BUILDINGS, "key": key})
@@ -197,12 +240,15 @@ def launch_run(url: str, document_text: str, key: str, timeout_s: float = 60.0) 
         "DuplicateDynamicPartitionError",
     ):
         raise ServerError(f"addDynamicPartition: {outcome.get('message', outcome['__typename'])}")
-    address = urlsplit(url)
+    server = Server.parse(url)
+    address = urlsplit(server.url)
     client = DagsterGraphQLClient(
         address.hostname or "127.0.0.1",
         port_number=address.port,
         use_https=address.scheme == "https",
         timeout=int(timeout_s),
+        auth=HTTPBasicAuth(*server.auth) if server.auth else None,
+        path_prefix=address.path.rstrip("/"),
     )
     try:
         return client.submit_job_execution(
@@ -335,7 +381,13 @@ def add_submit_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "submit", help="lay out a building on a Dagster webserver (GraphQL, no shared disk)"
     )
     parser.add_argument("input", type=Path, help="room or building JSON")
-    parser.add_argument("--url", required=True, help="webserver, e.g. http://127.0.0.1:3000")
+    parser.add_argument(
+        "--url",
+        required=True,
+        help="webserver, e.g. http://127.0.0.1:3000; behind the deployment's proxy "
+        "https://user:password@host, or give the credentials as $CEILGRID_USER and "
+        "$CEILGRID_PASSWORD",
+    )
     parser.add_argument(
         "--run",
         action="store_true",
