@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install ceilgrid with its test dependencies
 
-dev: $(STAMP)  ## local Postgres + dagster dev on 127.0.0.1:3000 with example buildings in the inbox
-	$(BIN)/python -m ceilgrid_assets.dev.server
+dev: $(STAMP)  ## local Postgres + dagster dev on 127.0.0.1:3000 with example buildings in the inbox and a first training
+	CEILGRID_FIRST_START_TRAINING=1 $(BIN)/python -m ceilgrid_assets.dev.server
 
 test: $(STAMP)  ## the whole suite (starts Postgres, Docker, nginx, Chromium as needed)
 	$(BIN)/python -m pytest -q

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -262,3 +263,48 @@ def evaluate_slices(
         compliant[name] = sum(result.compliant for result in results) / len(results)
     frame = pd.concat(frames, ignore_index=True)
     return frame[["slice", *[column for column in frame.columns if column != "slice"]]], compliant
+
+
+#: A new model may place at most this much more (relative) than the promoted one.
+DEVICE_RATIO_TOLERANCE = 0.01
+SYNTHETIC = "synthetic"
+
+
+def noncompliant(evaluation: pd.DataFrame) -> list[str]:
+    """Slices and components whose learned candidate was not compliant on every room."""
+    failing = evaluation[evaluation["compliance_after_repair"] < 1.0]
+    return [f"{row['slice']} {row['component']}" for row in failing.to_dict("records")]
+
+
+def regressions(
+    candidate: pd.DataFrame,
+    promoted: dict[str, Any] | None,
+    tolerance: float = DEVICE_RATIO_TOLERANCE,
+) -> list[str]:
+    """Slices and components whose device ratio to the reference, or compliance, is worse
+    than the promoted models' (a slice or component the promoted set was not evaluated on
+    has nothing to regress from; records from before slices were synthetic only)."""
+    if promoted is None:
+        return []
+    before = {_slice_key(row): row for row in promoted["evaluation"]}
+    found = []
+    for row in candidate.to_dict(orient="records"):
+        old = before.get(_slice_key(row))
+        if old is None:
+            continue
+        where = f"{row.get('slice', SYNTHETIC)} {row['component']}"
+        if row["devices_vs_reference"] > old["devices_vs_reference"] * (1 + tolerance):
+            found.append(
+                f"{where}: {row['devices_vs_reference']:.4f} devices per "
+                f"reference device, promoted {old['devices_vs_reference']:.4f}"
+            )
+        if row["compliance_after_repair"] < old["compliance_after_repair"]:
+            found.append(
+                f"{where}: compliance {row['compliance_after_repair']:.4f}, "
+                f"promoted {old['compliance_after_repair']:.4f}"
+            )
+    return found
+
+
+def _slice_key(row: dict[str, Any]) -> tuple[str, str]:
+    return (row.get("slice", SYNTHETIC), row["component"])

@@ -145,8 +145,16 @@ def promotion_record(evaluation: Any, models: dict[str, Any], run_id: str) -> di
 def promoted_models(
     context: dg.AssetExecutionContext, model_store: ModelStore, model_evaluation: Any, **models: Any
 ) -> dg.MaterializeResult:
+    from ceilgrid_assets.core.learning.evaluation import noncompliant, regressions
     from ceilgrid_assets.core.learning.learned import save_model
 
+    # The blocking checks gate promotion within a run; this refuses the same models when
+    # promoted_models runs without them (alone from the UI, or in a later run).
+    blockers = noncompliant(model_evaluation) + regressions(
+        model_evaluation, model_store.promoted_record()
+    )
+    if blockers:
+        raise dg.Failure(f"not promoted: {'; '.join(blockers)}")
     record = promotion_record(model_evaluation, models, context.run_id)
     previous = model_store.load_promoted().version
     Path(model_store.location).mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,11 @@ Every run of the training group carries the run tag ``ceilgrid/workload: trainin
 concurrency limit (dagster.yaml) holds training runs back and never serving runs.
 """
 
+import os
+
 import dagster as dg
 
+from ceilgrid_assets.defs.resources import ModelStore
 from ceilgrid_assets.defs.training.corpus import TRAINING
 from ceilgrid_assets.defs.training.jobs import TRAINING_RUN_TAGS, corpus_job
 
@@ -54,13 +57,15 @@ def after_inputs(in_same_run: bool) -> dg.AutomationCondition:
     tonight = nightly_tick.since_last_handled() & every_input_partition(refreshed).with_label(
         "every input partition refreshed since the tick"
     )
-    # ``missing().newly_true()`` (on_missing) is reset by the sensor's first evaluation,
-    # when a fresh instance is all missing; an input's update latches instead.
+    # ``missing().newly_true().since_last_handled()`` (on_missing) is reset by the sensor's
+    # first evaluation, when a fresh instance is all missing: the latch here is set by
+    # that first evaluation or an input's update, and reset only by a request or an update.
+    latch = (
+        dg.AutomationCondition.initial_evaluation() | dg.AutomationCondition.any_deps_match(updated)
+    ).since(dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated())
     first_start = (
         dg.AutomationCondition.missing()
-        & dg.AutomationCondition.any_deps_match(updated)
-        .since_last_handled()
-        .with_label("an input updated since last handled")
+        & latch.with_label("first evaluation or an input updated, since last requested")
         & every_input_partition(exists).with_label("every input partition exists")
     )
     return tonight | first_start
@@ -81,3 +86,31 @@ training_automation = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
 )
+
+
+#: Size of the corpus the first start trains on: small, so that models serve within minutes.
+FIRST_START_ROOMS = int(os.environ.get("CEILGRID_FIRST_START_ROOMS", "60"))
+
+
+@dg.sensor(
+    job=corpus_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="On a platform with no promoted models and no corpus yet, starts one small "
+    "training (CEILGRID_FIRST_START_ROOMS rooms); the automation conditions carry it to "
+    "promotion. Only where CEILGRID_FIRST_START_TRAINING=1 (make dev sets it).",
+)
+def first_start_training(
+    context: dg.SensorEvaluationContext, model_store: ModelStore
+) -> dg.RunRequest | dg.SkipReason:
+    if os.environ.get("CEILGRID_FIRST_START_TRAINING") != "1":
+        return dg.SkipReason("CEILGRID_FIRST_START_TRAINING is not 1")
+    if model_store.load_promoted().version is not None:
+        return dg.SkipReason("models are promoted")
+    if context.instance.get_latest_materialization_event(dg.AssetKey("room_corpus")):
+        return dg.SkipReason("a corpus exists: the automation conditions carry training on")
+    # One run key: requested once per instance, even if this run fails.
+    return dg.RunRequest(
+        run_key="first-start",
+        run_config={"ops": {"room_corpus": {"config": {"n_rooms": FIRST_START_ROOMS}}}},
+    )

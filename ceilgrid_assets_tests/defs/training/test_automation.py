@@ -24,9 +24,14 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.definitions import defs
+from ceilgrid_assets.defs.resources import build_resources
 from ceilgrid_assets.defs.training.corpus import TRAINING
 from ceilgrid_assets.defs.training.partitions import label_shard_partitions
-from ceilgrid_assets.defs.training.schedules import training_automation
+from ceilgrid_assets.defs.training.schedules import (
+    FIRST_START_ROOMS,
+    first_start_training,
+    training_automation,
+)
 
 WORKLOAD = "ceilgrid/workload"
 SHARDS = label_shard_partitions.get_partition_keys()
@@ -112,6 +117,13 @@ def test_first_start_runs_each_asset_once_after_all_its_inputs_exist(postgres_in
     assert night.tick(at(1, 13)) == {}
 
 
+def test_first_start_after_a_corpus_made_before_automation_was_on(postgres_instance):
+    night = Night(postgres_instance)
+    night.materialize("room_corpus")
+    assert night.tick(at(1, 12)) == {"optimiser_labels": set(SHARDS)}
+    assert night.tick(at(1, 12, 1)) == {}
+
+
 def test_a_night_runs_in_order_once(trained):
     assert trained.tick(at(1, 23)) == {}
     assert trained.tick(at(2, 2, 1)) == {}  # the tick passed; the corpus run is not done yet
@@ -185,3 +197,22 @@ def test_the_queue_holds_a_second_training_run_back_but_starts_serving(postgres_
     )
     assert [run.run_id for run in dequeued] == [started]
     assert held not in {run.run_id for run in dequeued}
+
+
+def test_first_start_sensor_requests_one_small_corpus_run_only_when_nothing_exists(
+    postgres_instance, ceilgrid_home, monkeypatch
+):
+    def evaluate() -> dg.SensorResult | dg.RunRequest | dg.SkipReason:
+        context = dg.build_sensor_context(
+            instance=postgres_instance, resources={"model_store": build_resources()["model_store"]}
+        )
+        return first_start_training(context)
+
+    monkeypatch.delenv("CEILGRID_FIRST_START_TRAINING", raising=False)
+    assert isinstance(evaluate(), dg.SkipReason)  # off unless make dev turns it on
+    monkeypatch.setenv("CEILGRID_FIRST_START_TRAINING", "1")
+    request = evaluate()
+    assert request.run_key == "first-start"
+    assert request.run_config["ops"]["room_corpus"]["config"]["n_rooms"] == FIRST_START_ROOMS
+    Night(postgres_instance).materialize("room_corpus")
+    assert "a corpus exists" in evaluate().skip_message

@@ -14,11 +14,11 @@ import sklearn
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.stages import StageContext
 from ceilgrid_assets.core.learning.corpus import generate_room
+from ceilgrid_assets.core.learning.evaluation import regressions
 from ceilgrid_assets.core.learning.features import FEATURES
 from ceilgrid_assets.core.learning.learned import CARD_FORMAT, LearnedModel, new_estimator
 from ceilgrid_assets.definitions import defs
 from ceilgrid_assets.defs.resources import ModelStore, build_resources
-from ceilgrid_assets.defs.training.checks import regressions
 
 SELECTION = ["model_evaluation", "promoted_models"]
 
@@ -192,3 +192,31 @@ def test_a_regression_on_served_rooms_alone_blocks_promotion():
     # A record from before slices compares with the synthetic slice only.
     legacy = {"evaluation": [{k: v for k, v in row("x", 1.05).items() if k != "slice"}]}
     assert regressions(candidate, legacy) == []
+
+
+def test_promotion_run_without_its_checks_still_refuses_a_failing_evaluation(
+    postgres_instance, store
+):
+    failing = pd.DataFrame(
+        [
+            {
+                "slice": "served",
+                "component": "light",
+                "devices_vs_reference": 1.0,
+                "compliance_after_repair": 0.5,
+            }
+        ]
+    )
+    values = {
+        "model_evaluation": failing,
+        **{f"{c}_model": plain_model(c) for c in DEVICE_COMPONENTS},
+    }
+    result = dg.materialize(
+        [*defs.assets, *defs.asset_checks],
+        selection=["promoted_models"],
+        instance=postgres_instance,
+        resources={**build_resources(), "io_manager": StubInputs(values)},
+        raise_on_error=False,
+    )
+    assert not result.success and not promoted(result)
+    assert store.load_promoted().version is None
