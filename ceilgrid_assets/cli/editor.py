@@ -1,7 +1,12 @@
-"""``ceilgrid editor``: open a room or building file in the browser editor.
+"""``ceilgrid editor``: open a room or building in the browser editor.
 
-The file is read and checked first, so a malformed file fails here with the
-same one-line error (and exit code 2) as every other command; rooms the parser
+The building comes from a file, from the platform's storage on this machine
+(``--building ID``, under ``--storage`` or the platform's default root), or
+from a platform webserver (``--url URL --building ID``: the latest layout of
+that partition of ``completed_layout``, through the same GraphQL call as
+``ceilgrid submit --wait``). It is read and checked first, so a malformed
+document fails here with the same one-line error (and exit code 2) as every
+other command, and an unreachable server with exit code 3; rooms the parser
 rejects inside a good building are listed in the page instead.
 """
 
@@ -11,17 +16,54 @@ import argparse
 import sys
 from pathlib import Path
 
-from ceilgrid_assets.cli.common import EXIT_OK
+from ceilgrid_assets.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_SERVER
+from ceilgrid_assets.contract import LAYOUT_METADATA_KEY, building_partition_key
+from ceilgrid_assets.core.engine.io import parse_document
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, PROFILES
 
 DEFAULT_PORT = 8710
 
 
+def platform_layout(url: str, building_id: str) -> bytes:
+    """The newest stored layout of ``building_id`` on the platform at ``url``."""
+    from ceilgrid_assets.cli.submit import GraphQL, ServerError, layout_events
+
+    key = building_partition_key(building_id, "--building")
+    for event in layout_events(GraphQL(url), key):
+        if event["__typename"] != "MaterializationEvent":
+            continue
+        entries = {entry["label"]: entry.get("text") for entry in event["metadataEntries"]}
+        if entries.get(LAYOUT_METADATA_KEY) is not None:
+            return entries[LAYOUT_METADATA_KEY].encode()
+    raise ServerError(f"{url}: no layout of building {key} (submit it first)")
+
+
 def editor_command(args: argparse.Namespace) -> int:
     # Imported here: the other commands need neither Starlette nor uvicorn.
+    from ceilgrid_assets.cli.submit import ServerError
     from ceilgrid_assets.editor.server import LOOPBACK_HOSTS, Workspace, bind, create_app, serve
+    from ceilgrid_assets.editor.sources import default_storage_root, stored_building
 
-    workspace = Workspace.open(args.input, args.profile)
+    if (args.input is None) == (args.building is None):
+        print("error: give a FILE or --building ID (not both)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.url and args.building is None:
+        print("error: --url needs --building ID", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.url:
+        try:
+            data = platform_layout(args.url, args.building)
+        except ServerError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_SERVER
+        source = f"{args.url.rstrip('/')} building {args.building}"
+        workspace = Workspace.from_parsed(source, data, parse_document(data, source), args.profile)
+    elif args.building is not None:
+        root = args.storage or default_storage_root()
+        workspace = Workspace.open(stored_building(root, args.building), args.profile)
+    else:
+        workspace = Workspace.open(args.input, args.profile)
+    opened = args.input or workspace.source
     loopback = args.host in LOOPBACK_HOSTS
     allowed = None if loopback else ["*"]
     if not loopback:
@@ -34,7 +76,7 @@ def editor_command(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(
-        f"ceilgrid editor: http://{shown}:{port}/ ({args.input}, "
+        f"ceilgrid editor: http://{shown}:{port}/ ({opened}, "
         f"{len(workspace.parsed.rooms)} rooms; Ctrl-C stops)",
         flush=True,
     )
@@ -48,7 +90,23 @@ def editor_command(args: argparse.Namespace) -> int:
 def add_editor_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``editor`` on the ``ceilgrid`` parser."""
     editor = commands.add_parser("editor", help="open a room or building in the browser editor")
-    editor.add_argument("input", type=Path, help="room or building JSON")
+    editor.add_argument("input", type=Path, nargs="?", help="room or building JSON")
+    editor.add_argument(
+        "--building",
+        metavar="ID",
+        help="open this building from the platform: its stored layout (else input) under "
+        "--storage, or its latest layout on --url",
+    )
+    editor.add_argument(
+        "--storage",
+        type=Path,
+        metavar="DIR",
+        help="the platform's storage root (default $CEILGRID_STORAGE_ROOT, else "
+        "$CEILGRID_HOME/storage, else .ceilgrid/storage)",
+    )
+    editor.add_argument(
+        "--url", metavar="URL", help="a platform webserver to fetch --building from"
+    )
     editor.add_argument(
         "--port",
         type=int,

@@ -7,7 +7,8 @@ Every answer comes from the engine, so the page can never disagree with
   per tile), each room's compliance and metrics, the rooms the parser rejected,
   the profile's radii, and the plan colours of :mod:`core.outputs.render`;
 - ``POST /api/validate`` ``{"room": <room>}``: ``compliance_report`` and
-  ``layout_metrics`` of the room as the designer has it now;
+  ``layout_metrics`` of the room as the designer has it now (with
+  ``"illuminance": true``, also the point-by-point illuminance map);
 - ``POST /api/complete`` ``{"room": <room>}``: ``complete_room`` with every
   device in the room kept as an existing device;
 - ``POST /api/download`` ``{"building": <building>}``: the document with fresh
@@ -23,6 +24,7 @@ Policy allows only its own scripts, a second guard behind escaping every name.
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -56,6 +59,7 @@ from ceilgrid_assets.core.engine.io import (
     room_to_document,
     safe_file_stem,
 )
+from ceilgrid_assets.core.engine.photometry import illuminance_map
 from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
 from ceilgrid_assets.core.engine.rules import compliance_report, layout_metrics
@@ -131,6 +135,19 @@ def verdicts(room: Room, profile: Profile) -> dict[str, Any]:
     return {
         "compliance": compliance_report(room, profile),
         "metrics": layout_metrics(room, profile),
+    }
+
+
+def illuminance(room: Room, profile: Profile) -> dict[str, Any]:
+    """The point-by-point illuminance map (lx per tile, row order; null on unusable tiles).
+
+    Sent only when the page shows the map: it is one number per tile.
+    """
+    lux = illuminance_map(room, profile)
+    values = np.round(lux).ravel().tolist()
+    return {
+        "lux": [None if math.isnan(value) else int(value) for value in values],
+        "required_lx": profile.illuminance_lx[room.room_type],
     }
 
 
@@ -229,12 +246,14 @@ def create_app(workspace: Workspace, allowed_hosts: list[str] | None = None) -> 
 
     async def validate(request: Request) -> Response:
         try:
-            room, template = request_room(
-                await read_json(request, workspace.source), workspace.source
-            )
+            body = await read_json(request, workspace.source)
+            room, template = request_room(body, workspace.source)
         except InputError as error:
             return error_response(error)
-        return JSONResponse(verdicts(room, workspace.profile))
+        answer = verdicts(room, workspace.profile)
+        if body.get("illuminance") is True:
+            answer["illuminance"] = illuminance(room, workspace.profile)
+        return JSONResponse(answer)
 
     async def complete(request: Request) -> Response:
         try:

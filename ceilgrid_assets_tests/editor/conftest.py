@@ -19,7 +19,7 @@ from ceilgrid_assets.core.engine.io import dump_document
 def start_editor() -> Iterator[Callable[..., Editor]]:
     started: list[Editor] = []
 
-    def run(path: Path, *extra: str) -> Editor:
+    def run(path: Path | None, *extra: str) -> Editor:
         editor = start(path, *extra)
         started.append(editor)
         return editor

@@ -30,10 +30,10 @@ class Editor:
     process: subprocess.Popen
 
 
-def start(path: Path, *extra: str, timeout_s: float = 60.0) -> Editor:
-    """``ceilgrid editor PATH --port 0``, once it has printed its address."""
+def start(path: Path | None, *extra: str, timeout_s: float = 60.0) -> Editor:
+    """``ceilgrid editor [PATH] --port 0 EXTRA...``, once it has printed its address."""
     process = subprocess.Popen(
-        [str(CEILGRID), "editor", str(path), "--port", "0", *extra],
+        [str(CEILGRID), "editor", *([str(path)] if path else []), "--port", "0", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

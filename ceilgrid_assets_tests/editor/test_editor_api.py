@@ -31,6 +31,7 @@ from ceilgrid_assets.core.engine.io import (
     parse_object,
     parse_room,
 )
+from ceilgrid_assets.core.engine.photometry import illuminance_map
 from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.rules import compliance_report, layout_metrics
 
@@ -74,6 +75,23 @@ def test_validate_reports_a_broken_clearance_and_its_cell(start_editor, building
     assert len(clearance) == 1 and clearance[0]["cells"] == [[3, 2]]
     assert verdict["compliance"] == compliance_report(parse_room(broken), PROFILE)
     assert verdict["metrics"]["smoke_detector"] == 1
+
+
+def test_validate_sends_the_illuminance_map_when_asked(start_editor, building_file):
+    editor = start_editor(building_file)
+    office = office_document()
+    plain = requests.post(
+        f"{editor.url}/api/validate", data=room_request(office), headers=JSON, timeout=30
+    ).json()
+    assert "illuminance" not in plain
+    body = json.dumps({"room": office, "illuminance": True}).encode()
+    answer = requests.post(f"{editor.url}/api/validate", data=body, headers=JSON, timeout=30).json()
+    lux = answer["illuminance"]["lux"]
+    expected = illuminance_map(parse_room(office), PROFILE)
+    assert len(lux) == 8 * 6
+    assert lux[7] is None and lux[8 + 7] is None  # the unusable tiles (7, 0) and (7, 1)
+    assert lux[2 * 8 + 2] == round(expected[2, 2]) > lux[5 * 8 + 6] > 0  # brightest under the light
+    assert answer["illuminance"]["required_lx"] == 500
 
 
 def test_complete_keeps_the_designers_devices_and_is_compliant(start_editor, building_file):

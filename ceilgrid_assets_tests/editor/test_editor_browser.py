@@ -156,6 +156,23 @@ def test_a_designers_session_from_opening_to_a_validated_download(
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "editor.png"))
 
+    # Overlays and zoom: the illuminance map comes from the server, zoom resizes the plan.
+    browser.find_element("id", "show-illuminance").click()
+    wait_for(
+        lambda: browser.find_elements("css selector", "#plan image.illuminance"), "the lux map"
+    )
+    assert "required 500 lx" in browser.find_element("id", "plan-note").text
+    browser.find_element("id", "show-coverage").click()
+    assert len(browser.find_elements("css selector", "#plan .reach circle")) == 1  # one detector
+    browser.save_screenshot(str(ARTIFACTS / "editor-overlays.png"))
+    browser.find_element("id", "show-illuminance").click()
+    browser.find_element("id", "show-coverage").click()
+    width = int(browser.find_element("id", "plan").get_attribute("width"))
+    browser.find_element("id", "zoom-in").click()
+    zoomed = int(browser.find_element("id", "plan").get_attribute("width"))
+    assert abs(zoomed - width * 1.25) <= 1
+    browser.find_element("id", "zoom-fit").click()
+
     press(browser, "undo")
     assert "smoke.clearance" not in violation_rules(browser)
     assert outlined(browser, "smoke.clearance") == []

@@ -4,7 +4,16 @@
 // only ever set as textContent, never as markup.
 
 import { History, applyStep } from "./history.js";
-import { DEVICES, cellAt, colour, drawPlan, drawViolations, legendMarkup, setScale } from "./plan.js";
+import {
+  DEVICES,
+  cellAt,
+  colour,
+  drawPlan,
+  drawViolations,
+  illuminanceNote,
+  legendMarkup,
+  setScale,
+} from "./plan.js";
 
 const CODE = { empty: 0, invalid: 1, light: 2, air_supply: 3, air_return: 4, smoke_detector: 5 };
 const CYCLE = [CODE.empty, CODE.light, CODE.air_supply, CODE.air_return, CODE.smoke_detector];
@@ -75,6 +84,7 @@ function roomFromView(view) {
     compliance: view.compliance,
     metrics: view.metrics,
     models: view.models ?? null,
+    illuminance: null, // fetched while the map is shown
     seq: 0,
   };
 }
@@ -97,11 +107,14 @@ async function validate(index) {
   room.compliance = null; // "checking" until the answer for this very version arrives
   refreshVerdicts(index);
   try {
-    const response = await post("/api/validate", { room: roomDocument(room) });
+    const withMap = showOptions().illuminance && index === state.current;
+    const response = await post("/api/validate", { room: roomDocument(room), illuminance: withMap });
     const verdict = await response.json();
     if (seq !== room.seq) return; // a later edit's answer is on its way
     room.compliance = verdict.compliance;
     room.metrics = verdict.metrics;
+    room.illuminance = verdict.illuminance ?? null;
+    if (withMap && index === state.current) drawCurrent();
     showError("");
   } catch (error) {
     if (seq === room.seq) showError(error.message);
@@ -116,13 +129,16 @@ function showOptions() {
     violations: $("show-violations").checked,
     coverage: $("show-coverage").checked,
     reach: $("show-reach").checked,
+    illuminance: $("show-illuminance").checked,
   };
 }
 
 function drawCurrent() {
   const room = state.rooms[state.current];
   if (!room) return;
-  drawPlan($("plan"), room, state.building.style, showOptions(), state.building.profile, state.scale);
+  const show = showOptions();
+  drawPlan($("plan"), room, state.building.style, show, state.building.profile, state.scale);
+  $("plan-note").textContent = illuminanceNote(room, show);
 }
 
 function badgeText(room) {
@@ -232,6 +248,7 @@ function refreshButtons() {
 
 function selectRoom(index) {
   state.current = index;
+  if (showOptions().illuminance && !state.rooms[index].illuminance) validate(index);
   state.rooms.forEach((_, i) => refreshBadge(i));
   fitScale();
   drawCurrent();
@@ -467,6 +484,11 @@ function bind() {
     setScale($("plan"), state.rooms[state.current], state.scale);
   });
   for (const id of ["show-violations", "show-coverage", "show-reach"]) $(id).addEventListener("change", drawCurrent);
+  $("show-illuminance").addEventListener("change", () => {
+    drawCurrent();
+    const room = state.rooms[state.current];
+    if ($("show-illuminance").checked && room && !room.illuminance) validate(state.current);
+  });
   window.addEventListener("keydown", (event) => {
     if (!(event.ctrlKey || event.metaKey)) return;
     const key = event.key.toLowerCase();

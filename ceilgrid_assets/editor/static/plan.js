@@ -68,6 +68,7 @@ export function planMarkup(room, style, show, profile) {
   const w = width * tile;
   const h = height * tile;
   const parts = [definitions(style)];
+  parts.push(`<clipPath id="room-clip"><rect x="0" y="0" width="${w}" height="${h}"/></clipPath>`);
   parts.push(`<rect x="0" y="0" width="${w}" height="${h}" fill="#ffffff"/>`);
   // Invalid tiles in row runs; device tiles tinted, with their symbol.
   const invalid = [];
@@ -98,6 +99,7 @@ export function planMarkup(room, style, show, profile) {
   }
   if (invalid.length) parts.push(`<path class="invalid" d="${invalid.join("")}" fill="url(#hatch)"/>`);
   parts.push(tiles.join(""));
+  if (show.illuminance && room.illuminance) parts.push(illuminanceImage(room));
   // Grid lines as one path.
   let grid = "";
   for (let x = 0; x <= width; x++) grid += `M${x * tile} 0V${h}`;
@@ -113,6 +115,58 @@ export function planMarkup(room, style, show, profile) {
   return parts.join("");
 }
 
+// Viridis, as the PNG illuminance view (matplotlib's "viridis"), in five stops.
+const VIRIDIS = [
+  [68, 1, 84],
+  [59, 82, 139],
+  [33, 145, 140],
+  [94, 201, 98],
+  [253, 231, 37],
+];
+
+function viridis(t) {
+  const position = Math.min(Math.max(t, 0), 1) * (VIRIDIS.length - 1);
+  const i = Math.min(Math.floor(position), VIRIDIS.length - 2);
+  const f = position - i;
+  return VIRIDIS[i].map((c, k) => Math.round(c + (VIRIDIS[i + 1][k] - c) * f));
+}
+
+function luxRange(room) {
+  let max = 1;
+  for (const value of room.illuminance.lux) if (value !== null && value > max) max = value;
+  return max;
+}
+
+/** The illuminance map as one image, a pixel per tile (drawn with hard edges by the CSS). */
+function illuminanceImage(room) {
+  const { width, height, tile } = room;
+  const canvas = document.createElement("canvas");
+  canvas.width = width;
+  canvas.height = height;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(width, height);
+  const lux = room.illuminance.lux;
+  const max = luxRange(room);
+  for (let i = 0; i < width * height; i++) {
+    const value = lux[i];
+    if (value === null || value === undefined) continue; // unusable: transparent
+    const [r, g, b] = viridis(value / max);
+    image.data.set([r, g, b, 255], i * 4);
+  }
+  context.putImageData(image, 0, 0);
+  return (
+    `<image class="illuminance" href="${canvas.toDataURL()}" x="0" y="0" width="${width * tile}" ` +
+    `height="${height * tile}" preserveAspectRatio="none" opacity="0.85"/>`
+  );
+}
+
+/** A line saying what the illuminance colours mean, or "" when the map is not shown. */
+export function illuminanceNote(room, show) {
+  if (!show.illuminance || !room.illuminance) return "";
+  const required = Number(room.illuminance.required_lx);
+  return `Illuminance: 0 to ${luxRange(room)} lx from dark blue to yellow; required ${required} lx.`;
+}
+
 function circles(room, code, radius, fill) {
   const { width, tile, codes } = room;
   const out = [];
@@ -123,7 +177,7 @@ function circles(room, code, radius, fill) {
     out.push(`<circle cx="${cx}" cy="${cy}" r="${radius}"/>`);
   }
   return (
-    `<g class="reach" fill="${colour(fill)}" fill-opacity="0.08" stroke="${colour(fill)}" ` +
+    `<g class="reach" clip-path="url(#room-clip)" fill="${colour(fill)}" fill-opacity="0.08" stroke="${colour(fill)}" ` +
     `stroke-width="${room.tile * 0.04}" stroke-dasharray="${room.tile * 0.2}">${out.join("")}</g>`
   );
 }
