@@ -12,7 +12,10 @@ Every answer comes from the engine, so the page can never disagree with
 - ``POST /api/complete`` ``{"room": <room>}``: ``complete_room`` with every
   device in the room kept as an existing device;
 - ``POST /api/download`` ``{"building": <building>}``: the document with fresh
-  verdicts, as the bytes ``dump_document`` writes.
+  verdicts, as the bytes ``dump_document`` writes;
+- ``POST /api/export/png`` or ``/api/export/dxf`` ``{"room": <room>}``: the
+  room's plan (its violations view while it does not comply) or its DXF
+  drawing, from ``core.outputs`` as ``ceilgrid export`` writes them.
 
 Rooms in requests are in the interchange format and go through the engine's
 parser, so bad input gets the same one-line error as the command line (HTTP 400,
@@ -63,6 +66,7 @@ from ceilgrid_assets.core.engine.photometry import illuminance_map
 from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
 from ceilgrid_assets.core.engine.rules import compliance_report, layout_metrics
+from ceilgrid_assets.core.outputs.export import dxf_bytes, room_dxf
 from ceilgrid_assets.core.outputs.render import (
     COLOURS,
     GRID_COLOUR,
@@ -70,6 +74,7 @@ from ceilgrid_assets.core.outputs.render import (
     MARKERS,
     OTHER_RULE_COLOUR,
     RULE_COLOURS,
+    render_room,
 )
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -297,6 +302,41 @@ def create_app(workspace: Workspace, allowed_hosts: list[str] | None = None) -> 
             headers={"content-disposition": f'attachment; filename="{name}"'},
         )
 
+    async def export(request: Request) -> Response:
+        """The room as a PNG plan or a DXF drawing, as ``ceilgrid export`` writes them."""
+        kind = request.path_params["kind"]
+        if kind not in ("png", "dxf"):
+            return JSONResponse({"error": f"no export {kind!r}; png or dxf"}, status_code=404)
+        try:
+            room, template = request_room(
+                await read_json(request, workspace.source), workspace.source
+            )
+        except InputError as error:
+            return error_response(error)
+
+        def run() -> bytes:
+            compliance = compliance_report(room, workspace.profile)
+            if kind == "png":
+                view = "plan" if compliance["compliant"] else "violations"
+                return render_room(
+                    room, view, profile=workspace.profile, violations=compliance["violations"]
+                ).png
+            drawing = room_dxf(
+                room,
+                building_id=workspace.parsed.building_id,
+                compliance=compliance,
+                profile=workspace.profile,
+            )
+            return dxf_bytes(drawing)
+
+        data = await run_in_threadpool(run)
+        name = f"{safe_file_stem(room.grid_id, 'room')}.{kind}"
+        return Response(
+            data,
+            media_type="image/png" if kind == "png" else "application/dxf",
+            headers={"content-disposition": f'attachment; filename="{name}"'},
+        )
+
     app = Starlette(
         routes=[
             Route("/", index),
@@ -304,6 +344,7 @@ def create_app(workspace: Workspace, allowed_hosts: list[str] | None = None) -> 
             Route("/api/validate", validate, methods=["POST"]),
             Route("/api/complete", complete, methods=["POST"]),
             Route("/api/download", download, methods=["POST"]),
+            Route("/api/export/{kind:str}", export, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[

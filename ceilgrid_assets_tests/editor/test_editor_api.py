@@ -7,6 +7,7 @@ answers with the core functions called directly, and the downloaded file with
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 from pathlib import Path
@@ -34,6 +35,8 @@ from ceilgrid_assets.core.engine.io import (
 from ceilgrid_assets.core.engine.photometry import illuminance_map
 from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.rules import compliance_report, layout_metrics
+from ceilgrid_assets.core.outputs.export import LAYERS
+from ceilgrid_assets.core.outputs.render import render_room
 
 pytestmark = pytest.mark.timeout(180)
 JSON = {"content-type": "application/json"}
@@ -160,6 +163,37 @@ def test_download_is_dump_document_bytes_and_passes_ceilgrid_validate(
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.count("compliant (nfpa72)") == 2
+
+
+def test_a_room_exports_as_png_and_dxf_like_ceilgrid_export(start_editor, building_file):
+    import ezdxf
+    from PIL import Image
+
+    editor = start_editor(building_file)
+    office = with_cell(office_document(), 3, 2, "smoke_detector")
+    png = requests.post(
+        f"{editor.url}/api/export/png", data=room_request(office), headers=JSON, timeout=120
+    )
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert 'filename="office-a.png"' in png.headers["content-disposition"]
+    room = parse_room(office)
+    expected = render_room(
+        room, "violations", violations=compliance_report(room, PROFILE)["violations"]
+    )
+    assert png.content == expected.png  # not compliant: the violations view, byte for byte
+    assert Image.open(io.BytesIO(png.content)).size == expected.size
+
+    dxf = requests.post(
+        f"{editor.url}/api/export/dxf", data=room_request(office), headers=JSON, timeout=120
+    )
+    assert dxf.status_code == 200
+    drawing = ezdxf.read(io.StringIO(dxf.content.decode()))
+    inserts = [entity.dxf.layer for entity in drawing.modelspace().query("INSERT")]
+    assert sorted(inserts) == sorted([LAYERS["light"], LAYERS["smoke_detector"]])
+    unknown = requests.post(
+        f"{editor.url}/api/export/ifc", data=room_request(office), headers=JSON, timeout=30
+    )
+    assert unknown.status_code == 404
 
 
 def test_bad_input_gets_the_engines_one_line_error(start_editor, building_file):

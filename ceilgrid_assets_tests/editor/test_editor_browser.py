@@ -216,6 +216,12 @@ def test_a_designers_session_from_opening_to_a_validated_download(
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.count("compliant (nfpa72)") == 2
 
+    # The open room's plan as a PNG, named safely after its hostile id.
+    browser.find_element("id", "export-png").click()
+    pngs = wait_for(lambda: list(browser.downloads.glob("*.png")), "the PNG download")
+    assert pngs[0].name.endswith(".png") and "<" not in pngs[0].name
+    wait_for(lambda: pngs[0].read_bytes().startswith(b"\x89PNG"), "the PNG's bytes")
+
 
 def test_painting_unusable_tiles_is_one_step_and_blocks_devices(
     browser, start_editor, building_file

@@ -425,23 +425,40 @@ async function completeRooms(indices, label) {
   refreshButtons();
 }
 
+/** Hand a server answer to the browser as a file download. */
+async function save(response, fallbackName) {
+  const disposition = response.headers.get("content-disposition") || "";
+  const name = (disposition.match(/filename="([^"]+)"/) || [])[1] || fallbackName;
+  const blob = await response.blob();
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+  setStatus(`downloaded ${name}`);
+}
+
 async function download() {
   try {
     const building = {
       building_id: state.building.building_id,
       rooms: state.rooms.map((room) => roomDocument(room, true)),
     };
-    const response = await post("/api/download", { building });
-    const blob = await response.blob();
-    const link = document.createElement("a");
-    link.href = URL.createObjectURL(blob);
-    link.download = state.building.download_name;
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+    await save(await post("/api/download", { building }), state.building.download_name);
     showError("");
-    setStatus(`downloaded ${state.building.download_name}`);
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+async function exportRoom(kind) {
+  const room = state.rooms[state.current];
+  if (!room) return;
+  try {
+    await save(await post(`/api/export/${kind}`, { room: roomDocument(room) }), `room.${kind}`);
+    showError("");
   } catch (error) {
     showError(error.message);
   }
@@ -476,6 +493,8 @@ function bind() {
     completeRooms(state.rooms.map((_, i) => i), "complete building"),
   );
   $("download").addEventListener("click", download);
+  $("export-png").addEventListener("click", () => exportRoom("png"));
+  $("export-dxf").addEventListener("click", () => exportRoom("dxf"));
   $("revert").addEventListener("click", revert);
   $("zoom-in").addEventListener("click", () => zoom(1.25));
   $("zoom-out").addEventListener("click", () => zoom(0.8));
