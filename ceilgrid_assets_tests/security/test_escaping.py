@@ -36,6 +36,7 @@ HOSTILE_IDS = [
     "/etc/passwd",
     "a | b\n| c",
     "**bold** [link](javascript:alert(1))",
+    'say "hi", then =1+2',
     "office \U0001f3e2 \u2603",
     "z" * 1000,
     "a b",

@@ -155,3 +155,12 @@ def test_skops_files_with_untrusted_or_unexpected_contents_are_refused(tmp_path,
     with pytest.raises(ModelCardError, match=reason) as refused:
         load_models(tmp_path)
     assert "\n" not in str(refused.value)
+
+
+def test_training_refuses_to_write_a_model_needing_untrusted_types(tmp_path, monkeypatch):
+    from ceilgrid_assets.core.learning import learned
+
+    monkeypatch.setattr(learned, "TRUSTED_TYPES", learned.TRUSTED_TYPES[:-1])
+    with pytest.raises(ModelCardError, match="sklearn.utils.validation.check_array"):
+        save_model(_fitted(), tmp_path)
+    assert list(tmp_path.iterdir()) == []
