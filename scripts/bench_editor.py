@@ -11,7 +11,12 @@ from a cache of identical rooms. Target: at most 100 ms for a 60x40 room.
 For comparison it also times the validator alone, in this process, on the same
 rooms, and one "Complete room" request on the bare room.
 
-    .venv/bin/python scripts/bench_editor.py [--repeats 100] [--sizes 60x40,100x80]
+With ``--browser`` it also opens each completed room in headless Chromium
+(Debian's, through chromedriver) and times, in the page: a full redraw of the
+plan, one zoom step, and a click on a tile until the server's verdict is shown
+(all to the second animation frame after, so layout and paint are counted).
+
+    .venv/bin/python scripts/bench_editor.py [--repeats 100] [--sizes 60x40,100x80] [--browser]
 """
 
 from __future__ import annotations
@@ -132,10 +137,95 @@ def measure(size: tuple[int, int], repeats: int, folder: Path) -> dict[str, floa
     }
 
 
+REDRAW_JS = """
+const done = arguments[arguments.length - 1];
+const box = document.getElementById('show-reach');
+const t0 = performance.now();
+box.click();
+requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now() - t0)));
+"""
+ZOOM_JS = """
+const done = arguments[arguments.length - 1];
+const t0 = performance.now();
+document.getElementById(arguments[0]).click();
+requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now() - t0)));
+"""
+EDIT_JS = """
+const [x, y, tile, done] = arguments;
+const svg = document.getElementById('plan');
+const p = new DOMPoint((x + 0.5) * tile, (y + 0.5) * tile).matrixTransform(svg.getScreenCTM());
+const t0 = performance.now();
+const init = {clientX: p.x, clientY: p.y, button: 0, bubbles: true, pointerId: 1};
+svg.dispatchEvent(new PointerEvent('pointerdown', init));
+window.dispatchEvent(new PointerEvent('pointerup', init));
+const wait = () => {
+  if (document.body.dataset.pending === '0'
+      && !document.querySelector('#room-list [data-compliant=pending]')) {
+    requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now() - t0)));
+  } else {
+    setTimeout(wait, 1);
+  }
+};
+wait();
+"""
+
+
+def browser_figures(size: tuple[int, int], folder: Path, repeats: int = 15) -> dict[str, float]:
+    """Redraw, zoom and click-to-verdict times in headless Chromium, medians in ms."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    width, height = size
+    path = folder / f"bench-{width}x{height}.json"
+    process, url = start_editor(path)
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/lib/chromium/chromium"
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={folder / f'profile-{width}x{height}'}",
+        "--window-size=1400,900",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    driver.set_script_timeout(60)
+    try:
+        driver.get(f"{url}/")
+        deadline = time.monotonic() + 60
+        while driver.execute_script("return document.body.dataset.ready") != "true":
+            if time.monotonic() > deadline:
+                raise SystemExit("the page did not load")
+            time.sleep(0.1)
+        elements = driver.execute_script("return document.querySelectorAll('#plan *').length")
+        redraw = [driver.execute_async_script(REDRAW_JS) for _ in range(repeats)]
+        zoom = [
+            driver.execute_async_script(ZOOM_JS, "zoom-in" if i % 2 else "zoom-out")
+            for i in range(repeats)
+        ]
+        driver.execute_script("document.querySelector('input[value=light]').click()")
+        edit = [driver.execute_async_script(EDIT_JS, 2 + i % 5, 2, 0.6) for i in range(repeats + 1)]
+    finally:
+        driver.quit()
+        process.terminate()
+        process.wait(timeout=10)
+    return {
+        "elements": elements,
+        "redraw_ms": statistics.median(redraw),
+        "zoom_ms": statistics.median(zoom),
+        "edit_ms": statistics.median(edit),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--sizes", default="60x40,100x80")
+    parser.add_argument("--browser", action="store_true", help="also time the page in Chromium")
     args = parser.parse_args()
     sizes = [tuple(int(n) for n in size.split("x")) for size in args.sizes.split(",")]
     print(
@@ -155,6 +245,20 @@ def main() -> int:
             )
             if size == (60, 40) and result["median_ms"] > TARGET_MS:
                 verdict = 1
+        if args.browser:
+            print()
+            print(
+                "| room (tiles) | SVG elements | full redraw | zoom step | click to verdict shown |"
+            )
+            print("|---|---|---|---|---|")
+            for size in sizes:
+                figures = browser_figures(size, Path(folder))
+                print(
+                    f"| {size[0]}x{size[1]} | {figures['elements']} "
+                    f"| {figures['redraw_ms']:.1f} ms | {figures['zoom_ms']:.1f} ms "
+                    f"| {figures['edit_ms']:.1f} ms |",
+                    flush=True,
+                )
     if (60, 40) in sizes:
         print(f"60x40 target (median <= {TARGET_MS:.0f} ms): {'met' if not verdict else 'MISSED'}")
     return verdict

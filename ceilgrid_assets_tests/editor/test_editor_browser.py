@@ -141,7 +141,7 @@ def test_a_designers_session_from_opening_to_a_validated_download(
     assert badges(browser) == ["false", "false"]
     assert "smoke.clearance" not in violation_rules(browser)
     assert browser.find_elements("css selector", "#plan .scale-bar")
-    assert len(browser.find_elements("css selector", '#plan use[data-component="light"]')) == 1
+    assert len(browser.find_elements("css selector", '#plan .device[data-component="light"]')) == 1
 
     # A detector next to the light (0.6 m < 1.0 m): the violation appears on that tile.
     choose(browser, "smoke_detector")
@@ -176,7 +176,7 @@ def test_a_designers_session_from_opening_to_a_validated_download(
     press(browser, "undo")
     assert "smoke.clearance" not in violation_rules(browser)
     assert outlined(browser, "smoke.clearance") == []
-    assert not browser.find_elements("css selector", '#plan use[data-component="smoke_detector"]')
+    assert not browser.find_elements("css selector", '#plan .device[data-component="smoke_detector"]')
 
     # Complete both rooms: the designer's light stays, both turn compliant.
     press(browser, "complete-room")
@@ -249,7 +249,7 @@ def test_painting_unusable_tiles_is_one_step_and_blocks_devices(
     choose(browser, "light")
     click_tile(browser, 1, 5)  # unusable: no light goes there
     wait_for(lambda: settled(browser), "the page")
-    assert len(browser.find_elements("css selector", '#plan use[data-component="light"]')) == 1
+    assert len(browser.find_elements("css selector", '#plan .device[data-component="light"]')) == 1
     press(browser, "undo")
     assert metric(browser, "area") == f"{round((8 * 6 - 2) * 0.36, 3)} m²"
 

@@ -25,17 +25,26 @@ function tint(hex) {
   return `#${channel(1)}${channel(3)}${channel(5)}`;
 }
 
-/** The marker of a device type (matplotlib's s, X, D, o) in a unit square. */
-function markerShape(marker) {
+// The markers of the PNG plans (matplotlib's s, X, D, o), in a unit tile.
+const POLYGONS = {
+  X: [0.2, 0.32, 0.32, 0.2, 0.5, 0.38, 0.68, 0.2, 0.8, 0.32, 0.62, 0.5, 0.8, 0.68, 0.68, 0.8, 0.5, 0.62, 0.32, 0.8, 0.2, 0.68, 0.38, 0.5],
+  D: [0.5, 0.16, 0.84, 0.5, 0.5, 0.84, 0.16, 0.5],
+};
+
+/** The marker of a device type on the tile at (x0, y0) metres, ``t`` metres a side. */
+function markerShape(marker, x0, y0, t, attributes = "") {
   switch (marker) {
     case "s":
-      return '<rect x="0.2" y="0.2" width="0.6" height="0.6"/>';
+      return `<rect${attributes} x="${x0 + 0.2 * t}" y="${y0 + 0.2 * t}" width="${0.6 * t}" height="${0.6 * t}"/>`;
     case "X":
-      return '<polygon points="0.2,0.32 0.32,0.2 0.5,0.38 0.68,0.2 0.8,0.32 0.62,0.5 0.8,0.68 0.68,0.8 0.5,0.62 0.32,0.8 0.2,0.68 0.38,0.5"/>';
-    case "D":
-      return '<polygon points="0.5,0.16 0.84,0.5 0.5,0.84 0.16,0.5"/>';
+    case "D": {
+      const unit = POLYGONS[marker];
+      const points = [];
+      for (let i = 0; i < unit.length; i += 2) points.push(`${x0 + unit[i] * t},${y0 + unit[i + 1] * t}`);
+      return `<polygon${attributes} points="${points.join(" ")}"/>`;
+    }
     default:
-      return '<circle cx="0.5" cy="0.5" r="0.3"/>';
+      return `<circle${attributes} cx="${x0 + 0.5 * t}" cy="${y0 + 0.5 * t}" r="${0.3 * t}"/>`;
   }
 }
 
@@ -44,7 +53,7 @@ export function definitions(style) {
   const symbols = DEVICES.map(
     (name) =>
       `<symbol id="sym-${name}" viewBox="0 0 1 1"><g fill="${colour(style.colours[name])}" ` +
-      `stroke="#202020" stroke-width="0.05">${markerShape(style.markers[name])}</g></symbol>`,
+      `stroke="#202020" stroke-width="0.05">${markerShape(style.markers[name], 0, 0, 1)}</g></symbol>`,
   ).join("");
   return (
     `<defs>${symbols}<pattern id="hatch" patternUnits="userSpaceOnUse" width="0.15" height="0.15" ` +
@@ -73,7 +82,7 @@ export function planMarkup(room, style, show, profile) {
   // Invalid tiles in row runs; device tiles tinted, with their symbol.
   const invalid = [];
   const tiles = [];
-  const uses = [];
+  const symbols = Object.fromEntries(DEVICES.map((name) => [name, []]));
   for (let y = 0; y < height; y++) {
     let x = 0;
     while (x < width) {
@@ -90,9 +99,8 @@ export function planMarkup(room, style, show, profile) {
         tiles.push(
           `<rect x="${x * tile}" y="${y * tile}" width="${tile}" height="${tile}" fill="${tint(style.colours[name])}"/>`,
         );
-        uses.push(
-          `<use href="#sym-${name}" class="device" data-component="${name}" x="${x * tile}" y="${y * tile}" width="${tile}" height="${tile}"/>`,
-        );
+        // Plain shapes, not <use>: a thousand symbol instances cost far more to draw.
+        symbols[name].push(markerShape(style.markers[name], x * tile, y * tile, tile, ` class="device" data-component="${name}"`));
       }
       x++;
     }
@@ -107,7 +115,11 @@ export function planMarkup(room, style, show, profile) {
   parts.push(
     `<path d="${grid}" stroke="${colour(style.grid_colour)}" stroke-width="${tile * 0.03}" fill="none"/>`,
   );
-  parts.push(uses.join(""));
+  for (const name of DEVICES) {
+    parts.push(
+      `<g fill="${colour(style.colours[name])}" stroke="#202020" stroke-width="${tile * 0.05}">${symbols[name].join("")}</g>`,
+    );
+  }
   if (show.coverage) parts.push(circles(room, CODE.smoke_detector, profile.smoke_radius_m, style.colours.smoke_detector));
   if (show.reach) parts.push(circles(room, CODE.air_supply, profile.supply_radius_m, style.colours.air_supply));
   parts.push(`<g id="violation-layer"></g>`);
