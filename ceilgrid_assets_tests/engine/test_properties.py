@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from helpers import building_document, reference_rule_ids, room_document, rule_ids
-from hypothesis import HealthCheck, given, settings
+from helpers import SAMPLE_PATH, building_document, reference_rule_ids, room_document, rule_ids
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ceilgrid_assets.core.engine.grid import CODE, COMPONENTS, Room
@@ -257,3 +257,73 @@ def test_bad_rooms_in_a_building_never_stop_the_good_ones(documents):
     assert len(parsed.rooms) + len(parsed.errors) == len(documents)
     for error in parsed.errors:
         assert error.room is not None and "#" in error.room
+
+
+# ------------------------------------------------------------------ partial layouts
+
+DEVICE_CODES = [CODE[name] for name in ("light", "air_supply", "air_return", "smoke_detector")]
+
+
+@st.composite
+def plain_rooms(draw, max_side: int = 12) -> Room:
+    """Rooms of 3-12 tiles a side with a few invalid blocks, the size the rescue covers."""
+    width = draw(st.integers(3, max_side))
+    height = draw(st.integers(3, max_side))
+    cells = np.zeros((height, width), dtype=np.uint8)
+    for _ in range(draw(st.integers(0, 2))):
+        x0, y0 = draw(st.integers(0, width - 1)), draw(st.integers(0, height - 1))
+        w, h = draw(st.integers(1, max(1, width // 3))), draw(st.integers(1, max(1, height // 3)))
+        cells[y0 : y0 + h, x0 : x0 + w] = CODE["invalid"]
+    return Room(
+        grid_id="plain",
+        cells=cells,
+        tile_size_m=draw(st.sampled_from([0.6, 0.6, 0.5])),
+        ceiling_height_m=draw(st.sampled_from([2.4, 2.7, 3.0])),
+        room_type=draw(st.sampled_from(ROOM_TYPES)),
+    )
+
+
+def keep_part(layout: Room, original: Room, data: st.DataObject) -> Room:
+    """The empty room plus part of a compliant layout's devices: a random subset, one
+    component type alone, or every type but one. A compliant completion exists by
+    construction: the layout itself."""
+    devices = np.isin(layout.cells, DEVICE_CODES)
+    mode = data.draw(st.sampled_from(["subset", "one type", "all but one type"]), label="mode")
+    if mode == "subset":
+        flags = data.draw(
+            st.lists(st.booleans(), min_size=int(devices.sum()), max_size=int(devices.sum())),
+            label="kept",
+        )
+        keep = np.zeros_like(devices)
+        keep[devices] = flags
+    else:
+        code = data.draw(st.sampled_from(DEVICE_CODES), label="type")
+        keep = layout.cells == code if mode == "one type" else devices & (layout.cells != code)
+    return original.with_cells(np.where(keep, layout.cells, original.cells).astype(np.uint8))
+
+
+def assert_completed_compliantly(partial: Room) -> None:
+    result = complete_room(partial, CONFIGS["nfpa72"])
+    assert result.compliant, (partial.cells.tolist(), result.compliance)
+    assert reference_rule_ids(result.room, NFPA, partial) == set()
+
+
+@settings(CI, max_examples=60)
+@given(room=plain_rooms(), data=st.data())
+def test_partial_layouts_are_completed_compliantly(room, data):
+    """Existing devices of every type, in any combination a compliant layout allows,
+    never stop the engine from finding a compliant completion."""
+    full = complete_room(room, CONFIGS["nfpa72"])
+    assume(full.compliant)
+    assert_completed_compliantly(keep_part(full.room, room, data))
+
+
+@settings(CI, max_examples=20)
+@given(data=st.data())
+def test_parts_of_a_real_earlier_layout_are_completed_compliantly(data):
+    """The editor sample's own layout, partly deleted, is completed again."""
+    [room] = parse_document(SAMPLE_PATH.read_bytes(), "sample.json").rooms
+    empty = room.with_cells(np.where(np.isin(room.cells, DEVICE_CODES), 0, room.cells))
+    full = complete_room(room, CONFIGS["nfpa72"])
+    assert full.compliant
+    assert_completed_compliantly(keep_part(full.room, empty, data))

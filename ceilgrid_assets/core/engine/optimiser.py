@@ -207,8 +207,7 @@ def _run(
         options={"node_limit": node_limit, "time_limit": time_limit_s, "presolve": True},
     )
     status = STATUS.get(result.status, "error")
-    nodes = getattr(result, "mip_node_count", None)
-    if status == "error" and nodes is not None and nodes >= node_limit:
+    if status == "error" and "Solution limit" in str(result.message):  # HiGHS: mip_max_nodes
         status = BUDGET
     gap = getattr(result, "mip_gap", None)
     if result.x is None:

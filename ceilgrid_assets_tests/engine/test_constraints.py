@@ -1,0 +1,203 @@
+"""The clearance table drives every stage, the joint programme and the validator;
+input conflicts are diagnosed before any search; the rescue says what it proved.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from helpers import make_room, positions, reference_rule_ids
+
+from ceilgrid_assets.core.engine import constraints, pipeline
+from ceilgrid_assets.core.engine.constraints import CLEARANCES, Clearance
+from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS
+from ceilgrid_assets.core.engine.optimiser import solve_joint
+from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room
+from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.engine.rules import check_layout, input_conflicts
+from ceilgrid_assets.core.engine.stages import build_context
+
+NFPA = get_profile("nfpa72")
+
+
+def distances_m(room, first: str, second: str) -> list[float]:
+    return [
+        math.dist(p, q) * room.tile_size_m
+        for p in positions(room, first)
+        for q in positions(room, second)
+    ]
+
+
+def assert_completed(result) -> None:
+    """Compliant by the engine, a fresh validation and the independent reference checker."""
+    assert result.compliant, result.compliance["violations"]
+    assert check_layout(result.room, NFPA, result.original) == []
+    assert reference_rule_ids(result.room, NFPA, result.original) == set()
+
+
+# ------------------------------------------------------------------ regressions
+
+
+@pytest.mark.parametrize(
+    ("shape", "returns"),
+    [
+        ((6, 6), [(3, 3)]),  # the issue's office: supplies at (0,5) and (5,0) work
+        ((8, 8), [(4, 4)]),
+        ((20, 20), [(9, 10)]),
+        ((20, 20), [(2, 2)]),
+        ((20, 20), [(17, 12), (3, 16)]),
+    ],
+)
+def test_existing_returns_keep_new_supplies_away(shape, returns):
+    """These rooms came back with return.separation: new supplies ignored existing returns."""
+    result = complete_room(make_room(shape, devices={"air_return": returns}))
+    assert_completed(result)
+    assert set(returns) <= positions(result.room, "air_return")
+    assert min(distances_m(result.room, "air_return", "air_supply")) >= 1.8 - 1e-9
+
+
+def test_the_joint_programme_keeps_new_supplies_from_existing_returns():
+    room = make_room((6, 6), devices={"air_return": [(3, 3)]})
+    solved = solve_joint(room, NFPA, 30.0)
+    assert solved.status == "optimal"
+    completed = room.with_cells(np.where(solved.added > 0, solved.added, room.cells))
+    assert check_layout(completed, NFPA, room) == []
+
+
+# ------------------------------------------------------------------ the table
+
+
+@pytest.mark.parametrize("clearance", CLEARANCES, ids=lambda c: f"{c.subject}-{c.other}")
+@pytest.mark.parametrize("direction", ["subject-existing", "other-existing"])
+def test_every_clearance_shapes_allowed_cells_in_both_directions(clearance, direction):
+    """A new device of either type of a row stays out of the other's zone, whichever came first."""
+    existing, new = (
+        (clearance.subject, clearance.other)
+        if direction == "subject-existing"
+        else (clearance.other, clearance.subject)
+    )
+    room = make_room((9, 9), devices={existing: [(4, 4)]})
+    context = build_context(new, room, NFPA)
+    ys, xs = np.indices(room.cells.shape)
+    distance = np.hypot(xs - 4, ys - 4) * room.tile_size_m
+    minimum = clearance.minimum_m(NFPA)
+    expected = (room.cells == CODE["empty"]) & (distance >= minimum - 1e-9)
+    assert np.array_equal(context.allowed, expected)
+
+
+@pytest.mark.parametrize("clearance", CLEARANCES, ids=lambda c: f"{c.subject}-{c.other}")
+def test_the_validator_reports_every_row_with_its_rule(clearance):
+    room = make_room((5, 1), devices={clearance.subject: [(0, 0)], clearance.other: [(1, 0)]})
+    found = [v for v in check_layout(room, NFPA) if v.rule == clearance.rule]
+    assert found and found[0].cells == [[0, 0]]
+
+
+def test_a_new_rule_is_one_line_and_every_consumer_obeys_it(monkeypatch):
+    """Lights 1.0 m from supplies: stages, joint programme and validator all follow it."""
+    extra = Clearance("light.clearance", "light", "air_supply", "smoke_to_light_m")
+    monkeypatch.setattr(constraints, "CLEARANCES", (*CLEARANCES, extra))
+    # the validator reports the new pair
+    room = make_room((5, 1), devices={"light": [(0, 0)], "air_supply": [(1, 0)]})
+    assert any(v.rule == "light.clearance" for v in check_layout(room, NFPA))
+    # a supply stage keeps away from an existing light, and the reverse
+    with_light = make_room((9, 9), devices={"light": [(4, 4)]})
+    assert not build_context("air_supply", with_light, NFPA).allowed[4, 5]
+    with_supply = make_room((9, 9), devices={"air_supply": [(4, 4)]})
+    assert not build_context("light", with_supply, NFPA).allowed[4, 5]
+    # whole rooms respect it, through the series (10x10) or the joint rescue (6x6, 8x8)
+    for shape in [(10, 10), (8, 8), (6, 6)]:
+        result = complete_room(make_room(shape))
+        assert result.compliant, (shape, result.compliance)
+        assert min(distances_m(result.room, "light", "air_supply")) >= 1.0 - 1e-9
+
+
+# ------------------------------------------------------------------ input conflicts
+
+
+def test_input_conflict_is_flagged_at_once_and_never_sent_to_the_rescue(monkeypatch):
+    def no_rescue(*args, **kwargs):
+        raise AssertionError("a room with conflicting input devices reached the joint rescue")
+
+    monkeypatch.setattr(pipeline, "solve_joint", no_rescue)
+    room = make_room((10, 10), devices={"smoke_detector": [(2, 2)], "light": [(3, 2)]})
+    result = complete_room(room)
+    violations = result.compliance["violations"]
+    # exactly the input's violation, flagged as such; every other rule holds
+    assert [(v["rule"], v["cause"], v["cells"]) for v in violations] == [
+        ("smoke.clearance", "input", [[2, 2]])
+    ]
+    assert reference_rule_ids(result.room, NFPA, room) == {"smoke.clearance"}
+    assert "(2,2)" in result.compliance["input_conflicts"]
+    assert "(3,2)" in result.compliance["input_conflicts"]
+    assert result.compliance["rescue"].startswith("not run: input devices conflict")
+
+
+def test_input_conflicts_are_exactly_the_pairs_of_input_devices():
+    room = make_room(
+        (10, 10),
+        devices={
+            "smoke_detector": [(2, 2), (8, 8)],
+            "air_supply": [(3, 3)],
+            "air_return": [(8, 3)],
+        },
+    )
+    conflicts = input_conflicts(room, NFPA)
+    assert [(v.rule, v.cause, v.cells) for v in conflicts] == [
+        ("smoke.clearance", "input", [[2, 2]])
+    ]
+
+
+def test_causes_split_input_pairs_from_layout_pairs():
+    original = make_room((10, 10), devices={"smoke_detector": [(2, 2), (7, 7)], "light": [(3, 2)]})
+    cells = original.cells.copy()
+    cells[7, 8] = CODE["air_supply"]  # a new supply next to the input detector at (7, 7)
+    completed = original.with_cells(cells)
+    clearances = [v for v in check_layout(completed, NFPA, original) if v.rule == "smoke.clearance"]
+    assert {(v.cause, tuple(map(tuple, v.cells))) for v in clearances} == {
+        ("layout", ((7, 7),)),
+        ("input", ((2, 2),)),
+    }
+    others = [v for v in check_layout(completed, NFPA, original) if v.rule != "smoke.clearance"]
+    assert others and all(v.cause == "layout" for v in others)
+
+
+def test_without_the_input_no_cause_is_claimed():
+    room = make_room((10, 10), devices={"smoke_detector": [(2, 2)], "light": [(3, 2)]})
+    assert all(v.cause is None for v in check_layout(room, NFPA))
+    assert all("cause" not in v.to_dict() for v in check_layout(room, NFPA))
+
+
+# ------------------------------------------------------------------ what the rescue proved
+
+
+@pytest.mark.parametrize("length", [1, 2, 3])
+def test_the_rescue_says_proved_infeasible(length):
+    result = complete_room(make_room((length, 1)))
+    assert not result.compliant
+    assert result.compliance["rescue"].startswith("proved infeasible")
+
+
+def test_the_rescue_says_budget_exhausted_when_its_node_budget_runs_out():
+    # a 4x10 office with columns where the series falls short and the rescue is needed
+    room = make_room((4, 10), invalid=[(2, 2), (3, 5), (2, 8)])
+    rescued = complete_room(room)
+    assert rescued.compliant and rescued.compliance["rescue"] == "compliant layout found"
+    assert {record["chosen"] for record in rescued.models.values()} == {pipeline.RESCUE_MODEL}
+    starved = complete_room(room, EngineConfig(rescue_node_limit=0))
+    assert not starved.compliant
+    assert starved.compliance["rescue"].startswith("budget exhausted")
+
+
+def test_compliant_rooms_carry_no_diagnosis():
+    result = complete_room(make_room((10, 10)))
+    assert result.compliant
+    assert set(result.compliance) == {"compliant", "profile", "violations"}
+
+
+def test_the_table_names_device_types_and_profile_distances():
+    """The table names only real device types, and each row's distance is a profile value."""
+    for clearance in CLEARANCES:
+        assert {clearance.subject, clearance.other} <= set(DEVICE_COMPONENTS)
+        assert clearance.minimum_m(NFPA) > 0
