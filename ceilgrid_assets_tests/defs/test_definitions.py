@@ -8,12 +8,14 @@ from datetime import timedelta
 import dagster as dg
 import pytest
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
-from helpers import EXAMPLES_DIR
+from helpers import EXAMPLES_DIR, building_document, room_document, to_json
 
 from ceilgrid_assets.contract import BUILDINGS, building_partition_key
-from ceilgrid_assets.core.engine.io import InputError, parse_document
+from ceilgrid_assets.core.engine.building import complete_building
+from ceilgrid_assets.core.engine.io import InputError, dump_document, parse_document
 from ceilgrid_assets.definitions import defs
 from ceilgrid_assets.defs.resources import build_resources
+from ceilgrid_assets.defs.serving import layouts
 from ceilgrid_assets.defs.serving.jobs import layout_building_job
 from ceilgrid_assets.defs.training.schedules import nightly_retraining
 
@@ -194,3 +196,28 @@ def test_partition_keys_are_the_building_id_or_refused():
     assert building_partition_key("tower-7") == "tower-7"
     with pytest.raises(InputError, match="not a safe key"):
         building_partition_key("Tower 7/West")
+
+
+def test_serving_run_with_workers_writes_the_single_process_bytes(
+    postgres_instance, ceilgrid_home, monkeypatch
+):
+    """A large building is laid out over worker processes, with the command line's bytes."""
+    # Five distinct halls of 2,500 cells (over 10,000 cells: workers start), each twice.
+    halls = [
+        room_document((50, 50), invalid=[(n, n)], grid_id=f"{name}-{n}")
+        for name in ("hall", "copy")
+        for n in range(5)
+    ]
+    document = to_json(building_document(halls, "halls"))
+    expected = dump_document(complete_building(parse_document(document), jobs=1).document)
+    monkeypatch.setattr(layouts, "default_jobs", lambda: 2)  # workers even on one core
+    postgres_instance.add_dynamic_partitions(BUILDINGS, ["halls"])
+    result = serving_job().execute_in_process(
+        instance=postgres_instance,
+        partition_key="halls",
+        run_config={"ops": {"submitted_building": {"config": {"document": document}}}},
+    )
+    assert result.success
+    assert layout_bytes(result) == expected
+    [materialization] = result.asset_materializations_for_node("completed_layout")
+    assert materialization.metadata["rooms"].value == 10
