@@ -14,6 +14,7 @@ corner is the origin and JSON cell ``(x, y)`` has its centre at
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from ceilgrid_assets.core.engine.io import (
     write_atomic,
 )
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
-from ceilgrid_assets.core.engine.rules import compliance_report
+from ceilgrid_assets.core.engine.rules import CAUSES, compliance_report
 from ceilgrid_assets.core.outputs.render import render_stages, render_views
 
 #: CAD layer per drawing element, in the discipline-major-minor pattern of the
@@ -113,6 +114,7 @@ class Layout:
     rooms: list[Room] = field(default_factory=list)
     room_documents: list[dict[str, Any]] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
+    _verdicts: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def profile(self, index: int) -> Profile:
         """The profile the room was checked against (its compliance report names it)."""
@@ -121,11 +123,56 @@ class Layout:
         return get_profile(name if isinstance(name, str) else DEFAULT_PROFILE)
 
     def compliance(self, index: int) -> dict[str, Any]:
-        """The room's compliance report: the document's own, or computed when absent."""
-        compliance = self.room_documents[index].get("compliance")
-        if isinstance(compliance, dict) and isinstance(compliance.get("violations"), list):
-            return compliance
-        return compliance_report(self.rooms[index], self.profile(index))
+        """The room's verdict from the rulebook re-run on its layout, never the document's word.
+
+        The keys of a compliance report plus ``claimed``: the document's own
+        ``compliant`` (None when it has none), so a disagreement can be shown.
+        The ``placement`` rule needs the input, which a layout file lacks: the
+        document's own placement violations are kept (a claimed breach is
+        never dropped). Violations keep the document's ``cause`` where the
+        document reported the same rule at the same cells. Memoised per room,
+        since a report asks for it several times.
+        """
+        if index in self._verdicts:
+            return self._verdicts[index]
+        claim = self.room_documents[index].get("compliance")
+        claim = claim if isinstance(claim, dict) else {}
+        claimed_violations = [v for v in claim.get("violations") or [] if isinstance(v, dict)]
+        causes = {
+            (v.get("rule"), json.dumps(v.get("cells"))): v["cause"]
+            for v in claimed_violations
+            if v.get("cause") in CAUSES
+        }
+        report = compliance_report(self.rooms[index], self.profile(index))
+        violations = [v for v in claimed_violations if v.get("rule") == "placement"]
+        for violation in report["violations"]:
+            cause = causes.get((violation["rule"], json.dumps(violation["cells"])))
+            violations.append(violation if cause is None else {**violation, "cause": cause})
+        claimed = claim.get("compliant")
+        verdict = {
+            **report,
+            "compliant": not violations,
+            "violations": violations,
+            "claimed": claimed if isinstance(claimed, bool) else None,
+        }
+        self._verdicts[index] = verdict
+        return verdict
+
+
+def verdict_label(compliance: Mapping[str, Any]) -> str:
+    """ "compliant" or "not compliant", and the document's claim when it says otherwise."""
+    verdict = "compliant" if compliance.get("compliant") else "not compliant"
+    claimed = compliance.get("claimed")
+    if claimed is None or claimed == bool(compliance.get("compliant")):
+        return verdict
+    said = "compliant" if claimed else "not compliant"
+    return f"{verdict} on re-validation (the document claims {said})"
+
+
+def disputed(compliance: Mapping[str, Any]) -> bool:
+    """True when the document's own claim disagrees with the re-validated verdict."""
+    claimed = compliance.get("claimed")
+    return claimed is not None and claimed != bool(compliance.get("compliant"))
 
 
 def layout_from_parsed(parsed: ParsedDocument) -> Layout:
@@ -247,8 +294,7 @@ def room_dxf(
     counts = ", ".join(f"{name.replace('_', ' ')} {room.count(name)}" for name in DEVICE_COMPONENTS)
     status = ""
     if compliance is not None:
-        status = " - compliant" if compliance.get("compliant") else " - NOT compliant"
-        status += f" ({compliance.get('profile', profile.name)})"
+        status = f" - {verdict_label(compliance)} ({compliance.get('profile', profile.name)})"
     heading = f"{building_id} / {room.grid_id}" if building_id else room.grid_id
     text_height = max(0.2, min(0.5, width_m / 40))
     msp.add_text(

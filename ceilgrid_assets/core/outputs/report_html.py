@@ -22,7 +22,14 @@ import pandas as pd
 from ceilgrid_assets.core.engine.grid import Room
 from ceilgrid_assets.core.engine.io import write_atomic
 from ceilgrid_assets.core.engine.rules import layout_metrics
-from ceilgrid_assets.core.outputs.export import TOTAL, Layout, bill_of_quantities, quantities_table
+from ceilgrid_assets.core.outputs.export import (
+    TOTAL,
+    Layout,
+    bill_of_quantities,
+    disputed,
+    quantities_table,
+    verdict_label,
+)
 from ceilgrid_assets.core.outputs.render import (
     VIEWS,
     RenderedImage,
@@ -119,20 +126,21 @@ def _metrics(layout: Layout, index: int) -> dict[str, Any]:
     return layout_metrics(layout.rooms[index], layout.profile(index))
 
 
+def _badge(compliance: Mapping[str, Any]) -> str:
+    """The re-validated verdict, and the document's contrary claim when there is one."""
+    css = "ok" if compliance.get("compliant") and not disputed(compliance) else "bad"
+    return f'<span class="{css}">{_e(verdict_label(compliance))}</span>'
+
+
 def _room_section(
     layout: Layout, index: int, stages: Sequence[Room] | None, with_images: bool, plans_only: bool
 ) -> str:
     room = layout.rooms[index]
     compliance = layout.compliance(index)
     violations = compliance["violations"]
-    badge = (
-        '<span class="ok">compliant</span>'
-        if compliance.get("compliant")
-        else '<span class="bad">not compliant</span>'
-    )
     parts = [
         f'<section class="room" id="room-{_e(room.grid_id)}">',
-        f"<h2>{_e(room.grid_id)} &middot; {badge}</h2>",
+        f"<h2>{_e(room.grid_id)} &middot; {_badge(compliance)}</h2>",
         f'<p class="muted">{_e(room.room_type)}, {room.width}&times;{room.height} tiles of '
         f"{room.tile_size_m:g} m, ceiling {room.ceiling_height_m:g} m, area "
         f"{room.area_m2:.1f} m&sup2;, profile {_e(compliance.get('profile', ''))}</p>",
@@ -142,7 +150,9 @@ def _room_section(
     parts.append(_table(metrics, text_columns=("value",)))
     if violations:
         items = "".join(
-            f"<li><b>{_e(v.get('rule', ''))}</b>: {_e(v.get('message', ''))}</li>"
+            f"<li><b>{_e(v.get('rule', ''))}</b>: {_e(v.get('message', ''))}"
+            + (f" <i>(cause: {_e(v['cause'])})</i>" if v.get("cause") else "")
+            + "</li>"
             for v in violations
         )
         parts.append(f"<h3>Violations</h3><ul>{items}</ul>")
@@ -175,19 +185,15 @@ def building_report_html(
     rendering, for reports written on every serving run).
     """
     rooms = layout.rooms
-    compliant = sum(bool(layout.compliance(i).get("compliant")) for i in range(len(rooms)))
+    verdicts = [layout.compliance(i) for i in range(len(rooms))]
+    compliant = sum(bool(verdict.get("compliant")) for verdict in verdicts)
+    disputes = sum(disputed(verdict) for verdict in verdicts)
     boq = bill_of_quantities(layout)
     detail = boq.set_index("grid_id")[
         ["component", "count", "count_rule", "count_rule_min", "driven_by"]
     ]
     toc = "".join(
-        f'<li><a href="#room-{_e(room.grid_id)}">{_e(room.grid_id)}</a> '
-        + (
-            '<span class="ok">compliant</span>'
-            if layout.compliance(i).get("compliant")
-            else '<span class="bad">not compliant</span>'
-        )
-        + "</li>"
+        f'<li><a href="#room-{_e(room.grid_id)}">{_e(room.grid_id)}</a> {_badge(verdicts[i])}</li>'
         for i, room in enumerate(rooms)
     )
     parts = [
@@ -199,7 +205,13 @@ def building_report_html(
         f"<h1>{_e(layout.building_id)}: ceiling layout report</h1>",
         f'<p class="muted">source {_e(layout.source)} &middot; {len(rooms)} room(s), '
         f'<span class="{"ok" if compliant == len(rooms) else "bad"}">{compliant} compliant'
-        f"</span></p>",
+        f"</span> on re-validation"
+        + (
+            f', <span class="bad">{disputes} disagree with their document\'s own claim</span>'
+            if disputes
+            else ""
+        )
+        + "</p>",
     ]
     if layout.errors:
         errors = "".join(f"<li>{_e(error)}</li>" for error in layout.errors)

@@ -49,6 +49,7 @@ def building_report(
         TOTAL,
         bill_of_quantities,
         boq_csv,
+        disputed,
         layout_from_document,
         quantities_table,
     )
@@ -64,9 +65,21 @@ def building_report(
     totals = dict.fromkeys(DEVICE_COMPONENTS, 0)
     previews: list[str] = []
     boq = None
+    rooms = compliant = disputes = 0
     for key in keys:
         document = json.loads(layout_storage.layout_path(key).read_bytes())
         layout = layout_from_document(document, source=str(layout_storage.layout_path(key)))
+        # The rulebook re-run on each room, never the document's own claim.
+        verdicts = [layout.compliance(index) for index in range(len(layout.rooms))]
+        rooms += len(verdicts)
+        compliant += sum(bool(verdict["compliant"]) for verdict in verdicts)
+        building_disputes = sum(disputed(verdict) for verdict in verdicts)
+        if building_disputes:
+            context.log.warning(
+                f"{key}: {building_disputes} room(s) disagree with their document's "
+                "compliance claim on re-validation"
+            )
+        disputes += building_disputes
         boq = bill_of_quantities(layout)
         write_atomic(layout_storage.report_path(key), boq_csv(boq))
         write_report_html(
@@ -84,7 +97,13 @@ def building_report(
                 f"**{markdown_text(key)}** / {markdown_text(room.grid_id)}\n\n"
                 + markdown_image(render_room(room).png, f"{key} {room.grid_id}")
             )
-    metadata: dict[str, Any] = {"buildings": len(keys), **totals}
+    metadata: dict[str, Any] = {
+        "buildings": len(keys),
+        **totals,
+        "rooms": rooms,
+        "compliant_rooms": compliant,
+        "claims_disputed": disputes,
+    }
     if previews:
         metadata["plans"] = dg.MetadataValue.md("\n\n".join(previews))
     if len(keys) == 1 and boq is not None:
