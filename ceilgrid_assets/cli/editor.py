@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ceilgrid_assets.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_SERVER
@@ -36,6 +37,20 @@ def platform_layout(url: str, building_id: str) -> bytes:
         if entries.get(LAYOUT_METADATA_KEY) is not None:
             return entries[LAYOUT_METADATA_KEY].encode()
     raise ServerError(f"{url}: no layout of building {key} (submit it first)")
+
+
+def platform_submitter(url: str) -> Callable[[bytes, str], None]:
+    """Send a building to the platform at ``url`` as ``ceilgrid submit`` does (no wait)."""
+    from ceilgrid_assets.cli.submit import ServerError, submit
+    from ceilgrid_assets.editor.server import SubmitError
+
+    def send(data: bytes, key: str) -> None:
+        try:
+            submit(url, data.decode("utf-8"), key)
+        except ServerError as error:  # server text may span lines: one line
+            raise SubmitError(" ".join(str(error).split())) from None
+
+    return send
 
 
 def editor_command(args: argparse.Namespace) -> int:
@@ -81,7 +96,8 @@ def editor_command(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        serve(create_app(workspace, allowed), sock)
+        submitter = platform_submitter(args.url) if args.url else None
+        serve(create_app(workspace, allowed, submitter), sock)
     except KeyboardInterrupt:
         pass
     return EXIT_OK

@@ -15,7 +15,10 @@ Every answer comes from the engine, so the page can never disagree with
   verdicts, as the bytes ``dump_document`` writes;
 - ``POST /api/export/png`` or ``/api/export/dxf`` ``{"room": <room>}``: the
   room's plan (its violations view while it does not comply) or its DXF
-  drawing, from ``core.outputs`` as ``ceilgrid export`` writes them.
+  drawing, from ``core.outputs`` as ``ceilgrid export`` writes them;
+- ``POST /api/submit`` ``{"building": <building>}``: the download's bytes sent
+  to the platform as ``ceilgrid submit`` sends a file (only when the command
+  line opened the building from a platform with ``--url``).
 
 Rooms in requests are in the interchange format and go through the engine's
 parser, so bad input gets the same one-line error as the command line (HTTP 400,
@@ -46,6 +49,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ceilgrid_assets.contract import MAX_SUBMISSION_BYTES, building_partition_key
 from ceilgrid_assets.core.engine.grid import COMPONENTS, Room
 from ceilgrid_assets.core.engine.io import (
     MAX_FILE_BYTES,
@@ -216,6 +220,14 @@ def building_document(workspace: Workspace, document: Any) -> dict[str, Any]:
     return building
 
 
+class SubmitError(RuntimeError):
+    """The platform refused or could not be reached; ``str`` is one line."""
+
+
+#: Sends a building document (its bytes, its partition key) to the platform.
+Submitter = Callable[[bytes, str], None]
+
+
 def error_response(error: InputError) -> JSONResponse:
     return JSONResponse({"error": str(error)}, status_code=400)
 
@@ -240,14 +252,22 @@ def request_room(body: Any, source: str) -> tuple[Room, dict[str, Any]]:
     return room, {key: value for key, value in document.items() if key not in OUTPUT_KEYS}
 
 
-def create_app(workspace: Workspace, allowed_hosts: list[str] | None = None) -> SecurityHeaders:
-    """The editor application for one opened building."""
+def create_app(
+    workspace: Workspace,
+    allowed_hosts: list[str] | None = None,
+    submitter: Submitter | None = None,
+) -> SecurityHeaders:
+    """The editor application for one opened building.
+
+    ``submitter`` (given by the command line when it knows a platform) makes
+    "Submit to platform" available; the editor itself knows no platform API.
+    """
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     async def building(request: Request) -> Response:
-        return JSONResponse(building_view(workspace))
+        return JSONResponse({**building_view(workspace), "can_submit": submitter is not None})
 
     async def validate(request: Request) -> Response:
         try:
@@ -337,6 +357,36 @@ def create_app(workspace: Workspace, allowed_hosts: list[str] | None = None) -> 
             headers={"content-disposition": f'attachment; filename="{name}"'},
         )
 
+    async def submit(request: Request) -> Response:
+        """The edited building to the platform, the way ``ceilgrid submit`` sends it."""
+        if submitter is None:
+            return JSONResponse({"error": "no platform: start with --url"}, status_code=404)
+        try:
+            body = await read_json(request, workspace.source)
+            if not isinstance(body, dict) or "building" not in body:
+                raise InputError(
+                    'expected {"building": <building>}',
+                    source=workspace.source,
+                    field_name="building",
+                )
+            document = building_document(workspace, body["building"])
+            data = dump_document(document)
+            if len(data) > MAX_SUBMISSION_BYTES:
+                raise InputError(
+                    f"{len(data)} bytes, more than the {MAX_SUBMISSION_BYTES} byte limit "
+                    "for API submissions",
+                    source=workspace.source,
+                )
+            building_id = document.get("building_id", document.get("grid_id"))
+            key = building_partition_key(building_id, workspace.source)
+        except InputError as error:
+            return error_response(error)
+        try:
+            await run_in_threadpool(submitter, data, key)
+        except SubmitError as error:
+            return JSONResponse({"error": str(error)}, status_code=502)
+        return JSONResponse({"submitted": key, "input_sha256": content_hash(data)})
+
     app = Starlette(
         routes=[
             Route("/", index),
@@ -345,6 +395,7 @@ def create_app(workspace: Workspace, allowed_hosts: list[str] | None = None) -> 
             Route("/api/complete", complete, methods=["POST"]),
             Route("/api/download", download, methods=["POST"]),
             Route("/api/export/{kind:str}", export, methods=["POST"]),
+            Route("/api/submit", submit, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[

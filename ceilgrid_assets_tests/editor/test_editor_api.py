@@ -268,6 +268,14 @@ def test_hostile_names_stay_data_and_other_hosts_are_refused(start_editor, tmp_p
     assert "/" not in disposition and "<" not in disposition
     assert json.loads(response.content)["building_id"] == building["building_id"]
 
+    no_platform = requests.post(
+        f"{editor.url}/api/submit",
+        data=json.dumps({"building": building}),
+        headers=JSON,
+        timeout=30,
+    )
+    assert no_platform.status_code == 404 and view["can_submit"] is False
+
     rebinding = requests.get(
         f"{editor.url}/api/building", headers={"host": "attacker.example"}, timeout=30
     )

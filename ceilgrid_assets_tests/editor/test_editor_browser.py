@@ -176,7 +176,9 @@ def test_a_designers_session_from_opening_to_a_validated_download(
     press(browser, "undo")
     assert "smoke.clearance" not in violation_rules(browser)
     assert outlined(browser, "smoke.clearance") == []
-    assert not browser.find_elements("css selector", '#plan .device[data-component="smoke_detector"]')
+    assert not browser.find_elements(
+        "css selector", '#plan .device[data-component="smoke_detector"]'
+    )
 
     # Complete both rooms: the designer's light stays, both turn compliant.
     press(browser, "complete-room")

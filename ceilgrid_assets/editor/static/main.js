@@ -464,6 +464,20 @@ async function exportRoom(kind) {
   }
 }
 
+async function submitBuilding() {
+  try {
+    const building = {
+      building_id: state.building.building_id,
+      rooms: state.rooms.map((room) => roomDocument(room, true)),
+    };
+    const answer = await (await post("/api/submit", { building })).json();
+    showError("");
+    setStatus(`submitted building ${answer.submitted}: the platform lays it out in its next batch`);
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
 function revert() {
   if (!window.confirm("Forget every edit kept in this browser and reopen the file?")) return;
   state.history.clear();
@@ -496,6 +510,7 @@ function bind() {
   $("export-png").addEventListener("click", () => exportRoom("png"));
   $("export-dxf").addEventListener("click", () => exportRoom("dxf"));
   $("revert").addEventListener("click", revert);
+  $("submit").addEventListener("click", submitBuilding);
   $("zoom-in").addEventListener("click", () => zoom(1.25));
   $("zoom-out").addEventListener("click", () => zoom(0.8));
   $("zoom-fit").addEventListener("click", () => {
@@ -529,6 +544,7 @@ async function start() {
     return;
   }
   state.building = building;
+  $("submit").hidden = !building.can_submit;
   state.rooms = building.rooms.map(roomFromView);
   $("building-name").textContent = `${building.building_id} (${building.file_name})`;
   document.title = `${building.building_id} — ceilgrid editor`;
