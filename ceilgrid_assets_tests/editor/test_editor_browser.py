@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from editor_helpers import CEILGRID, HOSTILE_ID
+from editor_helpers import CEILGRID, HOSTILE_ID, editing_building
 from helpers import PROJECT_ROOT
 
 from ceilgrid_assets.core.engine.grid import CODE
@@ -280,3 +280,53 @@ def tile_offset(driver, x: int, y: int) -> tuple[int, int]:
         0.6,
     )
     return int(dx), int(dy)
+
+
+def test_moving_a_device_and_ctrl_z(browser, start_editor, building_file):
+    editor = start_editor(building_file)
+    browser.get(f"{editor.url}/")
+    wait_for(lambda: settled(browser), "the building to load")
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    choose(browser, "move")
+    plan = browser.find_element("id", "plan")
+    (
+        ActionChains(browser)
+        .move_to_element_with_offset(plan, *tile_offset(browser, 2, 2))
+        .click_and_hold()
+        .move_to_element_with_offset(plan, *tile_offset(browser, 5, 4))
+        .release()
+        .perform()
+    )
+    wait_for(lambda: settled(browser), "the verdict")
+    light = browser.find_element("css selector", '#plan .device[data-component="light"]')
+    assert float(light.get_attribute("x")) == pytest.approx(5 * 0.6 + 0.2 * 0.6)
+    assert float(light.get_attribute("y")) == pytest.approx(4 * 0.6 + 0.2 * 0.6)
+    assert "1 edits kept" in browser.find_element("id", "status").text
+
+    ActionChains(browser).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
+    wait_for(lambda: settled(browser), "the undo")
+    light = browser.find_element("css selector", '#plan .device[data-component="light"]')
+    assert float(light.get_attribute("x")) == pytest.approx(2 * 0.6 + 0.2 * 0.6)
+    assert "0 edits kept" in browser.find_element("id", "status").text
+
+
+def test_rejected_rooms_are_listed_with_the_clis_line(browser, start_editor, tmp_path):
+    building = editing_building()
+    bad = json.loads(json.dumps(building["rooms"][0]))
+    bad["grid_id"] = "broken"
+    bad["cells"][0]["component"] = "lamp"
+    building["rooms"].append(bad)
+    path = tmp_path / "with-bad-room.json"
+    path.write_bytes(dump_document(building))
+    cli = subprocess.run(
+        [str(CEILGRID), "validate", str(path)], capture_output=True, text=True, timeout=120
+    )
+    editor = start_editor(path)
+    browser.get(f"{editor.url}/")
+    wait_for(lambda: settled(browser), "the building to load")
+    shown = [item.text for item in browser.find_elements("css selector", "#rejected li")]
+    assert shown == [cli.stderr.strip()]
+    assert "room broken (#2): field 'component': cell (0, 0): unknown value 'lamp'" in shown[0]
+    assert len(browser.find_elements("css selector", "#room-list li")) == 2
