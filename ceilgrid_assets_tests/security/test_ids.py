@@ -268,3 +268,21 @@ def test_submit_refuses_a_bad_id_before_contacting_the_server(tmp_path):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "not a safe key" in done.stderr
     assert not (tmp_path / "outside").exists()
+
+
+def test_asset_refuses_an_oversize_document_in_the_run_config(postgres_instance, ceilgrid_home):
+    """The launchpad path is size-limited like the API path, whoever sends it."""
+    postgres_instance.add_dynamic_partitions(BUILDINGS, ["big"])
+    big = b" " * (MAX_SUBMISSION_BYTES + 1 - len(document("big"))) + document("big")
+    result = dg.materialize(
+        [submitted_building],
+        partition_key="big",
+        instance=postgres_instance,
+        resources=build_resources(),
+        run_config={"ops": {"submitted_building": {"config": {"document": big.decode()}}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    assert "more than the 16777216 byte limit" in failure.step_failure_data.error.message
+    assert not (ceilgrid_home / "storage" / "buildings" / "big").exists()

@@ -211,3 +211,20 @@ def test_missing_or_wrong_credentials_are_one_line(proxy, tmp_path):
     done = submit(proxy, path, wrong)
     assert done.returncode == 3 and "HTTP 401: credentials refused" in done.stderr
     assert "nope" not in done.stderr
+
+
+def test_proxy_refuses_bodies_larger_than_any_api_submission(proxy):
+    """64m: twice the largest API document passes the proxy, a 70 MB body does not."""
+
+    def post(size: int) -> int:
+        return requests.post(
+            proxy.url() + "/graphql",
+            data=b" " * size,
+            auth=("otto", PASSWORDS["otto"]),
+            headers={"Content-Type": "application/json"},
+            verify=str(proxy.ca),
+            timeout=120,
+        ).status_code
+
+    assert post(2 * 16 * 1024 * 1024) != 413  # reaches the webserver (which finds no query)
+    assert post(70 * 1024 * 1024) == 413

@@ -6,6 +6,7 @@ import dagster as dg
 
 from ceilgrid_assets.contract import (
     BUILDINGS,
+    MAX_SUBMISSION_BYTES,
     SUBMISSION_ASSET,
     SUBMISSION_DOCUMENT_KEY,
     building_id_problem,
@@ -97,6 +98,13 @@ def submitted_building(
     context: dg.AssetExecutionContext, config: SubmissionConfig, layout_storage: LayoutStorage
 ) -> dg.MaterializeResult:
     keys = checked_partition_keys(context)
+    if len(config.document.encode()) > MAX_SUBMISSION_BYTES:
+        raise dg.Failure(
+            description=f"the document in the run config is {len(config.document.encode())} "
+            f"bytes, more than the {MAX_SUBMISSION_BYTES} byte limit for API submissions "
+            "(drop it into the inbox)",
+            allow_retries=False,
+        )
     if config.document and len(keys) != 1:
         raise dg.Failure(
             description="a document in the run config needs a one-partition run",
