@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ceilgrid_assets.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_SERVER
+from ceilgrid_assets.cli.layout import resolve_models_dir
 from ceilgrid_assets.contract import LAYOUT_METADATA_KEY, building_partition_key
 from ceilgrid_assets.core.engine.io import parse_document
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, PROFILES
@@ -65,6 +66,12 @@ def editor_command(args: argparse.Namespace) -> int:
     if args.url and args.building is None:
         print("error: --url needs --building ID", file=sys.stderr)
         return EXIT_BAD_INPUT
+    extra_models = []
+    models_dir = resolve_models_dir(args.models, args.no_models)
+    if models_dir is not None:  # as `ceilgrid layout`: --models, else $CEILGRID_MODELS_DIR
+        from ceilgrid_assets.core.learning.learned import load_models
+
+        extra_models = load_models(models_dir)
     if args.url:
         try:
             data = platform_layout(args.url, args.building)
@@ -72,12 +79,14 @@ def editor_command(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_SERVER
         source = f"{args.url.rstrip('/')} building {args.building}"
-        workspace = Workspace.from_parsed(source, data, parse_document(data, source), args.profile)
+        parsed = parse_document(data, source)
+        workspace = Workspace.from_parsed(source, data, parsed, args.profile, extra_models)
     elif args.building is not None:
         root = args.storage or default_storage_root()
-        workspace = Workspace.open(stored_building(root, args.building), args.profile)
+        path = stored_building(root, args.building)
+        workspace = Workspace.open(path, args.profile, extra_models)
     else:
-        workspace = Workspace.open(args.input, args.profile)
+        workspace = Workspace.open(args.input, args.profile, extra_models)
     opened = args.input or workspace.source
     loopback = args.host in LOOPBACK_HOSTS
     allowed = None if loopback else ["*"]
@@ -140,4 +149,12 @@ def add_editor_parser(commands: argparse._SubParsersAction) -> None:
         default=DEFAULT_PROFILE,
         help=f"rulebook profile (default {DEFAULT_PROFILE})",
     )
+    editor.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="directory of trained learned models to add to the candidates of Complete "
+        "(default: $CEILGRID_MODELS_DIR, else none)",
+    )
+    editor.add_argument("--no-models", action="store_true", help="built-in models only in Complete")
     editor.set_defaults(handler=editor_command)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import socket
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ from ceilgrid_assets.core.engine.io import (
     room_to_document,
     safe_file_stem,
 )
+from ceilgrid_assets.core.engine.models import PlacementModel
 from ceilgrid_assets.core.engine.photometry import illuminance_map
 from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
@@ -109,22 +110,33 @@ class Workspace:
     completing: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def open(cls, path: str | Path, profile: str = DEFAULT_PROFILE) -> Workspace:
+    def open(
+        cls,
+        path: str | Path,
+        profile: str = DEFAULT_PROFILE,
+        extra_models: Sequence[PlacementModel] = (),
+    ) -> Workspace:
         """Read and parse ``path``; file-level problems raise the engine's InputError."""
         data = read_limited(path)
         parsed = parse_document(data, str(path))  # errors name the file as the CLI does
-        return cls.from_parsed(str(path), data, parsed, profile)
+        return cls.from_parsed(str(path), data, parsed, profile, extra_models)
 
     @classmethod
     def from_parsed(
-        cls, source: str, data: bytes, parsed: ParsedDocument, profile: str = DEFAULT_PROFILE
+        cls,
+        source: str,
+        data: bytes,
+        parsed: ParsedDocument,
+        profile: str = DEFAULT_PROFILE,
+        extra_models: Sequence[PlacementModel] = (),
     ) -> Workspace:
+        """``extra_models`` (learned ones) compete in completions as in ``ceilgrid layout``."""
         return cls(
             source=source,
             data=data,
             parsed=parsed,
             profile=get_profile(profile),
-            config=EngineConfig.create(profile),
+            config=EngineConfig.create(profile, extra_models=extra_models),
         )
 
 
