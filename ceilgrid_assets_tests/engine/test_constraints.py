@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import make_room, positions, reference_rule_ids
+from helpers import make_room, positions, reference_rule_ids, rule_ids
 
 from ceilgrid_assets.core.engine import constraints, pipeline
 from ceilgrid_assets.core.engine.constraints import CLEARANCES, Clearance
@@ -201,3 +201,12 @@ def test_the_table_names_device_types_and_profile_distances():
     for clearance in CLEARANCES:
         assert {clearance.subject, clearance.other} <= set(DEVICE_COMPONENTS)
         assert clearance.minimum_m(NFPA) > 0
+
+
+def test_a_layout_on_another_grid_is_the_layouts_fault_throughout():
+    original = make_room((6, 6), devices={"smoke_detector": [(2, 2)], "light": [(3, 2)]})
+    other = make_room((7, 6), devices={"smoke_detector": [(2, 2)], "light": [(3, 2)]})
+    violations = check_layout(other, NFPA, original)
+    assert violations[0].rule == "placement"
+    assert {v.cause for v in violations} == {"layout"}
+    assert "smoke.clearance" in rule_ids(violations)

@@ -375,14 +375,19 @@ COMPONENT_CHECKS = {
 def check_layout(room: Room, profile: Profile, original: Room | None = None) -> list[Violation]:
     """Every rule of the rulebook for a completed room.
 
-    ``original`` enables the ``placement`` rule (a layout file read on its own
-    has no input to compare with).
+    ``original`` enables the ``placement`` rule and the violations' causes (a
+    layout file read on its own has no input to compare with). A layout on
+    another grid than its input is the layout's fault throughout.
     """
     violations = placement_violations(original, room) if original is not None else []
     if not room.usable.any():
         return violations
+    same_grid = original is not None and original.cells.shape == room.cells.shape
     for check in COMPONENT_CHECKS.values():
-        violations += check(room, profile, original)
+        found = check(room, profile, original if same_grid else None)
+        if original is not None and not same_grid:
+            found = [replace(violation, cause="layout") for violation in found]
+        violations += found
     return violations
 
 
