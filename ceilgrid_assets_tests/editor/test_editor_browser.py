@@ -311,6 +311,19 @@ def test_moving_a_device_and_ctrl_z(browser, start_editor, building_file):
     assert float(light.get_attribute("x")) == pytest.approx(2 * 0.6 + 0.2 * 0.6)
     assert "0 edits kept" in browser.find_element("id", "status").text
 
+    # Complete building: both rooms in one step, taken back by one undo.
+    press(browser, "complete-building")
+    wait_for(lambda: badges(browser) == ["true", "true"], "both rooms to be compliant")
+    assert "1 edits kept" in browser.find_element("id", "status").text
+    stages = {
+        row.get_attribute("textContent")
+        for row in browser.find_elements("css selector", "#candidates tr td:first-child")
+    }
+    assert stages == {"light", "air supply", "air return", "smoke detector"}
+    press(browser, "undo")
+    assert badges(browser) == ["false", "false"]
+    assert browser.find_element("id", "candidates").get_attribute("hidden") is not None
+
 
 def test_rejected_rooms_are_listed_with_the_clis_line(browser, start_editor, tmp_path):
     building = editing_building()

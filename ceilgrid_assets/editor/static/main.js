@@ -228,6 +228,37 @@ function refreshPanel() {
     $("models"),
     DEVICES.filter((name) => models[name]).map((name) => [name.replace("_", " "), models[name].chosen]),
   );
+  renderCandidates(models);
+  const notes = room.compliance
+    ? [room.compliance.input_conflicts, room.compliance.rescue].filter((note) => typeof note === "string")
+    : [];
+  $("notes").textContent = notes.join(" ");
+}
+
+/** Every candidate of each stage of the last completion: model, verdict, devices. */
+function renderCandidates(models) {
+  const table = $("candidates");
+  const rows = [];
+  for (const name of DEVICES) {
+    for (const candidate of models[name]?.candidates || []) {
+      const row = document.createElement("tr");
+      if (candidate.model === models[name].chosen) row.className = "chosen";
+      const cells = [
+        name.replace("_", " "),
+        candidate.model,
+        candidate.skipped ? "skipped" : candidate.compliant ? "compliant" : "not compliant",
+        candidate.devices ?? "",
+      ];
+      for (const value of cells) {
+        const cell = document.createElement("td");
+        cell.textContent = String(value);
+        row.append(cell);
+      }
+      rows.push(row);
+    }
+  }
+  table.replaceChildren(...rows);
+  table.hidden = !rows.length;
 }
 
 function refreshVerdicts(index) {
