@@ -12,6 +12,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -207,3 +208,25 @@ def test_workers_lay_out_the_rooms_unless_the_building_is_too_small(monkeypatch)
     small = complete_building(parsed, jobs=2, memo=None)  # 250 cells: not worth a pool
     assert sum(computed.values()) == 6
     assert dump_document(small.document) == dump_document(pooled.document)
+
+
+@dataclass(frozen=True)
+class ExplodingModel:
+    """A placement model with a bug that shows on rooms 7 tiles wide."""
+
+    name: str = "exploding"
+    components: tuple[str, ...] = ("light",)
+
+    def place(self, context: Any) -> Any:
+        if context.room.width == 7:
+            raise RuntimeError("model bug on a 7-wide room")
+        return None
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_engine_error_in_a_room_is_raised_alike_with_or_without_workers(jobs):
+    rooms = [room_document((5 + n, 5), grid_id=f"r{n}") for n in range(6)]  # r2 is 7 wide
+    parsed = parse_document(to_json(building_document(rooms)), "b.json")
+    config = EngineConfig(models=[*EngineConfig().models, ExplodingModel()])
+    with pytest.raises(RuntimeError, match="model bug on a 7-wide room"):
+        complete_building(parsed, config, jobs=jobs, memo=None, pool_min_cells=0)

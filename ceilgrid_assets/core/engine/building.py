@@ -230,11 +230,14 @@ def _lay_out(rooms: Sequence[Room], config: EngineConfig, jobs: int) -> Iterator
         context.set_forkserver_preload([__name__])
     # Small chunks balance rooms of very different cost; results come back in order.
     chunksize = max(1, len(rooms) // (workers * 16))
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(config,)
-    ) as pool:
+    )
+    try:
         for room, result in zip(rooms, pool.map(_work, rooms, chunksize=chunksize), strict=True):
             yield deliver(room, result)
+    finally:  # on an error, rooms not yet started are dropped rather than waited for
+        pool.shutdown(cancel_futures=True)
 
 
 _worker_config: EngineConfig | None = None
