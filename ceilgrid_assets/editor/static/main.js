@@ -369,8 +369,21 @@ function onPointerDown(event) {
     return;
   }
   // Other tools paint: a drag is one step, every tile gets the first tile's result.
-  state.stroke = { value: after, seen: new Set(), changes: [], last: cell };
+  // A device tool that starts by deleting its device deletes only that device type.
+  const only = DEVICES.includes(name) && after === CODE.empty ? CODE[name] : null;
+  state.stroke = { value: after, only, seen: new Set(), changes: [], last: cell };
   paint(index);
+}
+
+let drawScheduled = false;
+/** Redraw once per animation frame, however many tiles a drag paints in between. */
+function scheduleDraw() {
+  if (drawScheduled) return;
+  drawScheduled = true;
+  requestAnimationFrame(() => {
+    drawScheduled = false;
+    drawCurrent();
+  });
 }
 
 function paint(index) {
@@ -381,9 +394,10 @@ function paint(index) {
   const before = room.codes[index];
   if (before === stroke.value) return;
   if (stroke.value >= CODE.light && before === CODE.invalid) return;
+  if (stroke.only !== null && before !== stroke.only) return;
   stroke.changes.push([index, before, stroke.value]);
   room.codes[index] = stroke.value; // shown at once, recorded as one step on release
-  drawCurrent();
+  scheduleDraw();
 }
 
 function onPointerMove(event) {
