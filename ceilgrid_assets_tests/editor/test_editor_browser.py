@@ -89,6 +89,10 @@ def settled(driver) -> bool:
     )
 
 
+def plan_element(driver):
+    return driver.find_element("id", "plan")
+
+
 def click_tile(driver, x: int, y: int) -> None:
     """A real pointer click on the centre of tile (x, y) of the plan."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -130,6 +134,9 @@ def press(driver, button: str) -> None:
 def test_a_designers_session_from_opening_to_a_validated_download(
     browser, start_editor, building_file, tmp_path
 ):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
     editor = start_editor(building_file)
     browser.get(f"{editor.url}/")
     wait_for(lambda: settled(browser), "the building to load")
@@ -171,6 +178,22 @@ def test_a_designers_session_from_opening_to_a_validated_download(
     browser.find_element("id", "zoom-in").click()
     zoomed = int(browser.find_element("id", "plan").get_attribute("width"))
     assert abs(zoomed - width * 1.25) <= 1
+    for _ in range(4):
+        browser.find_element("id", "zoom-in").click()
+    before = browser.execute_script("return document.getElementById('plan-box').scrollLeft")
+    (
+        ActionChains(browser)
+        .key_down(Keys.ALT)
+        .move_to_element(plan_element(browser))
+        .click_and_hold()
+        .move_by_offset(-200, 0)
+        .release()
+        .key_up(Keys.ALT)
+        .perform()
+    )
+    after = browser.execute_script("return document.getElementById('plan-box').scrollLeft")
+    assert after - before == pytest.approx(200, abs=2)  # Alt+drag pans, and edits nothing
+    assert violation_rules(browser).count("smoke.clearance") == 1
     browser.find_element("id", "zoom-fit").click()
 
     press(browser, "undo")

@@ -27,6 +27,7 @@ const state = {
   scale: 40, // pixels per metre
   busy: false,
   stroke: null,
+  pan: null,
 };
 
 // ---- server calls ---------------------------------------------------------
@@ -353,6 +354,13 @@ function handEdit(changes) {
 }
 
 function onPointerDown(event) {
+  if (event.button === 1 || (event.button === 0 && event.altKey)) {
+    // Middle button or Alt+drag pans the plan box, whatever the tool.
+    const box = $("plan-box");
+    state.pan = { x: event.clientX, y: event.clientY, left: box.scrollLeft, top: box.scrollTop };
+    event.preventDefault();
+    return;
+  }
   if (state.busy || event.button !== 0) return;
   const room = state.rooms[state.current];
   const cell = cellAt($("plan"), room, event);
@@ -401,6 +409,12 @@ function paint(index) {
 }
 
 function onPointerMove(event) {
+  if (state.pan) {
+    const box = $("plan-box");
+    box.scrollLeft = state.pan.left - (event.clientX - state.pan.x);
+    box.scrollTop = state.pan.top - (event.clientY - state.pan.y);
+    return;
+  }
   const stroke = state.stroke;
   if (!stroke || stroke.move !== undefined) return;
   const room = state.rooms[state.current];
@@ -419,6 +433,7 @@ function onPointerMove(event) {
 }
 
 function onPointerUp(event) {
+  state.pan = null;
   const stroke = state.stroke;
   state.stroke = null;
   if (!stroke) return;
@@ -534,7 +549,7 @@ function revert() {
 function bind() {
   const plan = $("plan");
   plan.addEventListener("pointerdown", onPointerDown);
-  plan.addEventListener("pointermove", onPointerMove);
+  window.addEventListener("pointermove", onPointerMove);
   window.addEventListener("pointerup", onPointerUp);
   plan.addEventListener(
     "wheel",
