@@ -89,10 +89,26 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while sys.stdin.buffer.read(4096):
         pass
+    left = {pid: _command(pid) for pid in marked_processes(args[0])}
     stopped = terminate_marked(args[0])
     if stopped:
-        print(f"stopped {len(stopped)} processes dagster dev left running", file=sys.stderr)
+        names = ", ".join(f"{pid} ({left.get(pid, '?')})" for pid in stopped)
+        print(
+            f"stopped {len(stopped)} processes dagster dev left running: {names}", file=sys.stderr
+        )
     return 0
+
+
+def _command(pid: int) -> str:
+    """``dagster code-server``, ``dagster api`` ...: enough to tell the processes apart."""
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    text = [word.decode(errors="replace") for word in words if word]
+    if "-m" in text:
+        text = text[text.index("-m") + 1 :]
+    return " ".join(text[:3])
 
 
 if __name__ == "__main__":

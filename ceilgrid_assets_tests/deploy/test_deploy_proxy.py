@@ -104,6 +104,8 @@ class Proxy:
     https: str
     ca: Path
     grafana_seen: list[dict[str, str | None]] = field(default_factory=list)
+    nginx_values: dict[str, str] = field(default_factory=dict)
+    workdir: Path = Path()
 
     def gql(
         self, query: str, variables: dict | None = None, auth: tuple[str, str] | None = None
@@ -169,21 +171,19 @@ def proxy() -> Iterator[Proxy]:
         procs.append(operator)
 
         http_port, https_port = localrun.free_port(), localrun.free_port()
-        nginx = localrun.start_nginx(
-            root / "nginx",
-            {
-                "CEILGRID_SERVER_NAME": "localhost",
-                "CEILGRID_HTTP_LISTEN": f"127.0.0.1:{http_port}",
-                "CEILGRID_HTTPS_LISTEN": f"127.0.0.1:{https_port}",
-                "CEILGRID_HTTPS_PUBLIC_PORT": str(https_port),
-                "CEILGRID_VIEWER_UPSTREAM": f"127.0.0.1:{viewer_port}",
-                "CEILGRID_OPERATOR_UPSTREAM": f"127.0.0.1:{operator_port}",
-                "CEILGRID_TLS_DIR": str(secrets / "tls"),
-                "CEILGRID_AUTH_DIR": str(secrets / "auth"),
-                "CEILGRID_GRAFANA_UPSTREAM": f"127.0.0.1:{grafana.server_port}",
-                "CEILGRID_RESOLVER": "127.0.0.1",
-            },
-        )
+        nginx_values = {
+            "CEILGRID_SERVER_NAME": "localhost",
+            "CEILGRID_HTTP_LISTEN": f"127.0.0.1:{http_port}",
+            "CEILGRID_HTTPS_LISTEN": f"127.0.0.1:{https_port}",
+            "CEILGRID_HTTPS_PUBLIC_PORT": str(https_port),
+            "CEILGRID_VIEWER_UPSTREAM": f"127.0.0.1:{viewer_port}",
+            "CEILGRID_OPERATOR_UPSTREAM": f"127.0.0.1:{operator_port}",
+            "CEILGRID_TLS_DIR": str(secrets / "tls"),
+            "CEILGRID_AUTH_DIR": str(secrets / "auth"),
+            "CEILGRID_GRAFANA_UPSTREAM": f"127.0.0.1:{grafana.server_port}",
+            "CEILGRID_RESOLVER": "127.0.0.1",
+        }
+        nginx = localrun.start_nginx(root / "nginx", nginx_values)
         procs.append(nginx)
 
         for port, proc, log in (
@@ -213,6 +213,8 @@ def proxy() -> Iterator[Proxy]:
             https=f"https://localhost:{https_port}",
             ca=ca,
             grafana_seen=_GrafanaStandIn.seen,
+            nginx_values=nginx_values,
+            workdir=root,
         )
     finally:
         for proc in reversed(procs):
@@ -296,3 +298,32 @@ def test_grafana_is_served_under_its_sub_path_behind_the_login(proxy: Proxy) -> 
         timeout=10,
     )
     assert "dagster_webserver_version" in info.json()
+
+
+def test_nginx_starts_without_grafana_and_answers_502_there(proxy: Proxy) -> None:
+    """The main compose file alone: the name "grafana" resolves nowhere."""
+    https_port = localrun.free_port()
+    values = {
+        **proxy.nginx_values,
+        "CEILGRID_HTTP_LISTEN": f"127.0.0.1:{localrun.free_port()}",
+        "CEILGRID_HTTPS_LISTEN": f"127.0.0.1:{https_port}",
+        "CEILGRID_GRAFANA_UPSTREAM": "grafana.invalid:3000",
+    }
+    nginx = localrun.start_nginx(proxy.workdir / "nginx-without-grafana", values)
+    base = f"https://localhost:{https_port}"
+    viewer = ("vera", PASSWORDS["vera"])
+    try:
+        localrun.wait_until(
+            lambda: requests.get(f"{base}/healthz", verify=str(proxy.ca), timeout=2).ok,
+            20,
+            "nginx without grafana",
+            nginx,
+        )
+        missing = requests.get(
+            f"{base}/grafana/api/health", auth=viewer, verify=str(proxy.ca), timeout=60
+        )
+        assert missing.status_code == 502
+        info = requests.get(f"{base}/server_info", auth=viewer, verify=str(proxy.ca), timeout=10)
+        assert "dagster_webserver_version" in info.json()
+    finally:
+        localrun.stop(nginx)
