@@ -63,8 +63,10 @@ def after_inputs(in_same_run: bool) -> dg.AutomationCondition:
     latch = (
         dg.AutomationCondition.initial_evaluation() | dg.AutomationCondition.any_deps_match(updated)
     ).since(dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated())
+    # Not while its own run is in progress: an input updated by that run re-arms the latch.
     first_start = (
         dg.AutomationCondition.missing()
+        & ~dg.AutomationCondition.in_progress()
         & latch.with_label("first evaluation or an input updated, since last requested")
         & every_input_partition(exists).with_label("every input partition exists")
     )
