@@ -277,7 +277,6 @@ def scan_inbox(
                 tick.accepted[staged.stem] = digest
                 recovered.add(digest)
     _stage_submissions(tick, storage, list(submissions), recovered, set(known_keys))
-    quarantine_dir.mkdir(parents=True, exist_ok=True)
     for storage_id, reason in tick.rejected_submissions.items():
         write_atomic(
             quarantine_dir / f"api-submission-{storage_id}.error.txt",
