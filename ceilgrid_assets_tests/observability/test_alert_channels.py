@@ -332,3 +332,17 @@ def test_freshness_sensor_is_registered() -> None:
     from ceilgrid_assets.definitions import defs
 
     assert defs.get_sensor_def("ceilgrid_freshness_alerts") is freshness_failure_alerts
+
+
+def test_half_configured_channel_is_reported_in_the_tick_log(monkeypatch, caplog) -> None:
+    monkeypatch.delenv(alerts.ENV_WEBHOOK_URL, raising=False)
+    monkeypatch.delenv(alerts.ENV_PAGERDUTY_KEY, raising=False)
+    monkeypatch.delenv(alerts.ENV_EMAIL_TO, raising=False)
+    monkeypatch.setenv(alerts.ENV_SMTP_HOST, "smtp.example.org")
+    monkeypatch.setenv(alerts.ENV_SMTP_PASSWORD, PASSWORD)
+    evaluation = dg.AssetCheckEvaluation(asset_key=dg.AssetKey("a"), check_name="c", passed=False)
+    logger = logging.getLogger("ceilgrid_assets.test.half")
+    with caplog.at_level(logging.INFO, logger="ceilgrid_assets.test.half"):
+        assert notify_check_failure(evaluation, None, logger) is False
+    assert "alert settings invalid" in caplog.text and alerts.ENV_EMAIL_TO in caplog.text
+    assert PASSWORD not in caplog.text
