@@ -24,7 +24,9 @@ from helpers import EXAMPLES_DIR
 from ceilgrid_assets.contract import MAX_BUILDING_ID, MAX_SUBMISSION_BYTES, building_partition_key
 from ceilgrid_assets.core.engine.io import InputError
 from ceilgrid_assets.defs.resources import LayoutStorage, build_resources
+from ceilgrid_assets.defs.serving.layouts import completed_layout
 from ceilgrid_assets.defs.serving.partitions import BUILDINGS
+from ceilgrid_assets.defs.serving.reports import building_report
 from ceilgrid_assets.defs.serving.sensors import (
     InboxTick,
     Submission,
@@ -234,24 +236,27 @@ def test_oversize_api_submission_is_refused_and_a_burst_is_spread_over_ticks(tmp
 def test_asset_rechecks_a_partition_added_by_hand(
     postgres_instance, ceilgrid_home, tmp_path, key, reason
 ):
-    """The launchpad path: addDynamicPartition, then a run with the document in its config."""
+    """The launchpad path: addDynamicPartition, then a run (each serving asset re-checks)."""
     postgres_instance.add_dynamic_partitions(BUILDINGS, ["tower", key])
-    result = dg.materialize(
-        [submitted_building],
-        partition_key=key,
-        instance=postgres_instance,
-        resources=build_resources(),
-        run_config={
-            "ops": {"submitted_building": {"config": {"document": document("x").decode()}}}
-        },
-        raise_on_error=False,
-    )
-    assert not result.success
-    [failure] = [event for event in result.all_events if event.is_step_failure]
-    message = failure.step_failure_data.error.message
-    assert "partition key" in message and (
-        "safe key" in message or "Windows" in message or "letter case" in message
-    )
+    config = {"ops": {"submitted_building": {"config": {"document": document("x").decode()}}}}
+    for asset, run_config in (
+        (submitted_building, config),
+        (completed_layout, None),
+        (building_report, None),
+    ):
+        result = dg.materialize(
+            [asset],
+            partition_key=key,
+            instance=postgres_instance,
+            resources=build_resources(),
+            run_config=run_config,
+            raise_on_error=False,
+        )
+        assert not result.success
+        [failure] = [event for event in result.all_events if event.is_step_failure]
+        message = failure.step_failure_data.error.message
+        assert f"Failure: partition key {key!r}: " in message and reason in message
+        assert "\n" not in message.strip()
     assert_nothing_outside(tmp_path, ceilgrid_home)
 
 

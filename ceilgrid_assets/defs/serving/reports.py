@@ -17,7 +17,11 @@ from ceilgrid_assets.defs.metadata import frame_table
 from ceilgrid_assets.defs.resources import LayoutStorage
 from ceilgrid_assets.defs.serving.layouts import SERVING_FRESHNESS, completed_layout
 from ceilgrid_assets.defs.serving.partitions import building_partitions
-from ceilgrid_assets.defs.serving.submissions import PLATFORM_OWNER, SERVING
+from ceilgrid_assets.defs.serving.submissions import (
+    PLATFORM_OWNER,
+    SERVING,
+    checked_partition_keys,
+)
 
 #: Rooms per building whose plan is drawn into report.html (CEILGRID_REPORT_IMAGE_ROOMS).
 DEFAULT_REPORT_IMAGE_ROOMS = 3
@@ -61,7 +65,7 @@ def building_report(
         write_report_html,
     )
 
-    keys = context.partition_keys
+    keys = checked_partition_keys(context)
     totals = dict.fromkeys(DEVICE_COMPONENTS, 0)
     previews: list[str] = []
     boq = None
