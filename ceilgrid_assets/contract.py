@@ -18,14 +18,15 @@ BUILDINGS = "buildings"
 #: External asset that ``ceilgrid submit`` reports, with the building as text metadata.
 SUBMISSION_ASSET = "building_submission"
 SUBMISSION_DOCUMENT_KEY = "document"
+#: The largest building document accepted through the webserver API (checked by
+#: ``ceilgrid submit`` before sending and again where it is
+#: accepted: the inbox sensor and the run config of ``submitted_building``).
+MAX_SUBMISSION_BYTES = 16 * 1024 * 1024
 #: The serving job and its layout asset.
 LAYOUT_JOB = "layout_building_job"
 LAYOUT_ASSET = "completed_layout"
 #: Layout metadata: the layout document itself, and the content hash of its input
 #: (``ceilgrid submit --wait`` matches its document against it).
-#: The largest building document accepted through the webserver API (checked by
-#: ``ceilgrid submit`` before sending and by the inbox sensor on receipt).
-MAX_SUBMISSION_BYTES = 16 * 1024 * 1024
 LAYOUT_METADATA_KEY = "layout"
 INPUT_HASH_METADATA_KEY = "input_sha256"
 
