@@ -315,9 +315,9 @@ def _rescue(room: Room, profile: Profile, config: EngineConfig) -> tuple[Room | 
         return None, "proved infeasible: no completion meets every rule"
     if result.status == "limit":
         return None, f"{SAFETY_NET} ({config.rescue_time_s:g} s) before the node budget"
+    if result.status == BUDGET and result.added is None:
+        return None, f"budget exhausted: {config.rescue_node_limit} nodes, no layout found"
     if result.added is None or result.status not in ("optimal", BUDGET):
-        if result.status == BUDGET:
-            return None, f"budget exhausted: {config.rescue_node_limit} nodes, no layout found"
         return None, f"solver status {result.status}"
     cells = np.where(result.added > 0, result.added, room.cells).astype(np.uint8)
     completed = room.with_cells(cells)
