@@ -1,7 +1,9 @@
 """Where the engine reports what it does, without knowing who listens.
 
 Four engine steps are *observed*: ``building`` (``complete_building``), ``room``
-(``complete_room``), ``stage`` (``run_stage``) and ``candidate`` (``evaluate``).
+(``complete_room``; ``building.deliver`` for a room laid out by a worker process
+or copied from an identical room, so every room of a building is seen once),
+``stage`` (``run_stage``) and ``candidate`` (``evaluate``).
 An observer is a callable ``observer(event, step, args, kwargs)`` that must call
 ``step(*args, **kwargs)`` once and return its result; around that call it may
 open spans, time, count or log. Observers are layered: the one subscribed last
