@@ -10,6 +10,7 @@ import threading
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -180,6 +181,28 @@ def test_layout_run_yields_span_tree_with_attributes(otel) -> None:
                 parent(span).attributes["ceilgrid.component"]
                 == span.attributes["ceilgrid.component"]
             )
+
+
+def test_rooms_from_workers_and_copies_are_counted_once_each(otel) -> None:
+    """With workers and a repeated room: one room span and one room point per output room."""
+    spans, reader = otel
+    parsed = small_building()
+    parsed.rooms.append(replace(parsed.rooms[0], grid_id="open-again"))
+    parsed.room_documents.append({**parsed.room_documents[0], "grid_id": "open-again"})
+    with telemetry.materialization("completed_layout", run_id="run-w"):
+        result = complete_building(parsed, jobs=2, pool_min_cells=0)
+    room_spans = [span for span in spans.get_finished_spans() if span.name == "ceilgrid.room"]
+    assert sorted(span.attributes["ceilgrid.grid_id"] for span in room_spans) == sorted(
+        room.room.grid_id for room in result.rooms
+    )
+    assert len(room_spans) == 4
+    assert all(span.attributes["dagster.run_id"] == "run-w" for span in room_spans)
+    found = points(reader)
+    assert total(found, "ceilgrid.rooms") == 4
+    assert total(found, "ceilgrid.rooms", compliant=False) == 1
+    for component in ("light", "air_supply", "air_return", "smoke_detector"):
+        added = sum(r.room.count(component) - r.original.count(component) for r in result.rooms)
+        assert total(found, "ceilgrid.devices", component=component) == added
 
 
 def test_layout_run_yields_metric_points(otel) -> None:
