@@ -223,7 +223,9 @@ def _lay_out(rooms: Sequence[Room], config: EngineConfig, jobs: int) -> Iterator
             yield complete_room(room, config)
         return
     # Fork is cheapest (workers inherit the imported engine and its caches) but is
-    # only safe while this process runs a single thread; otherwise a fork server.
+    # only safe while this process runs a single Python thread (a lock held by
+    # another would stay locked in the child; OpenBLAS's native threads handle fork
+    # themselves); otherwise a fork server.
     method = "fork" if threading.active_count() == 1 else "forkserver"
     context = multiprocessing.get_context(method)
     if method == "forkserver":
