@@ -17,7 +17,8 @@ from helpers import PROJECT_ROOT, building_document
 
 from ceilgrid_assets.core.engine import optimiser
 from ceilgrid_assets.core.engine.io import room_to_document
-from ceilgrid_assets.core.engine.pipeline import complete_room
+from ceilgrid_assets.core.engine.models import SAFETY_NET
+from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room
 
 #: Offices of the layout benchmark (seeded column grid and riser) in which the
 #: stage optimiser's LP rounding falls short, so branch and bound runs.
@@ -29,6 +30,7 @@ def bench_offices() -> list:
         "bench_layout", PROJECT_ROOT / "scripts" / "bench_layout.py"
     )
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return [module.office(w, h, seed) for w, h, seed in BRANCH_AND_BOUND_ROOMS]
 
@@ -82,3 +84,21 @@ def test_branch_and_bound_rooms_give_the_same_bytes_under_cpu_contention(tmp_pat
     # the wall-clock safety net never decided anything here
     assert all("safety_net" not in room["compliance"] for room in document["rooms"])
     assert all(room["compliance"]["compliant"] for room in document["rooms"])
+
+
+def test_a_solve_stopped_by_the_safety_net_marks_the_room():
+    """The wall clock may stop a solve, but never silently: the room says so."""
+    room = bench_offices()[0]
+    config = EngineConfig.create(optimiser_time_s=1e-6)
+    result = complete_room(room, config)
+    marks = result.compliance["safety_net"]
+    assert marks and all(SAFETY_NET in mark for mark in marks)
+    reasons = [
+        candidate.get("reason", "")
+        for record in result.models.values()
+        for candidate in record["candidates"]
+        if candidate["model"] == "optimiser"
+    ]
+    assert any(reason.startswith(SAFETY_NET) for reason in reasons)
+    # a quiet run with the default safety net is unmarked
+    assert "safety_net" not in complete_room(room).compliance
