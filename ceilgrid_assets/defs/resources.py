@@ -99,9 +99,6 @@ class ModelStore(ConfigurableResource):
 
     location: str
 
-    def promoted_dir(self) -> Path:
-        return Path(self.location) / registry.PROMOTED
-
     def promoted_record(self) -> dict[str, Any] | None:
         version = registry.current(Path(self.location))
         return None if version is None else version.record

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -13,6 +14,7 @@ import sklearn
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.stages import StageContext
+from ceilgrid_assets.core.learning import registry
 from ceilgrid_assets.core.learning.corpus import generate_room
 from ceilgrid_assets.core.learning.evaluation import regressions
 from ceilgrid_assets.core.learning.features import FEATURES
@@ -151,12 +153,13 @@ def test_compliant_models_are_promoted_when_none_are(postgres_instance, store):
 def test_worse_model_is_not_promoted(postgres_instance, store):
     first = run(postgres_instance, {c: plain_model(c) for c in DEVICE_COMPONENTS})
     assert promoted(first)
-    version = store.promoted_dir().resolve()
+    assert store.load_promoted().version == "v0001"
     worse = {**{c: plain_model(c) for c in DEVICE_COMPONENTS}, "light": FloodModel("light")}
     result = run(postgres_instance, worse)
     assert checks(result)["evaluation_not_worse_than_promoted"] is False
     assert not promoted(result)
-    assert store.promoted_dir().resolve() == version  # serving keeps the earlier models
+    assert store.load_promoted().version == "v0001"  # serving keeps the earlier models
+    assert len(registry.versions(Path(store.location))) == 1
 
 
 def test_regressions_compare_device_ratio_and_compliance():
