@@ -9,13 +9,17 @@ not enough. Every process below ``dagster dev`` inherits its environment, so
 (``CEILGRID_DEV_TREE``) and this module finds the holders through
 ``/proc/<pid>/environ``, whichever parent they have by then.
 
-Run as ``python -m ceilgrid_assets.dev.reaper TOKEN``, it is a lifeline: it
-waits until its standard input reaches end of file (the starting process closed
-it, or died, even by SIGKILL) and then stops every holder of the token.
+Run as ``python -m ceilgrid_assets.dev.reaper TOKEN [--interrupt PID]...``, it is
+a lifeline: it waits until its standard input reaches end of file (the starting
+process closed it, or died, even by SIGKILL), stops every holder of the token,
+then sends SIGINT to each ``--interrupt`` process (``make dev``'s Postgres: a fast
+shutdown) if it still runs the command it ran when the lifeline started (no
+signal to a reused pid) and waits for it to exit.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -24,6 +28,7 @@ from pathlib import Path
 
 MARKER = "CEILGRID_DEV_TREE"
 GRACE_S = 10.0
+INTERRUPT_WAIT_S = 60.0
 
 
 def marked_processes(token: str) -> list[int]:
@@ -80,31 +85,50 @@ def _living(pids: list[int]) -> list[int]:
     return living
 
 
+def interrupt(pid: int, command: bytes | None, wait_s: float = INTERRUPT_WAIT_S) -> bool:
+    """SIGINT ``pid`` if it still runs ``command``; True once it has exited."""
+    if command is None or _cmdline(pid) != command:
+        return True  # gone already, or the pid now belongs to another program
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + wait_s
+    while _living([pid]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not _living([pid])
+
+
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m ceilgrid_assets.dev.reaper TOKEN", file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("token")
+    parser.add_argument("--interrupt", type=int, action="append", default=[], metavar="PID")
+    args = parser.parse_args(argv)
     # Ctrl-C in the terminal must not end the lifeline before it has done its work.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    commands = {pid: _cmdline(pid) for pid in args.interrupt}
     while sys.stdin.buffer.read(4096):
         pass
-    left = {pid: _command(pid) for pid in marked_processes(args[0])}
-    stopped = terminate_marked(args[0])
+    left = {pid: _command(pid) for pid in marked_processes(args.token)}
+    stopped = terminate_marked(args.token)
     if stopped:
         names = ", ".join(f"{pid} ({left.get(pid, '?')})" for pid in stopped)
         print(
             f"stopped {len(stopped)} processes dagster dev left running: {names}", file=sys.stderr
         )
+    for pid, command in commands.items():
+        if not interrupt(pid, command):
+            print(f"process {pid} still running after SIGINT", file=sys.stderr)
     return 0
 
 
 def _command(pid: int) -> str:
     """``dagster code-server``, ``dagster api`` ...: enough to tell the processes apart."""
-    try:
-        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return "?"
+    words = (_cmdline(pid) or b"?").split(b"\0")
     text = [word.decode(errors="replace") for word in words if word]
     if "-m" in text:
         text = text[text.index("-m") + 1 :]

@@ -5,7 +5,8 @@ Everything lives under ``.ceilgrid/`` in the working directory (the project):
 config copied from the top-level dagster.yaml, run storage, compute logs),
 ``inbox/``, ``quarantine/``, ``storage/`` (inputs, layouts, reports) and
 ``model-store/``. Ctrl-C (or SIGTERM) stops ``dagster dev`` first, with every process it
-started (see :mod:`ceilgrid_assets.dev.reaper`), then Postgres.
+started, then Postgres; after a SIGKILL of this process the lifeline of
+:mod:`ceilgrid_assets.dev.reaper` does the same.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -72,12 +73,21 @@ class DagsterDevProcess(subprocess.Popen):
 
 
 def start_dagster_dev(
-    project: Path, env: Mapping[str, str], port: int, log_path: Path | None = None
+    project: Path,
+    env: Mapping[str, str],
+    port: int,
+    log_path: Path | None = None,
+    interrupt_after: Sequence[int] = (),
 ) -> DagsterDevProcess:
-    """``dagster dev`` on 127.0.0.1:port in its own session (stopped by :func:`stop`)."""
+    """``dagster dev`` on 127.0.0.1:port in its own session (stopped by :func:`stop`).
+
+    ``interrupt_after``: pids the lifeline interrupts once dagster dev's processes
+    are gone (``make dev`` passes its Postgres, so a SIGKILL of it stops that too).
+    """
     token = secrets.token_hex(16)
+    interrupts = [arg for pid in interrupt_after for arg in ("--interrupt", str(pid))]
     lifeline = subprocess.Popen(
-        [sys.executable, "-m", "ceilgrid_assets.dev.reaper", token],
+        [sys.executable, "-m", "ceilgrid_assets.dev.reaper", token, *interrupts],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         start_new_session=True,  # outside the terminal's process group: Ctrl-C spares it
@@ -208,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             marker.touch()
         url = f"http://127.0.0.1:{args.port}"
         print(f"starting dagster dev on {url}", flush=True)
-        dagster = start_dagster_dev(project, env, args.port)
+        dagster = start_dagster_dev(project, env, args.port, interrupt_after=[server.process.pid])
         wait_for_webserver(url, dagster)
         print(f"ready: open {url}/asset-groups (Ctrl-C stops everything)", flush=True)
         return dagster.wait()

@@ -133,7 +133,7 @@ def test_dev_server_lays_out_examples_and_stops_cleanly(tmp_path):
     shutil.rmtree(base)
 
 
-def test_forced_stop_of_the_dev_server_leaves_no_dagster_process(tmp_path):
+def test_forced_stop_of_the_dev_server_leaves_no_process(tmp_path):
     """SIGKILL of ``make dev`` itself: nothing can clean up in it, the lifeline must."""
     base = dev_base()
     home = base / "home"
@@ -153,12 +153,14 @@ def test_forced_stop_of_the_dev_server_leaves_no_dagster_process(tmp_path):
         process.wait(30)
     try:
         assert_none_left(home / "dagster_home")
-    finally:
-        # Postgres is not below dagster dev: after a SIGKILL of make dev it is stopped by hand.
-        os.kill(postmaster, signal.SIGINT)
         deadline = time.monotonic() + 60
         while alive(postmaster) and time.monotonic() < deadline:
             time.sleep(0.5)
+        assert not alive(postmaster), "Postgres still running a minute after the SIGKILL"
+        assert not (home / "postgres" / "data" / "postmaster.pid").exists()  # shut down cleanly
+    finally:
+        if alive(postmaster):
+            os.kill(postmaster, signal.SIGINT)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -184,7 +186,10 @@ def test_stop_leaves_no_process_after_runs(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not (
             worker := [
-                line for line in instance_processes(dagster_home).values() if "execute_run" in line
+                line
+                for line in instance_processes(dagster_home).values()
+                # the code server starts each run in a spawned multiprocessing child
+                if "spawn_main" in line or "execute_run" in line
             ]
         ):
             time.sleep(0.2)

@@ -121,3 +121,30 @@ def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period():
             os.kill(stubborn, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_interrupt_targets_get_sigint_after_the_sweep():
+    """What make dev passes for its Postgres: SIGINT (fast shutdown), not SIGTERM or SIGKILL."""
+    token = secrets.token_hex(8)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\ntry:\n    time.sleep(600)\n"
+            "except KeyboardInterrupt:\n    raise SystemExit(7)",
+        ]
+    )
+    time.sleep(0.5)
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "ceilgrid_assets.dev.reaper", token, "--interrupt", str(server.pid)],
+        stdin=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        time.sleep(0.5)
+        assert server.poll() is None
+        watcher.stdin.close()
+        assert server.wait(30) == 7  # exited through its SIGINT handling
+        assert watcher.wait(30) == 0
+    finally:
+        server.kill()
