@@ -1,4 +1,5 @@
-"""A first start under the real daemon: one small training, in order, tagged, promoted.
+"""A first start under the real daemon: one small training, in order, tagged, promoted,
+then used by serving.
 
 ``dagster dev`` (webserver and daemon) runs against its own Postgres database with
 CEILGRID_FIRST_START_TRAINING=1, as ``make dev`` does; the corpus is kept tiny.
@@ -6,6 +7,7 @@ CEILGRID_FIRST_START_TRAINING=1, as ``make dev`` does; the corpus is kept tiny.
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import dagster as dg
@@ -27,6 +29,7 @@ from ceilgrid_assets.dev.server import (
 pytestmark = pytest.mark.slow
 
 TIMEOUT_S = 900
+EXAMPLES = PROJECT_ROOT / "ceilgrid_assets" / "examples"
 UNFINISHED = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.STARTING,
@@ -43,7 +46,7 @@ ORDER = [
 ]
 
 
-def test_first_start_trains_in_order_with_tagged_runs_and_promotes_v0001(
+def test_first_start_trains_in_order_promotes_v0001_and_serving_uses_it(
     postgres_server, _dagster_schema_template, tmp_path, monkeypatch
 ):
     database = "first_start"
@@ -83,6 +86,14 @@ def test_first_start_trains_in_order_with_tagged_runs_and_promotes_v0001(
                 for name in step
             }
             runs = instance.get_runs()
+            # Serving picks the promoted version up: a building dropped in now records it.
+            (home / "inbox").mkdir(parents=True, exist_ok=True)
+            shutil.copy(EXAMPLES / "office-floor.json", home / "inbox" / "office-floor.json")
+            layout = None
+            while layout is None:
+                assert time.monotonic() - started < TIMEOUT_S + 300, "no layout in time"
+                time.sleep(5)
+                layout = instance.get_latest_materialization_event(dg.AssetKey("completed_layout"))
     finally:
         stop(process)
     print(f"first start: models promoted {seconds:.0f} s after dagster dev started")
@@ -103,3 +114,6 @@ def test_first_start_trains_in_order_with_tagged_runs_and_promotes_v0001(
     assert all(run.tags.get("ceilgrid/workload") == "training" for run in runs)
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
     assert registry.current(home / "model-store").id == "v0001"
+    metadata = layout.asset_materialization.metadata
+    assert metadata["model_version"].value == "v0001"
+    assert metadata["learned_models"].value == len(DEVICE_COMPONENTS)
