@@ -1,5 +1,6 @@
 """Learned models: one trained asset per component, evaluation, and promotion to serving."""
 
+import json
 import tempfile
 import time
 from datetime import timedelta
@@ -121,7 +122,8 @@ def promotion_record(evaluation: Any, models: dict[str, Any], run_id: str) -> di
         "code_version": code_version(),
         "corpus": next(iter(cards.values())).get("corpus"),
         "training_metrics": {component: card.get("metrics") for component, card in cards.items()},
-        "evaluation": evaluation.to_dict(orient="records"),
+        # Through pandas' JSON writer: a missing value (no optimiser run) becomes null, not NaN.
+        "evaluation": json.loads(evaluation.to_json(orient="records")),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,8 @@ def test_compliant_models_are_promoted_when_none_are(postgres_instance, store):
     }
     served = store.load_promoted()
     assert served.version == "v0001"
+    text = (Path(store.location) / "versions" / "v0001" / "promotion.json").read_text()
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in promotion.json"))
     assert {model.component for model in served.models} == set(DEVICE_COMPONENTS)
     (event,) = [
         event
