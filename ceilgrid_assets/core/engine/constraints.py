@@ -12,7 +12,7 @@ validator module.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
 from dataclasses import dataclass
 
 from ceilgrid_assets.core.engine.profile import Profile
@@ -50,15 +50,7 @@ def partners(component: str, profile: Profile) -> dict[float, tuple[str, ...]]:
     much as a return keeps clear of supplies. Grouping by distance lets one
     distance transform serve several component types.
     """
-    grouped: dict[float, tuple[str, ...]] = {}
-    for clearance in CLEARANCES:
-        if component not in (clearance.subject, clearance.other):
-            continue
-        other = clearance.other if component == clearance.subject else clearance.subject
-        minimum = clearance.minimum_m(profile)
-        if other not in grouped.get(minimum, ()):
-            grouped[minimum] = (*grouped.get(minimum, ()), other)
-    return grouped
+    return dict(_partners(component, CLEARANCES, _minima(profile)))
 
 
 @dataclass(frozen=True)
@@ -71,11 +63,40 @@ class ClearanceGroup:
     minimum_m: float
 
 
-def clearance_groups(profile: Profile) -> Iterator[ClearanceGroup]:
-    """The table grouped for the validator, in table order."""
-    groups: dict[tuple[str, str, float], tuple[str, ...]] = {}
-    for clearance in CLEARANCES:
-        key = (clearance.rule, clearance.subject, clearance.minimum_m(profile))
-        groups[key] = (*groups.get(key, ()), clearance.other)
-    for (rule, subject, minimum), others in groups.items():
-        yield ClearanceGroup(rule, subject, others, minimum)
+def clearance_groups(profile: Profile, subject: str) -> tuple[ClearanceGroup, ...]:
+    """The rows whose ``subject`` is given, grouped for the validator, in table order."""
+    return _groups(subject, CLEARANCES, _minima(profile))
+
+
+def _minima(profile: Profile) -> tuple[float, ...]:
+    return tuple(clearance.minimum_m(profile) for clearance in CLEARANCES)
+
+
+# The validator and every stage ask for these again and again; the table and
+# the distances are the whole key (a profile itself is not hashable).
+@functools.lru_cache(maxsize=64)
+def _partners(
+    component: str, table: tuple[Clearance, ...], minima: tuple[float, ...]
+) -> tuple[tuple[float, tuple[str, ...]], ...]:
+    grouped: dict[float, tuple[str, ...]] = {}
+    for clearance, minimum in zip(table, minima, strict=True):
+        if component not in (clearance.subject, clearance.other):
+            continue
+        other = clearance.other if component == clearance.subject else clearance.subject
+        if other not in grouped.get(minimum, ()):
+            grouped[minimum] = (*grouped.get(minimum, ()), other)
+    return tuple(grouped.items())
+
+
+@functools.lru_cache(maxsize=64)
+def _groups(
+    subject: str, table: tuple[Clearance, ...], minima: tuple[float, ...]
+) -> tuple[ClearanceGroup, ...]:
+    groups: dict[tuple[str, float], tuple[str, ...]] = {}
+    for clearance, minimum in zip(table, minima, strict=True):
+        if clearance.subject == subject:
+            key = (clearance.rule, minimum)
+            groups[key] = (*groups.get(key, ()), clearance.other)
+    return tuple(
+        ClearanceGroup(rule, subject, others, minimum) for (rule, minimum), others in groups.items()
+    )

@@ -167,15 +167,17 @@ def clearance_violations(
     pair of input devices is ``input``; a pair with a new device is ``layout``.
     """
     cells, t = room.cells, room.tile_size_m
-    layers = device_layers(cells)
-    devices = layers[subject]
     violations: list[Violation] = []
+    if all(clearance.subject != subject for clearance in constraints.CLEARANCES):
+        return violations  # the common case in stage checks: nothing to look up
+    groups = clearance_groups(profile, subject)
+    devices = cells == CODE[subject]
     if not devices.any():
         return violations
-    for group in clearance_groups(profile):
-        if group.subject != subject:
-            continue
-        others = np.logical_or.reduce([layers[other] for other in group.others])
+    for group in groups:
+        others = cells == CODE[group.others[0]]
+        for other in group.others[1:]:
+            others |= cells == CODE[other]
         if not others.any():
             continue
         nearest = " or ".join(NOUNS[other][0] for other in group.others)
