@@ -107,7 +107,7 @@ def first_start_training(
 ) -> dg.RunRequest | dg.SkipReason:
     if os.environ.get("CEILGRID_FIRST_START_TRAINING") != "1":
         return dg.SkipReason("CEILGRID_FIRST_START_TRAINING is not 1")
-    if model_store.load_promoted().version is not None:
+    if model_store.promoted_record() is not None:  # the record only: no model is loaded
         return dg.SkipReason("models are promoted")
     if context.instance.get_latest_materialization_event(dg.AssetKey("room_corpus")):
         return dg.SkipReason("a corpus exists: the automation conditions carry training on")

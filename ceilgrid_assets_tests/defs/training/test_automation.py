@@ -7,6 +7,7 @@ Materializations are reported to a real Postgres instance between evaluations
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -23,6 +24,7 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 )
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
+from ceilgrid_assets.core.learning import registry
 from ceilgrid_assets.definitions import defs
 from ceilgrid_assets.defs.resources import build_resources
 from ceilgrid_assets.defs.training.corpus import TRAINING
@@ -216,3 +218,8 @@ def test_first_start_sensor_requests_one_small_corpus_run_only_when_nothing_exis
     assert request.run_config["ops"]["room_corpus"]["config"]["n_rooms"] == FIRST_START_ROOMS
     Night(postgres_instance).materialize("room_corpus")
     assert "a corpus exists" in evaluate().skip_message
+    store = Path(build_resources()["model_store"].location)
+    candidate = ceilgrid_home / "candidate"
+    candidate.mkdir()
+    registry.activate(store, registry.add_version(store, candidate, {}).id, "promote")
+    assert evaluate().skip_message == "models are promoted"
