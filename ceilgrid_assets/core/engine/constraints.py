@@ -12,8 +12,8 @@ validator module.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
+from typing import Any
 
 from ceilgrid_assets.core.engine.profile import Profile
 
@@ -50,7 +50,7 @@ def partners(component: str, profile: Profile) -> dict[float, tuple[str, ...]]:
     much as a return keeps clear of supplies. Grouping by distance lets one
     distance transform serve several component types.
     """
-    return dict(_partners(component, CLEARANCES, _minima(profile)))
+    return dict(_memoised("partners", component, profile))
 
 
 @dataclass(frozen=True)
@@ -65,37 +65,47 @@ class ClearanceGroup:
 
 def clearance_groups(profile: Profile, subject: str) -> tuple[ClearanceGroup, ...]:
     """The rows whose ``subject`` is given, grouped for the validator, in table order."""
-    return _groups(subject, CLEARANCES, _minima(profile))
+    return _memoised("groups", subject, profile)
 
 
-def _minima(profile: Profile) -> tuple[float, ...]:
-    return tuple(clearance.minimum_m(profile) for clearance in CLEARANCES)
+#: Lookups by (kind, component, table identity, profile identity); the value keeps
+#: the table and profile it was made from, so a replaced table is never served stale.
+_LOOKUPS: dict[tuple[str, str, int, int], tuple[object, object, Any]] = {}
 
 
-# The validator and every stage ask for these again and again; the table and
-# the distances are the whole key (a profile itself is not hashable).
-@functools.lru_cache(maxsize=64)
+def _memoised(kind: str, component: str, profile: Profile) -> Any:
+    """The validator and every stage ask for the same lookups again and again."""
+    table = CLEARANCES
+    key = (kind, component, id(table), id(profile))
+    hit = _LOOKUPS.get(key)
+    if hit is not None and hit[0] is table and hit[1] is profile:
+        return hit[2]
+    value = (_partners if kind == "partners" else _groups)(component, table, profile)
+    _LOOKUPS[key] = (table, profile, value)
+    return value
+
+
 def _partners(
-    component: str, table: tuple[Clearance, ...], minima: tuple[float, ...]
+    component: str, table: tuple[Clearance, ...], profile: Profile
 ) -> tuple[tuple[float, tuple[str, ...]], ...]:
     grouped: dict[float, tuple[str, ...]] = {}
-    for clearance, minimum in zip(table, minima, strict=True):
+    for clearance in table:
         if component not in (clearance.subject, clearance.other):
             continue
         other = clearance.other if component == clearance.subject else clearance.subject
+        minimum = clearance.minimum_m(profile)
         if other not in grouped.get(minimum, ()):
             grouped[minimum] = (*grouped.get(minimum, ()), other)
     return tuple(grouped.items())
 
 
-@functools.lru_cache(maxsize=64)
 def _groups(
-    subject: str, table: tuple[Clearance, ...], minima: tuple[float, ...]
+    subject: str, table: tuple[Clearance, ...], profile: Profile
 ) -> tuple[ClearanceGroup, ...]:
     groups: dict[tuple[str, float], tuple[str, ...]] = {}
-    for clearance, minimum in zip(table, minima, strict=True):
+    for clearance in table:
         if clearance.subject == subject:
-            key = (clearance.rule, minimum)
+            key = (clearance.rule, clearance.minimum_m(profile))
             groups[key] = (*groups.get(key, ()), clearance.other)
     return tuple(
         ClearanceGroup(rule, subject, others, minimum) for (rule, minimum), others in groups.items()

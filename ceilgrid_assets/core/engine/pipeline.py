@@ -233,9 +233,10 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
         if component == "smoke_detector":
             # The look-ahead proposals stay valid (earlier stages kept clear of
             # them); re-judge them against the room as it now is.
+            outcomes = [evaluate(context, o.model, o.added, o.seconds) for o in plan_outcomes]
             outcomes = [
-                replace(evaluate(context, o.model, o.added, o.seconds), note=o.note)
-                for o in plan_outcomes
+                outcome if plan.note is None else replace(outcome, note=plan.note)
+                for outcome, plan in zip(outcomes, plan_outcomes, strict=True)
             ]
             chosen = select(outcomes) or evaluate(
                 context, "none", np.zeros_like(context.allowed), 0

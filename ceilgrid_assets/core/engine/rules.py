@@ -153,7 +153,9 @@ def forbidden_cells(
     """
     forbidden = np.zeros(layers[component].shape, dtype=bool)
     for minimum, others in partners(component, profile).items():
-        near = np.logical_or.reduce([layers[other] for other in others])
+        near = layers[others[0]]
+        for other in others[1:]:
+            near = near | layers[other]
         forbidden |= too_close(near, minimum, tile_size_m)
     return forbidden
 
@@ -168,9 +170,9 @@ def clearance_violations(
     """
     cells, t = room.cells, room.tile_size_m
     violations: list[Violation] = []
-    if all(clearance.subject != subject for clearance in constraints.CLEARANCES):
-        return violations  # the common case in stage checks: nothing to look up
     groups = clearance_groups(profile, subject)
+    if not groups:
+        return violations
     devices = cells == CODE[subject]
     if not devices.any():
         return violations
@@ -180,9 +182,6 @@ def clearance_violations(
             others |= cells == CODE[other]
         if not others.any():
             continue
-        nearest = " or ".join(NOUNS[other][0] for other in group.others)
-        article = "an" if nearest[0] in "aeiou" else "a"
-        message = f"{NOUNS[subject][1]} closer than {group.minimum_m:.2f} m to {article} {nearest}"
         if original is None:
             found = {None: devices & too_close(others, group.minimum_m, t)}
         else:
@@ -196,9 +195,13 @@ def clearance_violations(
             }
         for cause, mask in found.items():
             if mask.any():
-                violations.append(
-                    _violation(group.rule, f"{int(mask.sum())} {message}", mask, cause)
+                nearest = " or ".join(NOUNS[other][0] for other in group.others)
+                article = "an" if nearest[0] in "aeiou" else "a"
+                message = (
+                    f"{int(mask.sum())} {NOUNS[subject][1]} closer than "
+                    f"{group.minimum_m:.2f} m to {article} {nearest}"
                 )
+                violations.append(_violation(group.rule, message, mask, cause))
     return violations
 
 
