@@ -211,3 +211,14 @@ def test_export_subcommand_parses_its_options(tmp_path):
         == 0
     )
     assert (tmp_path / "d" / "office-1.dxf").exists()
+
+
+@pytest.mark.parametrize("grid_id", ['=HYPERLINK("http://x")', "+1", "-2+3", "@SUM(A1)", "\tx"])
+def test_csv_ids_a_spreadsheet_would_run_are_text(tmp_path, grid_id):
+    layout = export.layout_from_document(output_document([office_room(grid_id)]))
+    path = export.write_boq_csv(layout, tmp_path / "boq.csv")
+    boq = pd.read_csv(path, keep_default_na=False)
+    ids = set(boq["grid_id"]) - {export.TOTAL}
+    assert ids == {"'" + grid_id}
+    # Counts stay numbers: only text cells are quoted.
+    assert pd.api.types.is_numeric_dtype(boq["count"])

@@ -34,7 +34,7 @@ class Clearance:
         return float(getattr(profile, self.parameter))
 
 
-#: Every pairwise clearance of the rulebook (DESIGN.md section 3), declared once.
+#: Every pairwise clearance of the rulebook (docs/rulebook.md), declared once.
 CLEARANCES: tuple[Clearance, ...] = (
     Clearance("smoke.clearance", "smoke_detector", "air_supply", "smoke_to_air_m"),
     Clearance("smoke.clearance", "smoke_detector", "air_return", "smoke_to_air_m"),

@@ -435,8 +435,23 @@ def quantities_table(boq: pd.DataFrame) -> pd.DataFrame:
     return table.loc[[grid_id for grid_id in order if grid_id in table.index]]
 
 
+#: A spreadsheet reads a cell starting with one of these as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
 def boq_csv(boq: pd.DataFrame) -> bytes:
-    return boq.to_csv(index=False, lineterminator="\n").encode()
+    """The bill of quantities as CSV; text cells a spreadsheet would run are quoted with '.
+
+    Room ids come from users: ``=HYPERLINK(...)`` as an id must open as text
+    (the OWASP advice for CSV injection). Numbers are left as they are.
+    """
+    safe = boq.copy()
+    for column in safe.columns:
+        if not pd.api.types.is_string_dtype(safe[column]):
+            continue  # numbers (negative ones too) stay numbers
+        text = safe[column].astype(str)
+        safe[column] = text.where(~text.str.startswith(FORMULA_PREFIXES), "'" + text)
+    return safe.to_csv(index=False, lineterminator="\n").encode()
 
 
 def write_boq_csv(layout: Layout, path: str | os.PathLike[str]) -> Path:
