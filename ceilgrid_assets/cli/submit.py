@@ -27,8 +27,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    import requests
 
 from ceilgrid_assets.cli.common import (
     EXIT_BAD_INPUT,
@@ -127,6 +130,15 @@ class Server:
         return cls(url.rstrip("/"), (user, password or "") if user else None)
 
 
+def _json_error(response: requests.Response) -> str | None:
+    """The ``error`` a Dagster webserver's REST endpoint explains a refusal with, if any."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("error") if isinstance(body, dict) else None
+
+
 def post_json(
     endpoint: str,
     payload: dict[str, Any],
@@ -140,7 +152,8 @@ def post_json(
         response = requests.post(endpoint, json=payload, timeout=timeout_s, auth=auth)
     except requests.RequestException as exc:
         raise ServerError(f"{endpoint}: {exc}") from None
-    if response.status_code == 401:  # the proxy's answer is an HTML page
+    if response.status_code == 401 and not _json_error(response):
+        # The proxy's answer is an HTML page; a read-only webserver explains in JSON.
         raise ServerError(
             f"{endpoint}: HTTP 401: credentials {'refused' if auth else 'needed'}; give them "
             f"in the URL (https://user:password@host) or as {USER_ENV} and {PASSWORD_ENV}"

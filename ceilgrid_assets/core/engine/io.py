@@ -80,6 +80,10 @@ class InputError(ValueError):
         }
 
 
+class MissingFileError(InputError):
+    """The file is not there (any more): a reader scanning a folder may simply skip it."""
+
+
 def _one_line(text: str) -> str:
     """``text`` with line breaks and other control characters escaped, so messages stay one line."""
     if text.isprintable():
@@ -119,7 +123,7 @@ def read_limited(path: str | os.PathLike[str], source: str | None = None) -> byt
         with open(path, "rb") as handle:
             return handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise InputError("file not found", source=source) from None
+        raise MissingFileError("file not found", source=source) from None
     except IsADirectoryError:
         raise InputError("is a directory, not a JSON file", source=source) from None
     except OSError as exc:

@@ -21,6 +21,7 @@ from ceilgrid_assets.contract import (
 )
 from ceilgrid_assets.core.engine.io import (
     InputError,
+    MissingFileError,
     ParsedDocument,
     content_hash,
     parse_document,
@@ -285,9 +286,10 @@ def scan_inbox(
     for path in _pending_files(inbox, time.time() if now is None else now)[:max_files]:
         try:
             data = read_limited(path, source=path.name)
+        except MissingFileError:
+            # Removed by its owner meanwhile, or a link left dangling: nothing to keep.
+            continue
         except InputError as error:
-            if not os.path.lexists(path):
-                continue  # removed by its owner meanwhile: nothing to keep
             tick.quarantined[path.name] = str(error)
             quarantine(path, quarantine_dir, str(error))
             continue
