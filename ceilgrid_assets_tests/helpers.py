@@ -242,3 +242,20 @@ def load_module(name: str, path: Path) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def inbox_tick(instance: Any, cursor: str | None) -> Any:
+    """One tick of the real inbox sensor, applying its partition requests as the daemon does."""
+    import dagster as dg
+
+    from ceilgrid_assets.defs.resources import build_resources
+    from ceilgrid_assets.defs.serving.sensors import inbox_sensor
+
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=build_resources())
+    result = inbox_sensor(context)
+    if isinstance(result, dg.SensorResult):
+        for request in result.dynamic_partitions_requests or []:
+            instance.add_dynamic_partitions(
+                request.partitions_def_name, list(request.partition_keys)
+            )
+    return result

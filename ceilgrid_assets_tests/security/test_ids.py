@@ -19,7 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from helpers import EXAMPLES_DIR
+from helpers import EXAMPLES_DIR, inbox_tick
 
 from ceilgrid_assets.contract import MAX_BUILDING_ID, MAX_SUBMISSION_BYTES, building_partition_key
 from ceilgrid_assets.core.engine.io import InputError
@@ -31,7 +31,6 @@ from ceilgrid_assets.defs.serving.sensors import (
     InboxTick,
     Submission,
     _stage_submissions,
-    inbox_sensor,
 )
 from ceilgrid_assets.defs.serving.submissions import submitted_building
 
@@ -136,18 +135,6 @@ def drop(inbox: Path, name: str, data: bytes) -> None:
     os.utime(inbox / name, (old, old))
 
 
-def tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult | dg.SkipReason:
-    """One evaluation of the real sensor, applying its partition requests as the daemon does."""
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=build_resources())
-    result = inbox_sensor(context)
-    if isinstance(result, dg.SensorResult):
-        for request in result.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions(
-                request.partitions_def_name, list(request.partition_keys)
-            )
-    return result
-
-
 def test_inbox_quarantines_every_bad_id_and_writes_nothing_outside(
     postgres_instance, ceilgrid_home, tmp_path
 ):
@@ -157,7 +144,7 @@ def test_inbox_quarantines_every_bad_id_and_writes_nothing_outside(
     # No building_id: the file name is the id, and a reserved name is refused too.
     drop(ceilgrid_home / "inbox", "con.json", document(None))
     drop(ceilgrid_home / "inbox", "good.json", document("good"))
-    result = tick(postgres_instance, None)
+    result = inbox_tick(postgres_instance, None)
     assert postgres_instance.get_dynamic_partitions(BUILDINGS) == ["good"]
     assert [request.partition_key for request in result.run_requests] == ["good"]
     quarantine = ceilgrid_home / "quarantine"
@@ -171,11 +158,11 @@ def test_inbox_quarantines_every_bad_id_and_writes_nothing_outside(
 
 def test_case_collision_is_quarantined(postgres_instance, ceilgrid_home, tmp_path):
     drop(ceilgrid_home / "inbox", "first.json", document("Tower"))
-    cursor = tick(postgres_instance, None).cursor
+    cursor = inbox_tick(postgres_instance, None).cursor
     drop(ceilgrid_home / "inbox", "second.json", document("tower"))
     drop(ceilgrid_home / "inbox", "third.json", document("TOWER-b"))
     drop(ceilgrid_home / "inbox", "fourth.json", document("tower-B"))
-    tick(postgres_instance, cursor)
+    inbox_tick(postgres_instance, cursor)
     assert postgres_instance.get_dynamic_partitions(BUILDINGS) == ["Tower", "TOWER-b"]
     for name, other in (("second", "Tower"), ("fourth", "TOWER-b")):
         reason = (ceilgrid_home / "quarantine" / f"{name}.json.error.txt").read_text()
@@ -200,7 +187,7 @@ def test_api_submissions_with_bad_ids_or_keys_are_refused_with_reasons(
     report(postgres_instance, "../../../outside/k", document("fine").decode())
     report(postgres_instance, "fine2", document("../fine2").decode())
     report(postgres_instance, "ok", document("ok").decode())
-    result = tick(postgres_instance, None)
+    result = inbox_tick(postgres_instance, None)
     assert [request.partition_key for request in result.run_requests] == ["ok"]
     reasons = sorted((ceilgrid_home / "quarantine").glob("api-submission-*.error.txt"))
     assert len(reasons) == len(corpus) + 2

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from helpers import EXAMPLES_DIR
+from helpers import EXAMPLES_DIR, inbox_tick
 
 from ceilgrid_assets.defs.operations.alerts import run_failure_webhook
 from ceilgrid_assets.defs.resources import build_resources
 from ceilgrid_assets.defs.serving.partitions import BUILDINGS
-from ceilgrid_assets.defs.serving.sensors import inbox_sensor, load_cursor
+from ceilgrid_assets.defs.serving.sensors import load_cursor
 
 
 def drop(inbox: Path, name: str, data: bytes) -> Path:
@@ -27,18 +27,6 @@ def drop(inbox: Path, name: str, data: bytes) -> Path:
     old = time.time() - 10
     os.utime(path, (old, old))
     return path
-
-
-def evaluate(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult | dg.SkipReason:
-    """One tick, applying its partition requests the way the daemon does."""
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=build_resources())
-    result = inbox_sensor(context)
-    if isinstance(result, dg.SensorResult):
-        for request in result.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions(
-                request.partitions_def_name, list(request.partition_keys)
-            )
-    return result
 
 
 def building(building_id: str) -> bytes:
@@ -58,7 +46,7 @@ def folders(ceilgrid_home: Path) -> dict[str, Path]:
 
 def test_new_file_becomes_partition_and_run(postgres_instance, folders):
     drop(folders["inbox"], "tower.json", building("tower"))
-    result = evaluate(postgres_instance, None)
+    result = inbox_tick(postgres_instance, None)
     assert isinstance(result, dg.SensorResult)
     assert postgres_instance.get_dynamic_partitions(BUILDINGS) == ["tower"]
     [request] = result.run_requests
@@ -71,7 +59,7 @@ def test_new_file_becomes_partition_and_run(postgres_instance, folders):
 def test_several_new_files_are_batched_into_partition_ranges(postgres_instance, folders):
     for index in range(3):
         drop(folders["inbox"], f"b{index}.json", building(f"b{index}"))
-    result = evaluate(postgres_instance, None)
+    result = inbox_tick(postgres_instance, None)
     [request] = result.run_requests
     assert request.partition_key_range == dg.PartitionKeyRange("b0", "b2")
     assert postgres_instance.get_dynamic_partitions(BUILDINGS) == ["b0", "b1", "b2"]
@@ -80,7 +68,7 @@ def test_several_new_files_are_batched_into_partition_ranges(postgres_instance, 
 def test_bad_file_is_quarantined_with_one_line_reason(postgres_instance, folders):
     drop(folders["inbox"], "broken.json", b'{"building_id": "x", "rooms": [')
     drop(folders["inbox"], "good.json", building("good"))
-    result = evaluate(postgres_instance, None)
+    result = inbox_tick(postgres_instance, None)
     assert [request.partition_key for request in result.run_requests] == ["good"]
     assert (folders["quarantine"] / "broken.json").read_bytes().startswith(b'{"building_id"')
     reason = (folders["quarantine"] / "broken.json.error.txt").read_text()
@@ -92,7 +80,7 @@ def test_bad_room_is_reported_and_good_rooms_go_on(postgres_instance, folders):
     document = json.loads(building("mixed"))
     document["rooms"][1]["width"] = -3
     drop(folders["inbox"], "mixed.json", json.dumps(document).encode())
-    result = evaluate(postgres_instance, None)
+    result = inbox_tick(postgres_instance, None)
     assert [request.partition_key for request in result.run_requests] == ["mixed"]
     note = (folders["quarantine"] / "mixed.json.rejected-rooms.error.txt").read_text()
     assert "width" in note and note.count("\n") == 1
@@ -100,31 +88,31 @@ def test_bad_room_is_reported_and_good_rooms_go_on(postgres_instance, folders):
 
 def test_cursor_survives_restart_and_duplicates_are_not_processed_twice(postgres_instance, folders):
     drop(folders["inbox"], "hq.json", building("hq"))
-    first = evaluate(postgres_instance, None)
+    first = inbox_tick(postgres_instance, None)
     assert len(first.run_requests) == 1
     # The daemon restarts: a new evaluation sees only the stored cursor.
     drop(folders["inbox"], "hq-copy.json", building("hq"))
-    second = evaluate(postgres_instance, first.cursor)
+    second = inbox_tick(postgres_instance, first.cursor)
     assert not second.run_requests
     reason = (folders["quarantine"] / "hq-copy.json.error.txt").read_text()
     assert "duplicate" in reason and "hq" in reason
-    assert isinstance(evaluate(postgres_instance, second.cursor), dg.SkipReason)
+    assert isinstance(inbox_tick(postgres_instance, second.cursor), dg.SkipReason)
 
 
 def test_tick_that_died_before_committing_is_recovered_once(postgres_instance, folders):
     drop(folders["inbox"], "annex.json", building("annex"))
-    lost = evaluate(postgres_instance, None)  # staged, but its cursor never stored
+    lost = inbox_tick(postgres_instance, None)  # staged, but its cursor never stored
     assert lost.run_requests
-    again = evaluate(postgres_instance, None)
+    again = inbox_tick(postgres_instance, None)
     assert [request.partition_key for request in again.run_requests] == ["annex"]
     assert again.run_requests[0].run_key == lost.run_requests[0].run_key  # deduplicated
-    assert isinstance(evaluate(postgres_instance, again.cursor), dg.SkipReason)
+    assert isinstance(inbox_tick(postgres_instance, again.cursor), dg.SkipReason)
 
 
 def test_file_still_being_written_waits(postgres_instance, folders):
     folders["inbox"].mkdir(parents=True)
     (folders["inbox"] / "fresh.json").write_bytes(building("fresh"))
-    assert isinstance(evaluate(postgres_instance, None), dg.SkipReason)
+    assert isinstance(inbox_tick(postgres_instance, None), dg.SkipReason)
     assert (folders["inbox"] / "fresh.json").exists()
 
 
@@ -149,15 +137,15 @@ def test_api_submissions_share_a_batch_with_inbox_files_exactly_once(postgres_in
     report_submission(postgres_instance, "api-b", building("api-b"), as_description=True)
     report_submission(postgres_instance, "api-a", building("api-a"))  # a client's retry
     report_submission(postgres_instance, "other", building("not-other"))
-    first = evaluate(postgres_instance, None)
+    first = inbox_tick(postgres_instance, None)
     [request] = first.run_requests
     assert postgres_instance.get_dynamic_partitions(BUILDINGS) == ["api-a", "api-b", "dropped"]
     assert request.partition_key_range == dg.PartitionKeyRange("api-a", "dropped")
     assert (folders["incoming"] / "api-b.json").read_bytes() == building("api-b")
     # Handled once: the retry and the mismatched key are not laid out, nothing is re-read.
-    assert isinstance(evaluate(postgres_instance, first.cursor), dg.SkipReason)
+    assert isinstance(inbox_tick(postgres_instance, first.cursor), dg.SkipReason)
     report_submission(postgres_instance, "api-c", building("api-c"))
-    second = evaluate(postgres_instance, first.cursor)
+    second = inbox_tick(postgres_instance, first.cursor)
     assert [request.partition_key for request in second.run_requests] == ["api-c"]
 
 
