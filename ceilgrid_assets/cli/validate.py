@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from ceilgrid_assets.cli.common import (
     EXIT_BAD_INPUT,
@@ -16,9 +17,22 @@ from ceilgrid_assets.cli.common import (
     add_profile_argument,
     report_errors,
 )
+from ceilgrid_assets.core.engine.certificate import layout_certificate
 from ceilgrid_assets.core.engine.io import read_document
 from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.rules import check_layout
+
+
+def certificate_line(certificate: dict[str, Any]) -> str:
+    """``46 devices, lower bound 44, gap 2 (light 12/12, ...)``: placed/bound per component."""
+    parts = ", ".join(
+        f"{name} {entry['placed']}/{entry['lower_bound']}"
+        for name, entry in certificate["components"].items()
+    )
+    return (
+        f"{certificate['placed']} devices, lower bound {certificate['lower_bound']}, "
+        f"gap {certificate['gap']} ({parts})"
+    )
 
 
 def validate_command(args: argparse.Namespace) -> int:
@@ -28,6 +42,7 @@ def validate_command(args: argparse.Namespace) -> int:
     failing = 0
     for room in parsed.rooms:
         violations = check_layout(room, profile)
+        print(f"room {room.grid_id}: {certificate_line(layout_certificate(room, profile))}")
         if not violations:
             print(f"room {room.grid_id}: compliant ({profile.name})")
             continue

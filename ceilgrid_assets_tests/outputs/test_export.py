@@ -113,6 +113,23 @@ def test_quantities_add_up():
     assert list(table.index) == ["r1", "r2", "r3", export.TOTAL]
     assert (table["total"] == table[list(DEVICE_COMPONENTS)].sum(axis=1)).all()
     assert (table.loc[export.TOTAL] == table.drop(index=export.TOTAL).sum()).all()
+    assert (boq["gap"] == boq["count"] - boq["lower_bound"]).all()
+    for name in DEVICE_COMPONENTS:
+        rows = per_room[per_room["component"] == name]
+        assert totals.loc[name, "lower_bound"] == rows["lower_bound"].sum()
+
+
+def test_lower_bounds_come_from_the_file_not_its_claim():
+    room = office_room("r1")
+    document = output_document([room])
+    claimed = {"components": {}, "placed": 0, "lower_bound": 999, "gap": 0}
+    document["rooms"][0]["certificate"] = claimed  # a file may claim anything
+    layout = export.layout_from_document(document)
+    certificate = layout.certificate(0)
+    assert certificate["placed"] == sum(room.count(name) for name in DEVICE_COMPONENTS)
+    assert certificate["lower_bound"] < 999
+    boq = export.bill_of_quantities(layout)
+    assert boq.loc[boq["grid_id"] == "r1", "lower_bound"].sum() == certificate["lower_bound"]
 
 
 def lights_room(lights: int) -> Room:

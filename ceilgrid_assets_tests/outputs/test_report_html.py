@@ -101,6 +101,28 @@ def test_compliance_per_room_is_shown(text):
     assert "not compliant" in text and "smoke.clearance" in text
 
 
+def test_certificate_per_room_and_gap_for_the_building(text):
+    built = layout()
+    parsed = parse(text)
+    header = ["component", "placed", "lower_bound", "gap", "method"]
+    tables = [t for t in parsed.tables if t[0] == header]
+    assert len(tables) == len(built.rooms)
+    for table, index in zip(tables, range(len(built.rooms)), strict=True):
+        certificate = built.certificate(index)
+        rows = {row[0]: row[1:] for row in table[1:]}
+        assert rows["total"][:3] == [
+            str(certificate[key]) for key in ("placed", "lower_bound", "gap")
+        ]
+        for name in DEVICE_COMPONENTS:
+            assert int(rows[name][0]) == built.rooms[index].count(name)
+    placed = sum(built.certificate(i)["placed"] for i in range(len(built.rooms)))
+    bound = sum(built.certificate(i)["lower_bound"] for i in range(len(built.rooms)))
+    assert (
+        f"{placed} devices; the rooms' lower bounds sum to {bound}, a gap of {placed - bound}"
+        in (text.replace("&#x27;", "'"))
+    )
+
+
 def test_images_are_capped_for_big_buildings():
     text = report_html.building_report_html(layout(), max_rooms_with_images=1)
     parsed = parse(text)

@@ -68,6 +68,7 @@ def room_output(result: RoomResult, template: dict[str, Any] | None) -> dict[str
     document["compliance"] = result.compliance
     document["models"] = result.models
     document["metrics"] = result.metrics
+    document["certificate"] = result.certificate
     return document
 
 
@@ -84,6 +85,7 @@ def layout_key(room: Room) -> Hashable:
         room.tile_size_m,
         room.ceiling_height_m,
         room.room_type,
+        room.luminaire,
     )
 
 
@@ -105,6 +107,7 @@ def carried_over(result: RoomResult, room: Room) -> RoomResult:
         models=copy.deepcopy(result.models),
         compliance=copy.deepcopy(result.compliance),
         metrics=copy.deepcopy(result.metrics),
+        certificate=copy.deepcopy(result.certificate),
         seconds=0.0,
     )
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ceilgrid_assets.core.engine.certificate import room_certificate
 from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, Room
 from ceilgrid_assets.core.engine.heuristics import repair
 from ceilgrid_assets.core.engine.hooks import observed
@@ -202,6 +203,7 @@ class RoomResult:
     compliance: dict[str, Any]
     metrics: dict[str, Any]
     candidates: dict[str, list[CandidateOutcome]]
+    certificate: dict[str, Any]  # per component: placed, lower bound, gap (certificate.py)
     seconds: float
 
     @property
@@ -283,6 +285,7 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
         compliance=compliance,
         metrics=layout_metrics(current, profile),
         candidates=candidates,
+        certificate=room_certificate(room, current, profile),
         seconds=time.perf_counter() - started,
     )
 

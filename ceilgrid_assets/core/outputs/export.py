@@ -27,6 +27,7 @@ import pandas as pd
 from ezdxf.document import Drawing
 from ezdxf.enums import TextEntityAlignment
 
+from ceilgrid_assets.core.engine.certificate import layout_certificate
 from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, INVALID, SMOKE_DETECTOR, Room
 from ceilgrid_assets.core.engine.io import (
     InputError,
@@ -36,6 +37,7 @@ from ceilgrid_assets.core.engine.io import (
     safe_file_stem,
     write_atomic,
 )
+from ceilgrid_assets.core.engine.photometry import required_lights
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
 from ceilgrid_assets.core.engine.rules import CAUSES, compliance_report
 from ceilgrid_assets.core.outputs.render import render_stages, render_views
@@ -101,6 +103,8 @@ BOQ_COLUMNS: tuple[str, ...] = (
     "count_rule",
     "count_rule_min",
     "driven_by",
+    "lower_bound",
+    "gap",
 )
 TOTAL = "TOTAL"
 
@@ -115,6 +119,7 @@ class Layout:
     room_documents: list[dict[str, Any]] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
     _verdicts: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _certificates: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def profile(self, index: int) -> Profile:
         """The profile the room was checked against (its compliance report names it)."""
@@ -157,6 +162,16 @@ class Layout:
         }
         self._verdicts[index] = verdict
         return verdict
+
+    def certificate(self, index: int) -> dict[str, Any]:
+        """Lower bounds and gaps recomputed from the file, never the document's word.
+
+        See :func:`~ceilgrid_assets.core.engine.certificate.layout_certificate`.
+        Memoised per room.
+        """
+        if index not in self._certificates:
+            self._certificates[index] = layout_certificate(self.rooms[index], self.profile(index))
+        return self._certificates[index]
 
 
 def verdict_label(compliance: Mapping[str, Any]) -> str:
@@ -354,16 +369,32 @@ def _driver(component: str, count: int, minimum: int | None, usable: bool) -> st
     return f"{coverage_rule} (coverage)"
 
 
-def room_quantities(room: Room, profile: Profile, building_id: str = "") -> list[dict[str, Any]]:
-    """One BoQ row per device type of a room, with the rule that drove the count."""
+def count_minima(room: Room, profile: Profile) -> dict[str, int | None]:
+    """Each device type's count-rule minimum in a room (None: no count rule, detectors)."""
     area = room.area_m2
-    usable = bool(room.usable.any())
-    minima: dict[str, int | None] = {
-        "light": profile.min_lights(area, room.room_type),
+    return {
+        "light": required_lights(room, profile),
         "air_supply": profile.min_supplies(area),
         "air_return": profile.min_returns(area, room.count("air_supply")),
         "smoke_detector": None,
     }
+
+
+def drivers(room: Room, minima: Mapping[str, int | None]) -> dict[str, str]:
+    """The BoQ's ``driven_by`` per device type: which rule set the room's count."""
+    usable = bool(room.usable.any())
+    return {
+        name: _driver(name, room.count(name), minima[name], usable) for name in DEVICE_COMPONENTS
+    }
+
+
+def room_quantities(
+    room: Room, profile: Profile, certificate: Mapping[str, Any], building_id: str = ""
+) -> list[dict[str, Any]]:
+    """One BoQ row per device type of a room: the rule that drove the count, the lower bound."""
+    area = room.area_m2
+    minima = count_minima(room, profile)
+    driven_by = drivers(room, minima)
     rows = []
     for name in DEVICE_COMPONENTS:
         count = room.count(name)
@@ -377,7 +408,9 @@ def room_quantities(room: Room, profile: Profile, building_id: str = "") -> list
                 "count": count,
                 "count_rule": COUNT_RULES[name] or "",
                 "count_rule_min": minima[name],
-                "driven_by": _driver(name, count, minima[name], usable),
+                "driven_by": driven_by[name],
+                "lower_bound": certificate["components"][name]["lower_bound"],
+                "gap": certificate["components"][name]["gap"],
             }
         )
     return rows
@@ -394,7 +427,9 @@ def bill_of_quantities(layout: Layout) -> pd.DataFrame:
     rows = [
         row
         for index, room in enumerate(layout.rooms)
-        for row in room_quantities(room, layout.profile(index), layout.building_id)
+        for row in room_quantities(
+            room, layout.profile(index), layout.certificate(index), layout.building_id
+        )
     ]
     frame = pd.DataFrame(rows, columns=list(BOQ_COLUMNS))
     frame["count_rule_min"] = frame["count_rule_min"].astype("Int64")
@@ -415,6 +450,8 @@ def bill_of_quantities(layout: Layout) -> pd.DataFrame:
                     else pd.NA
                 ),
                 "driven_by": "",
+                "lower_bound": int(frame.loc[frame["component"] == name, "lower_bound"].sum()),
+                "gap": int(frame.loc[frame["component"] == name, "gap"].sum()),
             }
             for name in DEVICE_COMPONENTS
         ],

@@ -126,6 +126,14 @@ def _metrics(layout: Layout, index: int) -> dict[str, Any]:
     return layout_metrics(layout.rooms[index], layout.profile(index))
 
 
+def _certificate_table(certificate: Mapping[str, Any]) -> str:
+    """Devices placed against the lower bound no compliant layout of the room beats."""
+    frame = pd.DataFrame.from_dict(certificate["components"], orient="index")
+    frame.loc["total"] = [certificate["placed"], certificate["lower_bound"], certificate["gap"], ""]
+    frame.index.name = "component"
+    return "<h3>Certificate</h3>" + _table(frame, text_columns=("method",))
+
+
 def _badge(compliance: Mapping[str, Any]) -> str:
     """The re-validated verdict, and the document's contrary claim when there is one."""
     css = "ok" if compliance.get("compliant") and not disputed(compliance) else "bad"
@@ -148,6 +156,7 @@ def _room_section(
     metrics = pd.DataFrame({"value": pd.Series(_metrics(layout, index), dtype=object)})
     metrics.index.name = "metric"
     parts.append(_table(metrics, text_columns=("value",)))
+    parts.append(_certificate_table(layout.certificate(index)))
     if violations:
         items = "".join(
             f"<li><b>{_e(v.get('rule', ''))}</b>: {_e(v.get('message', ''))}"
@@ -170,6 +179,17 @@ def _room_section(
     return "\n".join(parts)
 
 
+def _gap_summary(boq: pd.DataFrame) -> str:
+    """The building's devices against the summed lower bounds of its rooms."""
+    totals = boq[boq["grid_id"] == TOTAL]
+    placed, bound = int(totals["count"].sum()), int(totals["lower_bound"].sum())
+    share = f" ({100 * (placed - bound) / bound:.1f} % above)" if bound else ""
+    return (
+        f'<p class="muted">{placed} devices; the rooms\' lower bounds sum to {bound}, '
+        f"a gap of {placed - bound}{share}.</p>"
+    )
+
+
 def building_report_html(
     layout: Layout,
     *,
@@ -190,7 +210,7 @@ def building_report_html(
     disputes = sum(disputed(verdict) for verdict in verdicts)
     boq = bill_of_quantities(layout)
     detail = boq.set_index("grid_id")[
-        ["component", "count", "count_rule", "count_rule_min", "driven_by"]
+        ["component", "count", "count_rule", "count_rule_min", "driven_by", "lower_bound", "gap"]
     ]
     toc = "".join(
         f'<li><a href="#room-{_e(room.grid_id)}">{_e(room.grid_id)}</a> {_badge(verdicts[i])}</li>'
@@ -226,6 +246,7 @@ def building_report_html(
         '<h2>Building totals</h2><p class="muted">per room and the rule behind each count: '
         '<a href="#quantities">bill of quantities</a></p>',
         _table(table.loc[[TOTAL]]),
+        _gap_summary(boq),
         f"<h2>Rooms</h2><ul>{toc}</ul>",
     ]
     parts += [

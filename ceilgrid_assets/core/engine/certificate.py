@@ -1,0 +1,151 @@
+"""How far a layout is from optimal: per component, a bound no compliant completion beats.
+
+For each device type the bound comes from a relaxation of the room's problem:
+the new devices of that type may go on every empty cell the *input* devices'
+clearances allow (the clearances between new devices of different types are
+ignored), they must cover every coverage point and meet the count rule. Any
+compliant completion is a solution of that relaxation, so its optimum, or any
+lower bound of it, is a lower bound on the devices the room needs.
+
+The cheapest bound that proves the placed count optimal is used:
+
+- ``count rule``: the rulebook's minimum count (returns from the supplies' bound);
+- ``disk packing``: uncovered points over the most any one cell can cover;
+- ``LP``: the linear relaxation of the set cover, rounded up;
+- ``set-cover optimum``: the integer optimum of the relaxation, for rooms small
+  enough to solve it within the optimiser's node budget.
+
+Work is bounded by problem size (never by the clock), so the certificate is the
+same on every machine. ``gap`` is placed minus bound; it can be negative only
+for a layout that is not compliant, since the bound holds for compliant ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS, EMPTY, Room
+from ceilgrid_assets.core.engine.profile import Profile
+from ceilgrid_assets.core.engine.stages import StageContext, build_context, coverage_matrix
+
+#: The LP bound asks at most this many (point, site) pairs of coverage (see sampled_points).
+LP_MAX_PAIRS = 60_000
+#: The integer optimum is sought for relaxations with at most this many candidate cells.
+EXACT_MAX_SITES = 400
+#: Safety net of one LP or integer solve (s); its deterministic bound is the problem size.
+SOLVE_SAFETY_NET_S = 60.0
+
+METHODS: tuple[str, ...] = ("count rule", "disk packing", "LP", "set-cover optimum")
+
+
+def component_bound(context: StageContext, placed: int) -> tuple[int, str]:
+    """A lower bound on this component's devices in any compliant completion, and its method.
+
+    Stops at the first bound that reaches ``placed`` (the layout is then proved
+    optimal for this component); stronger methods run only while a gap remains.
+    """
+    count_rule = max(context.required_count, int(context.existing.sum()))
+    bound = context.lower_bound
+    if bound >= placed or context.radius_m is None:
+        return bound, "count rule" if bound == count_rule else "disk packing"
+    method = "count rule" if bound == count_rule else "disk packing"
+    existing = int(context.existing.sum())
+    uncovered = context.uncovered(context.existing)
+    sites = context.allowed
+    n_sites = int(sites.sum())
+    if not uncovered.any() or n_sites == 0:
+        return bound, method
+    # Imported here: most rooms are settled by the cheap bounds, and ``ceilgrid
+    # validate`` should not pay for scipy.optimize to start.
+    from scipy.optimize import LinearConstraint
+
+    from ceilgrid_assets.core.engine.optimiser import rounded_relaxation, solve_stage
+
+    points = sampled_points(uncovered, int(context.disk.sum()))
+    cover = coverage_matrix(points, sites, context.disk)
+    if not (cover.getnnz(axis=1) > 0).all():  # some point no site reaches: no compliant layout
+        return bound, method
+    need = max(0, context.required_count - existing)
+    constraints = [LinearConstraint(cover, lb=1, ub=float("inf"))]
+    if need:
+        constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=need))
+    _, lp_bound, status = rounded_relaxation(cover, constraints, need, SOLVE_SAFETY_NET_S)
+    if status == "optimal" and existing + lp_bound > bound:
+        bound, method = existing + lp_bound, "LP"
+    if bound >= placed or n_sites > EXACT_MAX_SITES:
+        return bound, method
+    exact = solve_stage(context, SOLVE_SAFETY_NET_S)
+    if exact.status in ("optimal", "trivial") and exact.added is not None:
+        optimum = existing + int(exact.added.sum())
+        if optimum >= bound:
+            return optimum, "set-cover optimum"
+    return bound, method
+
+
+def sampled_points(uncovered: np.ndarray, disk_cells: int) -> np.ndarray:
+    """Coverage points the LP bound asks to be covered: all of them, or a subset.
+
+    Dropping points only relaxes the set cover, so the bound stays valid. Large
+    rooms keep a lattice of points plus the boundary of the uncovered area (its
+    corners are the hardest points to reach, which is where the bound comes
+    from), thinned until the LP has at most ``LP_MAX_PAIRS`` (point, site) pairs.
+    """
+    boundary = uncovered & ~ndimage.binary_erosion(uncovered)
+    stride = 1
+    while True:
+        lattice = np.zeros_like(uncovered)
+        lattice[::stride, ::stride] = True
+        points = uncovered & (lattice | boundary)
+        if int(points.sum()) * disk_cells <= LP_MAX_PAIRS or stride > max(uncovered.shape):
+            return points
+        stride += 1
+
+
+def relaxation_contexts(original: Room, profile: Profile) -> dict[str, StageContext]:
+    """Each component's relaxation: the stage context of the input room (input devices only).
+
+    The count of returns depends on the supplies; the relaxation takes the
+    supplies' own bound, the fewest any compliant layout can have.
+    """
+    return {name: build_context(name, original, profile) for name in DEVICE_COMPONENTS}
+
+
+def room_certificate(original: Room, completed: Room, profile: Profile) -> dict[str, Any]:
+    """Per component the devices placed, a lower bound, its method and the gap; then totals."""
+    contexts = relaxation_contexts(original, profile)
+    components: dict[str, dict[str, Any]] = {}
+    for component in DEVICE_COMPONENTS:
+        context = contexts[component]
+        if component == "air_return":
+            supplies = components["air_supply"]["lower_bound"]
+            context = replace(
+                context, required_count=profile.min_returns(original.area_m2, supplies)
+            )
+        placed = completed.count(component)
+        bound, method = component_bound(context, placed)
+        components[component] = {
+            "placed": placed,
+            "lower_bound": bound,
+            "gap": placed - bound,
+            "method": method,
+        }
+    placed = sum(entry["placed"] for entry in components.values())
+    bound = sum(entry["lower_bound"] for entry in components.values())
+    return {"components": components, "placed": placed, "lower_bound": bound, "gap": placed - bound}
+
+
+def layout_certificate(room: Room, profile: Profile) -> dict[str, Any]:
+    """The certificate of a layout file, which does not say which devices were given.
+
+    Taken against the room with every device removed: still a valid bound,
+    possibly lower than the one the engine computed knowing the input devices
+    (they can force extra devices). ``ceilgrid validate`` and the reports use it,
+    so they never rely on a bound the file merely claims.
+    """
+    cells = room.cells.copy()
+    cells[room.usable & (cells != EMPTY)] = EMPTY
+    return room_certificate(room.with_cells(cells), room, profile)

@@ -1,0 +1,137 @@
+"""The certificate: a lower bound per component that no compliant layout beats.
+
+Checked against brute force on rooms small enough to enumerate, against the
+joint optimiser's proven optimum, and against every compliant layout the
+engine makes on seeded varied rooms.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from helpers import building_document, make_room, room_document
+
+from ceilgrid_assets.core.engine.building import complete_building
+from ceilgrid_assets.core.engine.certificate import (
+    component_bound,
+    layout_certificate,
+    relaxation_contexts,
+    room_certificate,
+)
+from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, EMPTY, Room
+from ceilgrid_assets.core.engine.io import parse_object
+from ceilgrid_assets.core.engine.optimiser import solve_joint
+from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room
+from ceilgrid_assets.core.engine.profile import get_profile
+
+NFPA = get_profile("nfpa72")
+CONFIG = EngineConfig()
+
+
+def corridor(seed: int) -> Room:
+    """A narrow corridor (100 lx: one light by the count rule) where coverage sets the count."""
+    rng = np.random.default_rng(seed)
+    width, height = int(rng.integers(9, 15)), int(rng.integers(1, 3))
+    invalid = [(int(rng.integers(width)), int(rng.integers(height))) for _ in range(2)]
+    return make_room((width, height), invalid, room_type="corridor")
+
+
+def brute_force_lights(room: Room) -> int:
+    """Fewest lights on the cells the engine allows covering every point, by enumeration.
+
+    Distances are computed here from the cell centres, not by the engine.
+    """
+    context = relaxation_contexts(room, NFPA)["light"]
+    ys, xs = np.nonzero(room.usable)
+    sy, sx = np.nonzero(context.allowed)
+    t = room.tile_size_m
+    distance = np.hypot((xs[:, None] - sx[None, :]) * t, (ys[:, None] - sy[None, :]) * t)
+    reach = distance <= NFPA.light_radius_m(room.ceiling_height_m) + 1e-9
+    for size in range(context.required_count, len(sx) + 1):
+        for chosen in itertools.combinations(range(len(sx)), size):
+            if reach[:, list(chosen)].any(axis=1).all():
+                return size
+    raise AssertionError("no cover at all")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_bound_is_the_relaxation_optimum_where_it_can_be_enumerated(seed):
+    room = corridor(seed)
+    expected = brute_force_lights(room)
+    bound, method = component_bound(relaxation_contexts(room, NFPA)["light"], placed=10**6)
+    assert bound == expected
+    assert method in ("count rule", "disk packing", "LP", "set-cover optimum")
+
+
+def varied_room(seed: int) -> Room:
+    """Seeded rooms from closets to open offices, with columns and existing devices."""
+    rng = np.random.default_rng(1000 + seed)
+    width, height = int(rng.integers(3, 26)), int(rng.integers(3, 20))
+    cells = np.full((height, width), EMPTY, dtype=np.uint8)
+    for _ in range(int(rng.integers(0, 3))):
+        x, y = int(rng.integers(width)), int(rng.integers(height))
+        cells[y : y + 2, x : x + 2] = CODE["invalid"]
+    if rng.random() < 0.5:
+        x, y = int(rng.integers(width)), int(rng.integers(height))
+        if cells[y, x] == EMPTY:
+            cells[y, x] = CODE[str(rng.choice(DEVICE_COMPONENTS))]
+    return Room(
+        f"room-{seed}",
+        cells,
+        tile_size_m=float(rng.choice([0.6, 0.6, 1.2])),
+        ceiling_height_m=float(rng.choice([2.4, 2.7, 3.0, 4.5])),
+        room_type=str(rng.choice(["office", "corridor", "meeting", "storage"])),
+    )
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_no_compliant_layout_beats_the_bound(seed):
+    room = varied_room(seed)
+    result = complete_room(room, CONFIG)
+    certificate = result.certificate
+    for name, entry in certificate["components"].items():
+        assert entry["placed"] == result.room.count(name)
+        assert entry["gap"] == entry["placed"] - entry["lower_bound"]
+        if result.compliant:
+            assert entry["lower_bound"] <= entry["placed"], name
+    assert certificate["lower_bound"] == sum(
+        entry["lower_bound"] for entry in certificate["components"].values()
+    )
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_bound_never_exceeds_the_proven_optimum_and_meets_it_in_small_rooms(seed):
+    rng = np.random.default_rng(seed)
+    room = make_room((int(rng.integers(3, 9)), int(rng.integers(3, 7))), room_type="corridor")
+    joint = solve_joint(room, NFPA, time_limit_s=60.0)
+    assert joint.status == "optimal"
+    optimum = int((joint.added > 0).sum())
+    bound = room_certificate(room, room, NFPA)["lower_bound"]
+    assert bound <= optimum
+    # In rooms this small the clearances between components never bind, so the
+    # per-component optima add up to the joint optimum and the bound is reached.
+    assert bound == optimum
+
+
+def test_a_layout_file_certificate_is_no_higher_than_the_engine_s():
+    room = make_room((14, 9), devices={"light": [(0, 0), (13, 8)], "smoke_detector": [(7, 4)]})
+    result = complete_room(room, CONFIG)
+    from_file = layout_certificate(result.room, NFPA)
+    for name in DEVICE_COMPONENTS:
+        engine = result.certificate["components"][name]
+        assert from_file["components"][name]["placed"] == engine["placed"]
+        assert from_file["components"][name]["lower_bound"] <= engine["lower_bound"]
+
+
+def test_every_output_room_carries_its_certificate_also_when_carried_over():
+    rooms = [room_document((12, 8), grid_id="a"), room_document((12, 8), grid_id="b")]
+    parsed = parse_object(building_document(rooms), "test.json")
+    result = complete_building(parsed, CONFIG, memo=None)
+    first, second = result.document["rooms"]
+    assert first["certificate"] == second["certificate"]
+    assert first["certificate"] is not second["certificate"]
+    assert first["certificate"]["placed"] == sum(
+        first["metrics"][key] for key in ("lights", "air_supply", "air_return", "smoke_detector")
+    )
