@@ -135,3 +135,15 @@ def test_every_output_room_carries_its_certificate_also_when_carried_over():
     assert first["certificate"]["placed"] == sum(
         first["metrics"][key] for key in ("lights", "air_supply", "air_return", "smoke_detector")
     )
+
+
+def test_a_sampled_lp_tightens_the_bound_of_a_large_room_and_stays_valid():
+    room = make_room((40, 30), [(20, 15), (21, 15)])
+    result = complete_room(room, CONFIG)
+    assert result.compliant
+    context = relaxation_contexts(room, NFPA)["smoke_detector"]
+    placed = result.room.count("smoke_detector")
+    cheap, cheap_method = component_bound(context, placed)
+    sampled, sampled_method = component_bound(context, placed, sample_pairs=100_000)
+    assert cheap_method == "disk packing"  # too large for the serving LP
+    assert sampled_method == "LP" and cheap < sampled <= placed

@@ -32,8 +32,11 @@ from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS, EMPTY, Room
 from ceilgrid_assets.core.engine.profile import Profile
 from ceilgrid_assets.core.engine.stages import StageContext, build_context, coverage_matrix
 
-#: The LP bound asks at most this many (point, site) pairs of coverage (see sampled_points).
-LP_MAX_PAIRS = 60_000
+#: The LP bound is computed when coverage has at most this many (point, site) pairs
+#: (rooms up to about 900 cells): milliseconds. Larger rooms keep the cheap bounds,
+#: unless the caller asks for an LP over a sample of points (``sample_pairs``), as
+#: the quality benchmark does for tighter bounds at a cost of seconds per room.
+LP_MAX_PAIRS = 150_000
 #: The integer optimum is sought for relaxations with at most this many candidate cells.
 EXACT_MAX_SITES = 400
 #: Safety net of one LP or integer solve (s); its deterministic bound is the problem size.
@@ -42,7 +45,9 @@ SOLVE_SAFETY_NET_S = 60.0
 METHODS: tuple[str, ...] = ("count rule", "disk packing", "LP", "set-cover optimum")
 
 
-def component_bound(context: StageContext, placed: int) -> tuple[int, str]:
+def component_bound(
+    context: StageContext, placed: int, sample_pairs: int | None = None
+) -> tuple[int, str]:
     """A lower bound on this component's devices in any compliant completion, and its method.
 
     Stops at the first bound that reaches ``placed`` (the layout is then proved
@@ -65,7 +70,13 @@ def component_bound(context: StageContext, placed: int) -> tuple[int, str]:
 
     from ceilgrid_assets.core.engine.optimiser import rounded_relaxation, solve_stage
 
-    points = sampled_points(uncovered, int(context.disk.sum()))
+    disk_cells = int(context.disk.sum())
+    if int(uncovered.sum()) * disk_cells <= LP_MAX_PAIRS:
+        points = uncovered
+    elif sample_pairs is not None:
+        points = sampled_points(uncovered, disk_cells, sample_pairs)
+    else:
+        return bound, method
     cover = coverage_matrix(points, sites, context.disk)
     if not (cover.getnnz(axis=1) > 0).all():  # some point no site reaches: no compliant layout
         return bound, method
@@ -86,21 +97,22 @@ def component_bound(context: StageContext, placed: int) -> tuple[int, str]:
     return bound, method
 
 
-def sampled_points(uncovered: np.ndarray, disk_cells: int) -> np.ndarray:
+def sampled_points(uncovered: np.ndarray, disk_cells: int, max_pairs: int) -> np.ndarray:
     """Coverage points the LP bound asks to be covered: all of them, or a subset.
 
     Dropping points only relaxes the set cover, so the bound stays valid. Large
-    rooms keep a lattice of points plus the boundary of the uncovered area (its
-    corners are the hardest points to reach, which is where the bound comes
-    from), thinned until the LP has at most ``LP_MAX_PAIRS`` (point, site) pairs.
+    rooms keep a lattice of points plus every so many points of the boundary of
+    the uncovered area (its corners and edges are the hardest points to reach),
+    thinned until the LP has at most ``max_pairs`` (point, site) pairs.
     """
     boundary = uncovered & ~ndimage.binary_erosion(uncovered)
+    ys, xs = np.indices(uncovered.shape)
     stride = 1
     while True:
-        lattice = np.zeros_like(uncovered)
-        lattice[::stride, ::stride] = True
-        points = uncovered & (lattice | boundary)
-        if int(points.sum()) * disk_cells <= LP_MAX_PAIRS or stride > max(uncovered.shape):
+        lattice = (ys % stride == 0) & (xs % stride == 0)
+        along_boundary = boundary & ((xs + ys) % stride == 0)
+        points = uncovered & (lattice | along_boundary)
+        if int(points.sum()) * disk_cells <= max_pairs or stride > max(uncovered.shape):
             return points
         stride += 1
 
@@ -114,8 +126,13 @@ def relaxation_contexts(original: Room, profile: Profile) -> dict[str, StageCont
     return {name: build_context(name, original, profile) for name in DEVICE_COMPONENTS}
 
 
-def room_certificate(original: Room, completed: Room, profile: Profile) -> dict[str, Any]:
-    """Per component the devices placed, a lower bound, its method and the gap; then totals."""
+def room_certificate(
+    original: Room, completed: Room, profile: Profile, sample_pairs: int | None = None
+) -> dict[str, Any]:
+    """Per component the devices placed, a lower bound, its method and the gap; then totals.
+
+    ``sample_pairs``: see :data:`LP_MAX_PAIRS` (None: the serving default).
+    """
     contexts = relaxation_contexts(original, profile)
     components: dict[str, dict[str, Any]] = {}
     for component in DEVICE_COMPONENTS:
@@ -126,7 +143,7 @@ def room_certificate(original: Room, completed: Room, profile: Profile) -> dict[
                 context, required_count=profile.min_returns(original.area_m2, supplies)
             )
         placed = completed.count(component)
-        bound, method = component_bound(context, placed)
+        bound, method = component_bound(context, placed, sample_pairs)
         components[component] = {
             "placed": placed,
             "lower_bound": bound,
