@@ -1,7 +1,7 @@
-"""``ceilgrid export``: DXF, PNG, HTML and CSV from a completed layout JSON.
+"""``ceilgrid export``: DXF, PNG, HTML, CSV and IFC from a completed layout JSON.
 
-The outputs (matplotlib, ezdxf) are imported only when ``export`` runs, which
-keeps them out of every other command's start-up.
+The outputs (matplotlib, ezdxf, ifcopenshell) are imported only when ``export``
+runs, which keeps them out of every other command's start-up.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def write_exports(
     png_dir: PathLike | None = None,
     html: PathLike | None = None,
     csv: PathLike | None = None,
+    ifc: PathLike | None = None,
     stages: Mapping[str, Sequence[Room]] | None = None,
 ) -> dict[str, list[Path]]:
     """Write the requested exports; returns the written paths by kind."""
@@ -45,6 +46,10 @@ def write_exports(
         written["html"] = [write_report_html(layout, html, stages=stages)]
     if csv is not None:
         written["csv"] = [write_boq_csv(layout, csv)]
+    if ifc is not None:
+        from ceilgrid_assets.core.outputs.ifc import write_ifc
+
+        written["ifc"] = [write_ifc(layout, ifc)]
     return written
 
 
@@ -54,11 +59,14 @@ def export_command(
     png_dir: PathLike | None = None,
     html: PathLike | None = None,
     csv: PathLike | None = None,
+    ifc: PathLike | None = None,
 ) -> int:
     """Run ``ceilgrid export``: one summary line per kind on stdout, input errors on stderr."""
-    if dxf_dir is None and png_dir is None and html is None and csv is None:
+    targets = {"dxf": dxf_dir, "png": png_dir, "html": html, "csv": csv, "ifc": ifc}
+    if all(target is None for target in targets.values()):
         print(
-            "ceilgrid export: nothing to do; give --dxf DIR, --png DIR, --html FILE or --csv FILE",
+            "ceilgrid export: nothing to do; give --dxf DIR, --png DIR, --html FILE, "
+            "--csv FILE or --ifc FILE",
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
@@ -70,8 +78,7 @@ def export_command(
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     report_errors(layout.errors, prefix="skipped")
-    written = write_exports(layout, dxf_dir=dxf_dir, png_dir=png_dir, html=html, csv=csv)
-    targets = {"dxf": dxf_dir, "png": png_dir, "html": html, "csv": csv}
+    written = write_exports(layout, dxf_dir=dxf_dir, png_dir=png_dir, html=html, csv=csv, ifc=ifc)
     for kind, paths in written.items():
         print(f"{kind}: wrote {len(paths)} file(s) to {targets[kind]}")
     return EXIT_BAD_INPUT if layout.errors else EXIT_OK
@@ -79,17 +86,19 @@ def export_command(
 
 def export_handler(args: argparse.Namespace) -> int:
     return export_command(
-        args.layout, dxf_dir=args.dxf, png_dir=args.png, html=args.html, csv=args.csv
+        args.layout, dxf_dir=args.dxf, png_dir=args.png, html=args.html, csv=args.csv, ifc=args.ifc
     )
 
 
 def add_export_parser(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser(
-        "export", help="DXF plans, PNG renders, HTML report and bill of quantities of a layout"
+        "export",
+        help="DXF plans, PNG renders, HTML report, bill of quantities and IFC model of a layout",
     )
     export.add_argument("layout", type=Path, help="completed layout JSON (from 'ceilgrid layout')")
     export.add_argument("--dxf", type=Path, metavar="DIR", help="one DXF per room into DIR")
     export.add_argument("--png", type=Path, metavar="DIR", help="PNG renders into DIR")
     export.add_argument("--html", type=Path, metavar="FILE", help="HTML report to FILE")
     export.add_argument("--csv", type=Path, metavar="FILE", help="bill of quantities to FILE")
+    export.add_argument("--ifc", type=Path, metavar="FILE", help="IFC4 model to FILE")
     export.set_defaults(handler=export_handler)

@@ -22,6 +22,7 @@ HEAVY = (
     "opentelemetry.sdk",
     "opentelemetry.trace",
     "requests",
+    "ifcopenshell",
 )
 PROBE = """
 import json, sys
@@ -67,6 +68,13 @@ def test_layout_loads_no_learning_plotting_platform_or_telemetry(room_file, tmp_
     loaded, code = loaded_after("layout", str(room_file), "-o", str(out), "--jobs", "1")
     assert code == 0 and json.loads(out.read_text())["compliance"]["compliant"]
     assert [name for name in loaded if name != "scipy.optimize"] == []
+
+
+def test_export_loads_ifcopenshell_only_for_the_ifc(room_file, tmp_path):
+    loaded, code = loaded_after("export", str(room_file), "--dxf", str(tmp_path / "dxf"))
+    assert code == 0 and "ifcopenshell" not in loaded
+    loaded, code = loaded_after("export", str(room_file), "--ifc", str(tmp_path / "m.ifc"))
+    assert code == 0 and "ifcopenshell" in loaded and (tmp_path / "m.ifc").exists()
 
 
 def test_telemetry_loads_the_sdk_when_the_environment_asks(room_file, tmp_path):

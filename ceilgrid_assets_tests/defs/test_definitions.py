@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 import dagster as dg
+import ifcopenshell
 import pytest
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 from helpers import EXAMPLES_DIR, building_document, room_document, to_json
@@ -147,6 +148,11 @@ def test_layout_job_single_and_batched_on_postgres(postgres_instance, ceilgrid_h
     assert "smoke.coverage" in (stored.parent / "report.csv").read_text()
     html = (stored.parent / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 1 and "office-floor" in html
+    # The IFC model beside the layout, its path in metadata: one space per room, every device.
+    assert report.metadata["ifc"].value == str(stored.parent / "layout.ifc")
+    model = ifcopenshell.open(report.metadata["ifc"].value)
+    assert len(model.by_type("IfcSpace")) == len(json.loads(layout)["rooms"])
+    assert len(model.by_type("IfcDistributionElement")) == devices
 
     incoming = ceilgrid_home / "storage" / "incoming"
     incoming.mkdir(parents=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 
 import ezdxf
+import ifcopenshell
 import numpy as np
 import pandas as pd
 import pytest
@@ -200,6 +201,7 @@ def test_export_command_writes_everything(tmp_path, capsys):
         png_dir=tmp_path / "png",
         html=tmp_path / "report.html",
         csv=tmp_path / "boq.csv",
+        ifc=tmp_path / "model.ifc",
     )
     assert code == 0
     assert sorted(path.name for path in (tmp_path / "dxf").iterdir()) == ["big.dxf", "r1.dxf"]
@@ -207,7 +209,15 @@ def test_export_command_writes_everything(tmp_path, capsys):
     assert len(pngs) == 2 * 9
     assert (tmp_path / "report.html").stat().st_size > 10_000
     assert pd.read_csv(tmp_path / "boq.csv")["count"].sum() > 0
-    assert "dxf: wrote 2 file(s)" in capsys.readouterr().out
+    model = ifcopenshell.open(str(tmp_path / "model.ifc"))
+    assert [space.Name for space in model.by_type("IfcSpace")] == ["r1", "big"]
+    assert len(model.by_type("IfcSensor")) == sum(
+        room.count("smoke_detector") for room in (office_room("r1"), grid_room(20, 12))
+    )
+    out = capsys.readouterr().out
+    assert (
+        "dxf: wrote 2 file(s)" in out and f"ifc: wrote 1 file(s) to {tmp_path / 'model.ifc'}" in out
+    )
 
 
 def test_export_command_reports_input_errors_on_one_line(tmp_path, capsys):
@@ -218,16 +228,45 @@ def test_export_command_reports_input_errors_on_one_line(tmp_path, capsys):
     assert "nothing to do" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b'{"hello": 1}', "neither a room"),
+        (b"ISO-10303-21;", "JSON"),
+        (b'{"grid_id": "r", "width": 1, "height": 1, "cells": []}', "field 'cells'"),
+    ],
+)
+def test_ifc_of_a_file_that_is_not_a_layout_is_a_one_line_error(tmp_path, capsys, content, reason):
+    source = tmp_path / "plan.json"
+    source.write_bytes(content)
+    assert export_command(source, ifc=tmp_path / "model.ifc") == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("error: ") and "plan.json" in error
+    assert reason in error and "Traceback" not in error
+    assert not (tmp_path / "model.ifc").exists()
+
+
 def test_export_subcommand_parses_its_options(tmp_path):
     source = tmp_path / "room.json"
     source.write_bytes(dump_document(output_document([office_room()])["rooms"][0]))
     assert (
         main(
-            ["export", str(source), "--dxf", str(tmp_path / "d"), "--csv", str(tmp_path / "q.csv")]
+            [
+                "export",
+                str(source),
+                "--dxf",
+                str(tmp_path / "d"),
+                "--csv",
+                str(tmp_path / "q.csv"),
+                "--ifc",
+                str(tmp_path / "m.ifc"),
+            ]
         )
         == 0
     )
     assert (tmp_path / "d" / "office-1.dxf").exists()
+    [space] = ifcopenshell.open(str(tmp_path / "m.ifc")).by_type("IfcSpace")
+    assert space.Name == "office-1"
 
 
 @pytest.mark.parametrize("grid_id", ['=HYPERLINK("http://x")', "+1", "-2+3", "@SUM(A1)", "\tx"])

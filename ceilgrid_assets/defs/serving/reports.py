@@ -1,8 +1,9 @@
-"""Per-building reports: the bill of quantities, plan images and a self-contained HTML file.
+"""Per-building reports: the bill of quantities, plan images, a self-contained HTML file
+and the IFC model.
 
 The rendering and tabulation are the core's (``core.export``, ``core.render``,
-``core.report_html``), the same as ``ceilgrid export``; this asset only decides
-what to write next to each layout and what to show in the UI.
+``core.report_html``, ``core.ifc``), the same as ``ceilgrid export``; this asset
+only decides what to write next to each layout and what to show in the UI.
 """
 
 import json
@@ -27,6 +28,8 @@ from ceilgrid_assets.defs.serving.submissions import (
 DEFAULT_REPORT_IMAGE_ROOMS = 3
 #: Buildings per run whose first room's plan is shown in the materialization metadata.
 PREVIEW_BUILDINGS = 4
+#: The IFC model's name beside each building's layout.json.
+IFC_NAME = "layout.ifc"
 
 
 def report_image_rooms() -> int:
@@ -43,7 +46,8 @@ def report_image_rooms() -> int:
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=20),
     description="The bill of quantities of one building (counts by room and device type, "
     "totals, and the rule that drove each count) as tables and report.csv, the "
-    "plans as images, and a self-contained report.html next to the layout.",
+    "plans as images, a self-contained report.html and the IFC4 model layout.ifc "
+    "next to the layout.",
 )
 def building_report(
     context: dg.AssetExecutionContext, layout_storage: LayoutStorage
@@ -57,6 +61,7 @@ def building_report(
         layout_from_document,
         quantities_table,
     )
+    from ceilgrid_assets.core.outputs.ifc import write_ifc
     from ceilgrid_assets.core.outputs.render import render_room
     from ceilgrid_assets.core.outputs.report_html import (
         markdown_image,
@@ -92,6 +97,7 @@ def building_report(
             max_rooms_with_images=report_image_rooms(),
             plans_only=True,
         )
+        write_ifc(layout, layout_storage.building_dir(key, IFC_NAME))
         building_totals = boq[boq["grid_id"] == TOTAL].set_index("component")["count"]
         for component in totals:
             totals[component] += int(building_totals[component])
@@ -115,4 +121,5 @@ def building_report(
         metadata["bill_of_quantities"] = frame_table(boq.astype(object).where(boq.notna(), None))
         metadata["report"] = dg.MetadataValue.path(str(layout_storage.report_html_path(keys[0])))
         metadata["csv"] = dg.MetadataValue.path(str(layout_storage.report_path(keys[0])))
+        metadata["ifc"] = dg.MetadataValue.path(str(layout_storage.building_dir(keys[0], IFC_NAME)))
     return dg.MaterializeResult(metadata=metadata)
