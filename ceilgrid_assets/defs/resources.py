@@ -49,6 +49,10 @@ class LayoutStorage(ConfigurableResource):
             raise ValueError(f"storage path {path} is outside the storage root {root}")
         return path
 
+    def label_cache_dir(self) -> Path:
+        """Optimiser labels by room content (``core.learning.labels.LabelCache``)."""
+        return self._under_root("label-cache")
+
     def incoming_dir(self) -> Path:
         return self._under_root("incoming")
 

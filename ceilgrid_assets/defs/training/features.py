@@ -7,6 +7,7 @@ import dagster as dg
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.defs.metadata import frame_table
+from ceilgrid_assets.defs.resources import LayoutStorage
 from ceilgrid_assets.defs.training.corpus import ML_OWNER, TRAINING
 from ceilgrid_assets.defs.training.jobs import TRAINING_RUN_TAGS
 from ceilgrid_assets.defs.training.partitions import (
@@ -34,14 +35,23 @@ class LabelConfig(dg.Config):
     automation_condition=after_inputs_finished,
     description=f"Exact optimiser (HiGHS) layouts of the training rooms, stage by stage, in "
     f"{LABEL_SHARDS} shards (room i goes to shard i mod {LABEL_SHARDS}) so that "
-    f"labelling fans out over run workers. Time-outs are kept and marked.",
+    f"labelling fans out over run workers. Time-outs are kept and marked. Each room is "
+    f"labelled once: later nights replay its stages from the label cache by content.",
 )
 def optimiser_labels(
-    context: dg.AssetExecutionContext, config: LabelConfig, room_corpus: dict
+    context: dg.AssetExecutionContext,
+    config: LabelConfig,
+    room_corpus: dict,
+    layout_storage: LayoutStorage,
 ) -> dg.Output[list[Any]]:
     # The training stack (pandas, scikit-learn) is imported where it is used, so that
     # serving runs start without it.
-    from ceilgrid_assets.core.learning.labels import label_rooms, labels_table
+    from ceilgrid_assets.core.learning.labels import (
+        LabelCache,
+        count_replayed,
+        label_rooms,
+        labels_table,
+    )
 
     shard = shard_index(context.partition_key)
     rooms = [
@@ -49,13 +59,17 @@ def optimiser_labels(
     ]
     started = time.perf_counter()
     limit = {} if config.time_limit_s is None else {"time_limit_s": config.time_limit_s}
-    labels = label_rooms(rooms, n_jobs=config.n_jobs, **limit)
+    cache = LabelCache(layout_storage.label_cache_dir())
+    labels = label_rooms(rooms, n_jobs=config.n_jobs, cache=cache, **limit)
+    replayed = count_replayed(labels)
     table = labels_table(labels)
     status = table["status"].value_counts().to_dict() if not table.empty else {}
     return dg.Output(
         labels,
         metadata={
             "rooms": len(labels),
+            "rooms_labelled": len(labels) - replayed,
+            "rooms_from_label_cache": replayed,
             "stages": len(table),
             "usable_stages": int(table["usable"].sum()) if not table.empty else 0,
             "rooms_timed_out": sum(room.timed_out for room in labels),

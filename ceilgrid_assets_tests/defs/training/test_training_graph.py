@@ -40,6 +40,24 @@ def test_tiny_corpus_trains_evaluates_and_promotes(postgres_instance, ceilgrid_h
             resources=resources,
         )
         assert labels.success
+        (event,) = labels.get_asset_materialization_events()
+        metadata = event.materialization.metadata
+        assert metadata["rooms_from_label_cache"].value == 0
+        assert metadata["rooms_labelled"].value == metadata["rooms"].value
+    # A second night on the same corpus solves nothing: every room is replayed.
+    shard = label_shard_partitions.get_partition_keys()[0]
+    again = dg.materialize(
+        everything,
+        selection="optimiser_labels",
+        partition_key=shard,
+        instance=postgres_instance,
+        resources=resources,
+    )
+    (event,) = again.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["rooms"].value > 0
+    assert metadata["rooms_from_label_cache"].value == metadata["rooms"].value
+    assert metadata["rooms_labelled"].value == 0
     rest = dg.materialize(
         everything,
         selection=UNPARTITIONED,
