@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ifcopenshell
+import ifcopenshell.geom
 import ifcopenshell.util.element
 import ifcopenshell.util.placement
 import ifcopenshell.util.unit
@@ -145,6 +146,28 @@ def test_spatial_structure_building_storey_spaces_and_ceilings(tmp_path):
         assert ifcopenshell.util.placement.get_local_placement(ceiling.ObjectPlacement)[2, 3] == 2.7
     assert ifcopenshell.util.element.get_aggregate(building_entity).is_a("IfcSite")
     assert project.UnitsInContext is not None
+
+
+def test_bodies_space_ceiling_and_device_symbols_in_world_metres(tmp_path):
+    model = read_back(building(), tmp_path)
+    settings = ifcopenshell.geom.settings()
+    settings.set("use-world-coords", True)
+
+    def bounds(element) -> np.ndarray:
+        verts = ifcopenshell.geom.create_shape(settings, element).geometry.verts
+        points = np.array(verts).reshape(-1, 3)
+        return np.round(np.stack([points.min(axis=0), points.max(axis=0)]), 6)
+
+    office = model.by_type("IfcSpace")[0]
+    [ceiling] = office.HasCoverings[0].RelatedCoverings
+    # The office is 10 x 6 tiles of 0.6 m under a 2.7 m ceiling; the ceiling is 20 mm thick.
+    assert bounds(office).tolist() == [[0, 0, 0], [6.0, 3.6, 2.7]]
+    assert bounds(ceiling).tolist() == [[0, 0, 2.7], [6.0, 3.6, 2.72]]
+    sensor = next(e for e in model.by_type("IfcSensor") if e.Name == "smoke_detector 5,3")
+    # A 0.3 t square, 50 mm deep, centred on (3.3, 1.5) under the ceiling.
+    assert np.allclose(bounds(sensor), [[3.21, 1.41, 2.65], [3.39, 1.59, 2.7]])
+    light = next(e for e in model.by_type("IfcLightFixture") if e.Name == "light 3,1")
+    assert np.allclose(bounds(light), [[1.86, 2.46, 2.65], [2.34, 2.94, 2.7]])
 
 
 def test_same_layout_same_bytes_and_unique_global_ids(tmp_path):
