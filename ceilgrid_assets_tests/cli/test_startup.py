@@ -71,9 +71,14 @@ def test_layout_loads_no_learning_plotting_platform_or_telemetry(room_file, tmp_
 
 
 def test_export_loads_ifcopenshell_only_for_the_ifc(room_file, tmp_path):
-    loaded, code = loaded_after("export", str(room_file), "--dxf", str(tmp_path / "dxf"))
+    home = {"HOME": str(tmp_path)}  # ezdxf and matplotlib write caches under HOME
+    loaded, code = loaded_after(
+        "export", str(room_file), "--dxf", str(tmp_path / "d"), env_extra=home
+    )
     assert code == 0 and "ifcopenshell" not in loaded
-    loaded, code = loaded_after("export", str(room_file), "--ifc", str(tmp_path / "m.ifc"))
+    loaded, code = loaded_after(
+        "export", str(room_file), "--ifc", str(tmp_path / "m.ifc"), env_extra=home
+    )
     assert code == 0 and "ifcopenshell" in loaded and (tmp_path / "m.ifc").exists()
 
 
