@@ -134,7 +134,11 @@ def test_spatial_structure_building_storey_spaces_and_ceilings(tmp_path):
     [project] = model.by_type("IfcProject")
     [building_entity] = model.by_type("IfcBuilding")
     [storey] = model.by_type("IfcBuildingStorey")
-    assert building_entity.Name == "b-1"
+    assert building_entity.Name == "b-1" and storey.Elevation == 0.0
+    assert {space.LongName for space in model.by_type("IfcSpace")} == {"office"}  # room_type
+    for ifc_class in ("IfcLightFixture", "IfcAirTerminal", "IfcSensor"):
+        for element in model.by_type(ifc_class):
+            assert ifcopenshell.util.element.get_type(element).is_a(f"{ifc_class}Type")
     assert ifcopenshell.util.element.get_aggregate(storey) == building_entity
     spaces = model.by_type("IfcSpace")
     assert [ifcopenshell.util.element.get_aggregate(space) for space in spaces] == [storey] * 2

@@ -75,7 +75,7 @@ def _guid(*parts: object) -> str:
     return ifcopenshell.guid.compress(uuid.uuid5(GUID_NAMESPACE, key).hex)
 
 
-def device_rule(component: str, driven_by: str) -> str:
+def _device_rule(component: str, driven_by: str) -> str:
     """The rule id a bill-of-quantities ``driven_by`` text names ("" when it names none)."""
     words = driven_by.split()
     rules = (COUNT_RULES[component], COVERAGE_RULES[component])
@@ -113,8 +113,8 @@ def _property_set(
 ) -> None:
     """Attach a property set of ``{property: (IFC value type, value)}`` to ``product``.
 
-    Written directly rather than through ``ifcopenshell.api.pset``, which costs
-    about ten times as much per device and picks value types by guessing.
+    Written directly rather than through ``ifcopenshell.api.pset``, which is
+    slower per device and picks the value types by guessing.
     """
     properties = [
         model.createIfcPropertySingleValue(key, None, model.create_entity(kind, value), None)
@@ -151,7 +151,7 @@ def _entity(
     """A rooted entity with its GlobalId derived from ``guid`` and a Name cut to an IfcLabel.
 
     Created directly: ``ifcopenshell.api.root.create_entity`` gives a random
-    GlobalId and costs a third of a millisecond per device more.
+    GlobalId and is slower per device.
     """
     attributes = {"GlobalId": _guid(*guid), "Name": name[:MAX_LABEL]}
     if predefined_type is not None:
@@ -307,7 +307,7 @@ def _add_room(
     for name in DEVICE_COMPONENTS:
         ifc_class, predefined = DEVICE_CLASSES[name]
         device_type, shape = types[name]
-        rule = device_rule(name, driven_by[name])
+        rule = _device_rule(name, driven_by[name])
         ys, xs = np.nonzero(room.cells == CODE[name])
         centres_x = np.round((xs + 0.5) * t, 9).tolist()
         centres_y = np.round((room.height - ys - 0.5) * t, 9).tolist()
