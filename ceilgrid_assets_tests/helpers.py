@@ -231,7 +231,44 @@ def reference_rule_ids(room: Room, profile: Profile, original: Room | None = Non
         broken.add("return.count")
     if not all_clear(returns, supplies, 1.8):
         broken.add("return.separation")
+    if lights and reference_u0(room, profile) < profile.target_u0(room.room_type) - eps:
+        broken.add("light.uniformity")
     return broken
+
+
+def reference_u0(room: Room, profile: Profile) -> float:
+    """U0 = Emin / Eavg of the rulebook, by brute force over points and fittings.
+
+    Lambertian fittings of the profile's lamp flux: E = F MF cos^4 / (pi h^2);
+    the calculation area leaves out points whose centre is closer than band + t/2
+    to the centre of a tile outside the room (or beyond the grid edge), band =
+    min(0.5 m, 15 % of the usable extent's shorter side); all points when none is left.
+    """
+    assert room.luminaire is None and profile.luminaire is None, "Lambertian rooms only"
+    t, h = room.tile_size_m, room.ceiling_height_m - 0.8
+    height, width = room.cells.shape
+    usable = [(x, y) for y in range(height) for x in range(width) if room.usable[y, x]]
+    inside = set(usable)
+    outside = [
+        (x, y) for y in range(-1, height + 1) for x in range(-1, width + 1) if (x, y) not in inside
+    ]
+    lights = [(x, y) for x, y in usable if room.cells[y, x] == CODE["light"]]
+    xs, ys = [x for x, _ in usable], [y for _, y in usable]
+    shorter = min(max(xs) - min(xs) + 1, max(ys) - min(ys) + 1) * t
+    band = min(0.5, 0.15 * shorter)
+    area = [
+        p for p in usable if min(math.dist(p, q) for q in outside) * t >= band + t / 2 - 1e-9
+    ] or usable
+    flux = profile.lamp_flux_lm * profile.maintenance_factor
+    lux = [
+        sum(
+            flux * (h * h / (h * h + (math.dist(p, q) * t) ** 2)) ** 2 / (math.pi * h * h)
+            for q in lights
+        )
+        for p in area
+    ]
+    average = sum(lux) / len(lux)
+    return min(lux) / average if average > 0 else 0.0
 
 
 def load_module(name: str, path: Path) -> ModuleType:

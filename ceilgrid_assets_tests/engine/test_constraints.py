@@ -180,8 +180,8 @@ def test_the_rescue_says_proved_infeasible(length):
 
 
 def test_the_rescue_says_budget_exhausted_when_its_node_budget_runs_out():
-    # a 4x10 office with columns where the series falls short and the rescue is needed
-    room = make_room((4, 10), invalid=[(2, 2), (3, 5), (2, 8)])
+    # a 3x10 office with a column where the series falls short and the rescue is needed
+    room = make_room((3, 10), invalid=[(0, 4)])
     rescued = complete_room(room)
     assert rescued.compliant and rescued.compliance["rescue"] == "compliant layout found"
     assert {record["chosen"] for record in rescued.models.values()} == {pipeline.RESCUE_MODEL}

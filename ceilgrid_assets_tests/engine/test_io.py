@@ -367,13 +367,21 @@ def test_unknown_component_lists_the_allowed_values():
     error = parse_error(with_cell(good_room(), 4, component="sprinkler"))
     message = str(error)
     assert "unknown value 'sprinkler'" in message
-    for allowed in ("empty", "invalid", "light", "air_supply", "air_return", "smoke_detector"):
+    for allowed in (
+        "empty",
+        "invalid",
+        "light",
+        "air_supply",
+        "air_return",
+        "smoke_detector",
+        "void",
+    ):
         assert allowed in message
     assert error.field_name == "component" and error.cell == (1, 1)
     assert message == (
         f"{SOURCE}: room r1: field 'component': cell (1, 1): unknown value "
         "'sprinkler'; allowed: empty, invalid, light, air_supply, air_return, "
-        "smoke_detector"
+        "smoke_detector, void"
     )
 
 

@@ -119,7 +119,9 @@ def test_every_exact_method_finds_the_milp_minimum(monkeypatch, shape, component
         solved = _solve_with(monkeypatch, methods, component, room)
         assert solved.status == "optimal"
         assert int(solved.added.sum()) == int(reference.added.sum()), methods
-        assert build_context(component, room, NFPA).violations(solved.added) == []
+        found = build_context(component, room, NFPA).violations(solved.added)
+        # U0 is not linear: the programme leaves it to the shared repair (brighten)
+        assert [violation for violation in found if violation.rule != "light.uniformity"] == []
 
 
 def test_rounded_relaxation_settles_a_diffuser_stage_without_branch_and_bound(monkeypatch):

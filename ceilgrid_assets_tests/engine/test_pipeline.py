@@ -65,14 +65,19 @@ def test_closet_3x3_tiles():
     result = complete_room(make_room((3, 3), grid_id="closet"))
     assert_compliant(result)
     assert_inputs_kept(result)
-    # 3.24 m2: 1 light (500 * 3.24 / 1728 = 0.94), 1 supply, no return (< 9 m2), 1 detector
+    # 3.24 m2: 1 light by the lumen method (500 * 3.24 / 1728 = 0.94), 1 supply, no
+    # return (< 9 m2), 1 detector. The rescue's one light sits in a corner, 1.2 m from
+    # the detector in the opposite one: over all 9 points (band 0.15 x 1.8 = 0.27 m <
+    # 0.3 m) sum cos^4 = 1 + 2(0.8269) + 0.6951 + 2(0.5110) + 2(0.4453) + 0.3094 =
+    # 5.571, U0 = 0.3094 / 0.619 = 0.50 < 0.60, so the uniformity repair adds a light.
     counts = result.metrics
     assert (
         counts["lights"],
         counts["air_supply"],
         counts["air_return"],
         counts["smoke_detector"],
-    ) == (1, 1, 0, 1)
+    ) == (2, 1, 0, 1)
+    assert counts["uniformity_u0"] >= 0.6
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,7 @@ def test_rule_ids_are_the_nine_of_the_rulebook():
         "smoke.clearance",
         "light.count",
         "light.spacing",
+        "light.uniformity",
         "supply.count",
         "supply.coverage",
         "return.count",
@@ -459,8 +460,12 @@ def test_a_hand_made_layout_is_compliant():
             lambda p: p.replace("R L", ". L").replace("L . . . S", "L . R . S"),
             {"return.separation", "smoke.clearance"},
         ),
-        # without the light at (4, 2): 2 < 3 lights, and (4, 0) is 2.4 m from (0, 0)
-        (lambda p: p.replace(". . D . L", ". . D . ."), {"light.count", "light.spacing"}),
+        # without the light at (4, 2): 2 < 3 lights, (4, 0) is 2.4 m from (0, 0), and
+        # U0 over the inner 3 x 3 points falls from 0.91 to 0.58 < 0.60 (dark at (3, 1))
+        (
+            lambda p: p.replace(". . D . L", ". . D . ."),
+            {"light.count", "light.spacing", "light.uniformity"},
+        ),
         # without the detector
         (lambda p: p.replace("D", "."), {"smoke.coverage"}),
         # without the supply: count, coverage, and 0 supplies need 0 returns

@@ -188,3 +188,40 @@ def test_coverage_circle_has_the_profile_radius():
     assert 200 < inside.min() and inside[1] < 250 and inside[2] < 245
     assert close(outside, at(array, image, 30, 1), 3)
     assert not close(inside, outside, 30)
+
+
+def test_void_cells_are_solid_dark_and_unlike_invalid_ones():
+    cells = np.zeros((6, 8), dtype=np.uint8)
+    cells[:3, 4:] = CODE["void"]
+    cells[4, 1] = INVALID
+    room = Room("l-shape", cells)
+    image = render.render_room(room)
+    array = pixels(image)
+    half = int((image.cell_px[0, 1, 0] - image.cell_px[0, 0, 0]) / 3)
+
+    def dark_share(x: int, y: int) -> float:
+        column, row = image.cell_px[y, x].astype(int)
+        block = array[row - half : row + half, column - half : column + half].reshape(-1, 3)
+        return (np.abs(block - rgb255(render.COLOURS["void"])).max(axis=1) <= 12).mean()
+
+    assert dark_share(5, 1) == 1.0  # void: solid
+    assert dark_share(1, 4) == 0.0  # invalid: light grey with a hatch
+    # over the heat map too: the outside stays dark, never a lux colour
+    lux = render.render_room(room, "illuminance")
+    assert close(at(pixels(lux), lux, 5, 1), rgb255(render.COLOURS["void"]))
+
+
+def test_coverage_view_shows_the_blind_zone_round_a_corner():
+    # 0.6 m tiles, a U: void x 2..9 on rows 0..8. The detector at (0, 0) tops the
+    # left arm; (10, 0) tops the right arm, 6.0 m away in a straight line but far
+    # more along any path inside the room.
+    cells = np.zeros((12, 12), dtype=np.uint8)
+    cells[:9, 2:10] = CODE["void"]
+    cells[0, 0] = CODE["smoke_detector"]
+    room = Room("u-shape", cells)
+    image = render.render_room(room, "coverage")
+    array = pixels(image)
+    assert not close(at(array, image, 10, 0), at(array, image, 0, 3), 40)  # blind vs covered
+    straight = room.with_cells(np.where(cells == CODE["void"], INVALID, cells).astype(np.uint8))
+    before = render.render_room(straight, "coverage")
+    assert close(at(pixels(before), before, 10, 0), at(pixels(before), before, 0, 3), 12)

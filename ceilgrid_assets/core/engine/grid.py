@@ -47,6 +47,7 @@ class Room:
     ceiling_height_m: float = DEFAULT_CEILING_HEIGHT_M
     room_type: str = DEFAULT_ROOM_TYPE
     extra: dict[str, Any] = field(default_factory=dict)
+    luminaire: str | None = None  # a shipped luminaire's name; None: the profile's own
 
     @property
     def height(self) -> int:

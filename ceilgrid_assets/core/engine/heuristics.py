@@ -12,7 +12,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from ceilgrid_assets.core.engine.rules import EPSILON_M
+from ceilgrid_assets.core.engine.rules import EPSILON_M, uniformity_shortfall
 from ceilgrid_assets.core.engine.stages import StageContext, disk_counts
 
 #: A greedy round takes cells whose gain is at least this share of the best gain.
@@ -217,4 +217,26 @@ def repair(context: StageContext, added: np.ndarray) -> np.ndarray:
     devices = context.existing | added
     if int(devices.sum()) < context.required_count:
         added = added | spread(context, devices, context.allowed, context.required_count)
+    if context.component == "light":
+        added = brighten(context, added)
+    return added
+
+
+def brighten(context: StageContext, added: np.ndarray) -> np.ndarray:
+    """Add lights at the free cell nearest the darkest point until U0 meets its target.
+
+    A light there usually lifts Emin more than Eavg; the loop ends when the rule
+    holds or no free cell is left, so it always terminates.
+    """
+    added = added.copy()
+    free = context.allowed & ~added
+    while free.any():
+        lux = uniformity_shortfall(context.room, context.profile, context.existing | added)
+        if lux is None:
+            break
+        darkest = np.unravel_index(int(np.nanargmin(lux)), lux.shape)
+        _, nearest = ndimage.distance_transform_edt(~free, return_indices=True)
+        y, x = int(nearest[0][darkest]), int(nearest[1][darkest])
+        added[y, x] = True
+        free[y, x] = False
     return added

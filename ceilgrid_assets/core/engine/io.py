@@ -28,6 +28,7 @@ from ceilgrid_assets.core.engine.grid import (
     DEFAULT_TILE_SIZE_M,
     Room,
 )
+from ceilgrid_assets.core.engine.luminaires import luminaire_names
 from ceilgrid_assets.core.engine.profile import PROFILES
 
 MAX_CELLS_PER_ROOM = 250_000
@@ -211,11 +212,16 @@ def parse_object(document: Any, source: str = "<input>") -> ParsedDocument:
                 source=source,
                 field_name="rooms",
             )
+        luminaire = document.get("luminaire")
+        if luminaire is not None:
+            luminaire = _luminaire_name(
+                luminaire, lambda reason, name: InputError(reason, source=source, field_name=name)
+            )
         parsed = ParsedDocument(source=source, building_id=building_id)
         seen: dict[str, int] = {}
         for index, room_document in enumerate(rooms):
             try:
-                room = parse_room(room_document, source, index)
+                room = parse_room(room_document, source, index, luminaire)
                 if room.grid_id in seen:
                     raise InputError(
                         f"duplicate grid_id, already used by room #{seen[room.grid_id]}",
@@ -280,8 +286,24 @@ def _number(room_document: dict, name: str, default: float, err) -> float:
     return number
 
 
-def parse_room(room_document: Any, source: str = "<input>", index: int | None = None) -> Room:
-    """Validate one room object into a :class:`Room`; any problem raises InputError."""
+def _luminaire_name(value: Any, err) -> str:
+    """A ``luminaire`` value: the name of a shipped luminaire file, never a path."""
+    names = luminaire_names()
+    if not isinstance(value, str) or value not in names:
+        raise err(f"unknown value {value!r:.40}; allowed: {', '.join(names)}", "luminaire")
+    return value
+
+
+def parse_room(
+    room_document: Any,
+    source: str = "<input>",
+    index: int | None = None,
+    luminaire: str | None = None,
+) -> Room:
+    """Validate one room object into a :class:`Room`; any problem raises InputError.
+
+    ``luminaire`` is the building's, used when the room names none.
+    """
     label = _room_label(room_document, index)
 
     def err(reason: str, field_name: str | None = None, cell: tuple[int, int] | None = None):
@@ -316,6 +338,8 @@ def parse_room(room_document: Any, source: str = "<input>", index: int | None = 
     room_type = room_document.get("room_type", DEFAULT_ROOM_TYPE)
     if room_type not in ROOM_TYPES:
         raise err(f"unknown value {room_type!r:.40}; allowed: {', '.join(ROOM_TYPES)}", "room_type")
+    if "luminaire" in room_document:
+        luminaire = _luminaire_name(room_document["luminaire"], err)
     cells = _parse_cells(room_document["cells"], width, height, err)
     extra = {
         key: value
@@ -329,6 +353,7 @@ def parse_room(room_document: Any, source: str = "<input>", index: int | None = 
             "tile_size_m",
             "ceiling_height_m",
             "room_type",
+            "luminaire",
         )
         + OUTPUT_KEYS
     }
@@ -339,6 +364,7 @@ def parse_room(room_document: Any, source: str = "<input>", index: int | None = 
         ceiling_height_m=ceiling,
         room_type=room_type,
         extra=extra,
+        luminaire=luminaire,
     )
 
 
@@ -429,6 +455,8 @@ def room_to_document(room: Room, template: dict[str, Any] | None = None) -> dict
             "room_type": room.room_type,
         }
     )
+    if room.luminaire is not None:  # a building's luminaire is written into each room
+        document["luminaire"] = room.luminaire
     for key, value in room.extra.items():
         document.setdefault(key, value)
     return document

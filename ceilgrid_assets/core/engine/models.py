@@ -70,7 +70,9 @@ class GreedyCoverModel:
     def place(self, context: StageContext) -> np.ndarray | None:
         if context.radius_m is None:
             return None
-        return greedy_cover(context.uncovered(context.existing), context.allowed, context.disk)
+        return greedy_cover(
+            context.uncovered(context.existing), context.allowed, context.disk, context.reach
+        )
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from ceilgrid_assets.core.engine import constraints
 from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, EMPTY, Room
+from ceilgrid_assets.core.engine.photometry import required_lights
 from ceilgrid_assets.core.engine.profile import Profile
 from ceilgrid_assets.core.engine.rules import (
     EPSILON_M,
@@ -384,7 +385,7 @@ def solve_joint(
     # Counts.
     ones = {name: np.asarray(selector(name).sum(axis=0)) for name in DEVICE_COMPONENTS}
     n_existing = {name: int(existing[name].sum()) for name in DEVICE_COMPONENTS}
-    add(ones["light"], profile.min_lights(area, room.room_type) - n_existing["light"], np.inf)
+    add(ones["light"], required_lights(room, profile) - n_existing["light"], np.inf)
     add(ones["air_supply"], profile.min_supplies(area) - n_existing["air_supply"], np.inf)
     if area >= profile.return_min_area_m2:
         # 2 * returns >= supplies  <=>  returns >= ceil(supplies / 2)

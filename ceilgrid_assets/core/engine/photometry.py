@@ -1,10 +1,13 @@
 """Point-by-point illuminance at the work plane.
 
-Each fitting is a Lambertian source of flux F at mounting height h = Hm above
-the work plane: E = F * cos^4(theta) / (pi * h^2), times the maintenance factor.
-Fittings sit on tile centres, so the illuminance map is the convolution of the
-light mask with that kernel: summed directly for a few fittings, with an FFT
-in O(n log n) beyond.
+Each fitting is a point source at mounting height h = Hm above the work plane
+with an intensity table I(C, gamma) (:mod:`~ceilgrid_assets.core.engine.luminaires`):
+the room's named luminaire file, or by default a Lambertian source of the
+profile's lamp flux, I = F cos(gamma) / pi. A point at horizontal offset r gets
+E = I(C, gamma) cos^3(gamma) / h^2, times the maintenance factor (for the
+Lambertian default, F cos^4(theta) / (pi h^2)). Fittings sit on tile centres,
+so the illuminance map is the convolution of the light mask with that kernel:
+summed directly for a few fittings, with an FFT in O(n log n) beyond.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 from scipy import fft
 
 from ceilgrid_assets.core.engine.grid import LIGHT, Room
+from ceilgrid_assets.core.engine.luminaires import Luminaire, lambertian, load_luminaire
 from ceilgrid_assets.core.engine.profile import Profile
 
 
@@ -33,18 +37,40 @@ def fft_convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def point_kernel(
-    shape: tuple[int, int], tile_size_m: float, mounting_height_m: float, flux_lm: float
+    shape: tuple[int, int],
+    tile_size_m: float,
+    mounting_height_m: float,
+    luminaire: Luminaire,
+    factor: float,
 ) -> np.ndarray:
-    """Illuminance (lx) from one fitting at every offset, shape ``(2h-1, 2w-1)``."""
+    """Illuminance (lx) from one fitting at every offset, shape ``(2h-1, 2w-1)``.
+
+    Row ``dy``, column ``dx`` (cell minus fitting) lies in the plane
+    C = atan2(dy, dx) at gamma = atan(r / h); ``factor`` scales the intensity
+    (the maintenance factor).
+    """
     height, width = shape
-    dy = np.arange(-(height - 1), height) * tile_size_m
-    dx = np.arange(-(width - 1), width) * tile_size_m
-    r2 = dy[:, None] ** 2 + dx[None, :] ** 2
-    h2 = mounting_height_m**2
-    cos4 = (h2 / (h2 + r2)) ** 2
-    kernel = flux_lm * cos4 / (np.pi * h2)
+    dy = np.arange(-(height - 1), height)[:, None] * tile_size_m
+    dx = np.arange(-(width - 1), width)[None, :] * tile_size_m
+    r = np.hypot(dy, dx)
+    h = mounting_height_m
+    gamma = np.degrees(np.arctan2(r, h))
+    c_plane = np.degrees(np.arctan2(dy, dx))
+    cos3 = (h / np.hypot(r, h)) ** 3
+    kernel = factor * luminaire.intensity(c_plane, gamma) * cos3 / h**2
     kernel.setflags(write=False)  # memoised: shared by every room of this size and height
     return kernel
+
+
+def luminaire_of(room: Room, profile: Profile) -> Luminaire:
+    """The room's own luminaire, else the profile's, else a Lambertian one of its lamp flux."""
+    name = room.luminaire or profile.luminaire
+    return lambertian(profile.lamp_flux_lm) if name is None else load_luminaire(name)
+
+
+def required_lights(room: Room, profile: Profile) -> int:
+    """Lumen-method light count with the flux of the room's luminaire."""
+    return profile.min_lights(room.area_m2, room.room_type, luminaire_of(room, profile).flux_lm)
 
 
 #: Up to this many (fitting, cell) pairs the map is summed directly, beyond by FFT.
@@ -65,7 +91,8 @@ def illuminance_map(room: Room, profile: Profile, lights: np.ndarray | None = No
         room.cells.shape,
         room.tile_size_m,
         profile.mounting_height_m(room.ceiling_height_m),
-        profile.lamp_flux_lm * profile.maintenance_factor,
+        luminaire_of(room, profile),
+        profile.maintenance_factor,
     )
     height, width = mask.shape
     ly, lx = np.nonzero(mask)

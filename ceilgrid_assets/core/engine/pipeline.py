@@ -20,7 +20,7 @@ import numpy as np
 
 from ceilgrid_assets.core.engine.certificate import room_certificate
 from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, Room
-from ceilgrid_assets.core.engine.heuristics import repair
+from ceilgrid_assets.core.engine.heuristics import brighten, repair
 from ceilgrid_assets.core.engine.hooks import observed
 from ceilgrid_assets.core.engine.models import (
     DEFAULT_OPTIMISER_MAX_CELLS,
@@ -324,7 +324,10 @@ def _rescue(room: Room, profile: Profile, config: EngineConfig) -> tuple[Room | 
     if result.added is None or result.status not in ("optimal", BUDGET):
         return None, f"solver status {result.status}"
     cells = np.where(result.added > 0, result.added, room.cells).astype(np.uint8)
-    completed = room.with_cells(cells)
+    # The joint programme is linear and knows no U0: lights are added where the
+    # uniformity rule asks, on cells clear of every device it placed.
+    lights = build_context("light", room.with_cells(cells), profile)
+    completed = lights.apply(brighten(lights, np.zeros_like(lights.allowed)))
     if check_layout(completed, profile, room):
         return None, f"solver status {result.status}, but its layout fails validation"
     return completed, "compliant layout found"

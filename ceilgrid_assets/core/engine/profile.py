@@ -22,7 +22,12 @@ class Profile:
     - ``smoke_to_light_m``: detector to light fitting, 1.0 m (BS 5839-1 asks 0.5 m
       from fittings; kept at 1.0 m for heat plumes of luminaires).
     - ``lamp_flux_lm`` F = 3600 lm, ``utilisation_factor`` UF = 0.6,
-      ``maintenance_factor`` MF = 0.8: lumen method N >= E*A/(F*UF*MF).
+      ``maintenance_factor`` MF = 0.8: lumen method N >= E*A/(F*UF*MF); with a
+      luminaire file, F is that luminaire's flux. MF also scales every
+      point-by-point illuminance (maintained values, EN 12464-1).
+    - ``luminaire``: a shipped luminaire file's name for rooms that name none;
+      None: a Lambertian source of ``lamp_flux_lm`` (the distribution of the
+      shipped ``generic-led-panel-600``).
     - ``spacing_to_height`` SHR = 1.5: every point within SHR*Hm/sqrt(2) of a light.
     - ``work_plane_m`` = 0.8: Hm = ceiling height - work plane.
     - ``supply_rate_l_s_m2`` q_area = 5.0 L/s/m^2 (~1 cfm/ft^2) and
@@ -31,8 +36,17 @@ class Profile:
     - ``return_min_area_m2`` = 9: returns >= ceil(supplies/2) from this area (project
       convention); ``return_to_supply_m`` = 1.8 m against short-circuiting.
     - ``illuminance_lx``: maintained illuminance by room type, EN 12464-1.
-    - ``uniformity_target``: U0 = Emin/Eavg target, 0.6 for office and meeting
-      rooms, 0.4 elsewhere (EN 12464-1).
+    - ``uniformity_target``: U0 = Emin/Eavg at least this (rule
+      ``light.uniformity``), EN 12464-1:2021 tables: 0.60 for writing/reading
+      offices, conference rooms and classrooms; 0.40 for corridors, entrance
+      halls, toilets and stores.
+    - ``wall_band_m`` = 0.5, ``wall_band_share`` = 0.15: the calculation area
+      leaves out a band along the walls, 0.5 m, or 15 % of the room's shorter
+      side when that is less (EN 12464-1:2021 calculation grid).
+    - ``tie_break``: among compliant candidates with the fewest devices, the order
+      in which the selector compares the rest: ``quality`` (U0 for lights, reach
+      for the other types; compared to 0.01) and ``regularity`` (shared rows and
+      columns, even pitch: :mod:`~ceilgrid_assets.core.engine.regularity`).
     """
 
     name: str
@@ -40,6 +54,7 @@ class Profile:
     smoke_to_air_m: float = 1.50
     smoke_to_light_m: float = 1.00
     lamp_flux_lm: float = 3600.0
+    luminaire: str | None = None
     utilisation_factor: float = 0.6
     maintenance_factor: float = 0.8
     spacing_to_height: float = 1.5
@@ -60,9 +75,11 @@ class Profile:
         }
     )
     uniformity_target: dict[str, float] = field(
-        default_factory=lambda: {"office": 0.6, "meeting": 0.6}
+        default_factory=lambda: {"office": 0.6, "meeting": 0.6, "classroom": 0.6}
     )
     default_uniformity_target: float = 0.4
+    wall_band_m: float = 0.5
+    wall_band_share: float = 0.15
 
     @property
     def room_types(self) -> tuple[str, ...]:
@@ -79,8 +96,10 @@ class Profile:
     def supply_radius_m(self) -> float:
         return math.sqrt(self.diffuser_flow_l_s / self.supply_rate_l_s_m2) / math.sqrt(2)
 
-    def min_lights(self, area_m2: float, room_type: str) -> int:
-        lumens = self.lamp_flux_lm * self.utilisation_factor * self.maintenance_factor
+    def min_lights(self, area_m2: float, room_type: str, flux_lm: float | None = None) -> int:
+        """Lumen method with ``flux_lm`` per fitting (default: ``lamp_flux_lm``)."""
+        flux = self.lamp_flux_lm if flux_lm is None else flux_lm
+        lumens = flux * self.utilisation_factor * self.maintenance_factor
         return _ceil_count(self.illuminance_lx[room_type] * area_m2 / lumens)
 
     def min_supplies(self, area_m2: float) -> int:

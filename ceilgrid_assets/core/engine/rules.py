@@ -28,7 +28,11 @@ from ceilgrid_assets.core.engine.grid import (
     Room,
     flat_to_xy,
 )
-from ceilgrid_assets.core.engine.photometry import illuminance_map, illuminance_summary
+from ceilgrid_assets.core.engine.photometry import (
+    illuminance_map,
+    illuminance_summary,
+    required_lights,
+)
 from ceilgrid_assets.core.engine.profile import Profile
 
 #: Tolerance for "within" and "at least" comparisons of float distances.
@@ -42,6 +46,7 @@ RULE_IDS: tuple[str, ...] = (
     "smoke.clearance",
     "light.count",
     "light.spacing",
+    "light.uniformity",
     "supply.count",
     "supply.coverage",
     "return.count",
@@ -265,7 +270,7 @@ def light_violations(room: Room, profile: Profile, original: Room | None = None)
                 "light.count",
                 "lights",
                 int(lights.sum()),
-                profile.min_lights(room.area_m2, room.room_type),
+                required_lights(room, profile),
                 f"lumen method, E = {profile.illuminance_lx[room.room_type]:g} lx",
             ),
             coverage_violation(
@@ -276,7 +281,70 @@ def light_violations(room: Room, profile: Profile, original: Room | None = None)
                 profile.light_radius_m(room.ceiling_height_m),
                 room.tile_size_m,
             ),
+            uniformity_violation(room, profile),
         ],
+    )
+
+
+def wall_distance(usable: np.ndarray, tile_size_m: float) -> np.ndarray:
+    """Distance (m) from each cell centre to the nearest wall: the grid edge or an unusable tile."""
+    padded = np.pad(usable, 1, constant_values=False)
+    edt = distance_to(~padded, tile_size_m)[1:-1, 1:-1]
+    return np.maximum(edt - tile_size_m / 2, 0.0)
+
+
+def calculation_area(room: Room, profile: Profile) -> np.ndarray:
+    """Points of the uniformity rule: coverage points clear of the wall band.
+
+    The band is ``wall_band_m``, or ``wall_band_share`` of the shorter side of
+    the room's extent when that is less (EN 12464-1). A room whose every point
+    lies in the band (a ring of narrow arms) is judged on all its points.
+    """
+    usable = room.usable
+    if not usable.any():
+        return usable
+    rows, cols = np.nonzero(usable)
+    shorter = min(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) * room.tile_size_m
+    band = min(profile.wall_band_m, profile.wall_band_share * shorter)
+    inner = usable & (wall_distance(usable, room.tile_size_m) >= band - EPSILON_M)
+    return inner if inner.any() else usable
+
+
+def uniformity_shortfall(
+    room: Room, profile: Profile, lights: np.ndarray | None = None
+) -> np.ndarray | None:
+    """Illuminance over the calculation area (NaN elsewhere) when U0 misses the target.
+
+    None when U0 = Emin / Eavg is at least the target, or without any light
+    (count and spacing report that room). ``lights`` overrides the room's own.
+    """
+    area = calculation_area(room, profile)
+    lux = np.where(area, illuminance_map(room, profile, lights), np.nan)
+    summary = illuminance_summary(lux)
+    if summary.average_lx <= 0:
+        return None
+    return lux if summary.uniformity_u0 < profile.target_u0(room.room_type) - EPSILON_M else None
+
+
+def uniformity_violation(room: Room, profile: Profile) -> Violation | None:
+    """``light.uniformity``: U0 = Emin / Eavg over the calculation area at least the target.
+
+    The cells listed are the points darker than target x Eavg, where more
+    light is needed.
+    """
+    lux = uniformity_shortfall(room, profile)
+    if lux is None:
+        return None
+    summary = illuminance_summary(lux)
+    target = profile.target_u0(room.room_type)
+    area = ~np.isnan(lux)
+    dark = area & (np.nan_to_num(lux, nan=np.inf) < target * summary.average_lx)
+    return _violation(
+        "light.uniformity",
+        f"U0 = Emin/Eavg = {summary.minimum_lx:.0f}/{summary.average_lx:.0f} lx = "
+        f"{summary.uniformity_u0:.2f} over {int(area.sum())} calculation points, "
+        f"at least {target:.2f} required for a {room.room_type} (EN 12464-1)",
+        dark,
     )
 
 
@@ -397,8 +465,9 @@ def check_layout(room: Room, profile: Profile, original: Room | None = None) -> 
 
 
 def layout_metrics(room: Room, profile: Profile) -> dict[str, Any]:
-    """Device counts and point-by-point illuminance (average, U0) of a room."""
-    illuminance = illuminance_summary(illuminance_map(room, profile))
+    """Device counts; illuminance (average, U0) over the uniformity rule's calculation area."""
+    area = calculation_area(room, profile)
+    illuminance = illuminance_summary(np.where(area, illuminance_map(room, profile), np.nan))
     return {
         "lights": room.count("light"),
         "air_supply": room.count("air_supply"),

@@ -20,15 +20,18 @@ from ceilgrid_assets.core.engine.photometry import (
     fft_convolve,
     illuminance_map,
     illuminance_summary,
+    required_lights,
 )
 from ceilgrid_assets.core.engine.profile import Profile
 from ceilgrid_assets.core.engine.rules import (
     COMPONENT_CHECKS,
     EPSILON_M,
     Violation,
+    calculation_area,
     device_layers,
     distance_to,
     forbidden_cells,
+    wall_distance,
 )
 
 
@@ -84,9 +87,7 @@ class StageContext:
     @cached_property
     def wall_distance(self) -> np.ndarray:
         """Distance (m) from each cell centre to the nearest wall or invalid tile edge."""
-        padded = np.pad(self.room.usable, 1, constant_values=False)
-        edt = distance_to(~padded, self.room.tile_size_m)[1:-1, 1:-1]
-        return np.maximum(edt - self.room.tile_size_m / 2, 0.0)
+        return wall_distance(self.room.usable, self.room.tile_size_m)
 
     @cached_property
     def lower_bound(self) -> int:
@@ -235,7 +236,7 @@ def build_context(
         layers["smoke_detector"] = layers["smoke_detector"] | detector_plan
     area = room.area_m2
     if component == "light":
-        required = profile.min_lights(area, room.room_type)
+        required = required_lights(room, profile)
         radius = profile.light_radius_m(room.ceiling_height_m)
     elif component == "air_supply":
         required = profile.min_supplies(area)
@@ -255,7 +256,7 @@ def build_context(
 
 
 def quality_score(context: StageContext, added: np.ndarray) -> float:
-    """Quality in [0, 1] beyond compliance: uniformity for lights, reach for the rest."""
+    """Quality in [0, 1] beyond compliance: U0 for lights (the rule's area), reach for the rest."""
     room = context.room
     devices = context.existing | added
     usable = room.usable
@@ -263,6 +264,7 @@ def quality_score(context: StageContext, added: np.ndarray) -> float:
         return 0.0
     if context.component == "light":
         lux = illuminance_map(room, context.profile, lights=devices)
+        lux = np.where(calculation_area(room, context.profile), lux, np.nan)
         return min(1.0, illuminance_summary(lux).uniformity_u0)
     if context.component == "air_return":
         supplies = room.cells == AIR_SUPPLY

@@ -44,11 +44,16 @@ from ceilgrid_assets.core.engine.grid import (
     INVALID,
     LIGHT,
     SMOKE_DETECTOR,
+    VOID,
     Room,
 )
 from ceilgrid_assets.core.engine.photometry import illuminance_map, illuminance_summary
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
-from ceilgrid_assets.core.engine.rules import distance_to
+from ceilgrid_assets.core.engine.rules import (
+    COVERAGE_RULES,
+    spacing_uncovered,
+    uncovered_points,
+)
 
 #: Colour per component (Okabe-Ito palette: distinguishable with colour-blindness).
 COLOURS: dict[str, str] = {
@@ -58,6 +63,7 @@ COLOURS: dict[str, str] = {
     "air_supply": "#0072b2",
     "air_return": "#009e73",
     "smoke_detector": "#d55e00",
+    "void": "#3c3c3c",  # outside the room: solid and dark, unlike the hatched light invalid
 }
 #: Matplotlib marker per device; the marker face covers the cell centre.
 MARKERS: dict[str, str] = {
@@ -70,6 +76,7 @@ MARKERS: dict[str, str] = {
 RULE_COLOURS: dict[str, str] = {
     "placement": "#000000",
     "smoke.coverage": "#cc79a7",
+    "smoke.spacing": "#f0e442",
     "smoke.clearance": "#7b2d8e",
     "light.spacing": "#8c6d00",
     "supply.coverage": "#56b4e9",
@@ -80,6 +87,8 @@ HATCH_COLOUR = "#5a5a5a"
 GRID_COLOUR = "#cfcfcf"
 UNCOVERED_COLOUR = "#cc79a7"
 UNCOVERED_ALPHA = 0.6
+#: Hatch over the cells of a coverage rule's violation: the room's blind zones.
+BLIND_HATCH = "xx"
 #: Device cells are filled with this fraction of their colour (rest white), so the
 #: symbol stands out while a tiny cell without a symbol is still identifiable.
 TINT = 0.3
@@ -199,6 +208,16 @@ def _draw_cells(ax: Axes, room: Room, cell: float, fill: bool = True) -> None:
     if fill:
         rgb = _palette(full_colour=cell < MIN_SYMBOL_CELL_PX)[room.cells]
         ax.imshow(rgb, extent=extent, interpolation="nearest", aspect="auto", zorder=0)
+    void = room.cells == VOID
+    if void.any():  # also over a heat map, which leaves the outside blank
+        ax.add_patch(
+            PathPatch(
+                _cells_path(void, room.tile_size_m),
+                facecolor=COLOURS["void"],
+                linewidth=0,
+                zorder=1,
+            )
+        )
     invalid = room.cells == INVALID
     if invalid.any():
         ax.add_patch(
@@ -270,6 +289,8 @@ def _component_legend(ax: Axes, room: Room, extra: Sequence[Any] = ()) -> None:
             label=f"invalid ({counts[INVALID]})",
         ),
     ]
+    if counts[VOID]:
+        handles.append(Patch(facecolor=COLOURS["void"], label=f"outside the room ({counts[VOID]})"))
     handles += [
         Line2D(
             [],
@@ -370,7 +391,8 @@ def _plan(fig: Figure, ax: Axes, room: Room, cell: float) -> None:
 
 
 def _coverage(fig: Figure, ax: Axes, room: Room, cell: float, profile: Profile) -> str:
-    """Detector circles of the profile radius and the coverage points they miss."""
+    """Detector circles of the profile radius and the coverage points the detectors
+    miss (in-room reach, and the spacing method's squares under that profile)."""
     _plan(fig, ax, room, cell)
     t = room.tile_size_m
     radius = profile.smoke_radius_m
@@ -392,7 +414,8 @@ def _coverage(fig: Figure, ax: Axes, room: Room, cell: float, profile: Profile) 
                 zorder=3,
             )
         )
-    uncovered = room.usable & (distance_to(detectors, t) > radius + 1e-9)
+    uncovered = uncovered_points(room, detectors, radius)
+    uncovered |= spacing_uncovered(room, profile, detectors)
     overlay = np.zeros(room.cells.shape + (4,))
     overlay[uncovered] = (*to_rgb(UNCOVERED_COLOUR), UNCOVERED_ALPHA)
     ax.imshow(
@@ -483,6 +506,7 @@ def _violations(
         mask[cells[inside, 1], cells[inside, 0]] = True
     for rule, mask in by_rule.items():
         colour = RULE_COLOURS.get(rule, OTHER_RULE_COLOUR)
+        blind = rule in COVERAGE_RULES
         if mask.any():
             ax.add_patch(
                 PathPatch(
@@ -490,11 +514,20 @@ def _violations(
                     facecolor=colour + "66",
                     edgecolor=colour,
                     linewidth=max(1.0, cell / 10),
+                    hatch=BLIND_HATCH if blind else None,
                     zorder=5,
                 )
             )
         where = f"{int(mask.sum())} cells" if mask.any() else "room-wide"
-        extra.append(Patch(facecolor=colour + "66", edgecolor=colour, label=f"{rule} ({where})"))
+        label = f"{rule} blind zone ({where})" if blind else f"{rule} ({where})"
+        extra.append(
+            Patch(
+                facecolor=colour + "66",
+                edgecolor=colour,
+                hatch=BLIND_HATCH if blind else None,
+                label=label,
+            )
+        )
     _component_legend(ax, room, extra)
     if not violations:
         return "compliant: no violations"

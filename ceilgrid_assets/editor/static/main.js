@@ -15,7 +15,11 @@ import {
   setScale,
 } from "./plan.js";
 
-const CODE = { empty: 0, invalid: 1, light: 2, air_supply: 3, air_return: 4, smoke_detector: 5 };
+const CODE = { empty: 0, invalid: 1, light: 2, air_supply: 3, air_return: 4, smoke_detector: 5, void: 6 };
+/** Whether a tile holds a device (void, code 6, comes after the devices). */
+const isDevice = (code) => code >= CODE.light && code <= CODE.smoke_detector;
+/** Tiles no device may take: unusable ceiling, and outside the room. */
+const isBlocked = (code) => code === CODE.invalid || code === CODE.void;
 const CYCLE = [CODE.empty, CODE.light, CODE.air_supply, CODE.air_return, CODE.smoke_detector];
 const $ = (id) => document.getElementById(id);
 
@@ -338,13 +342,13 @@ function tool() {
 /** What the tool makes of a tile holding ``code``; null leaves it alone. */
 function toolResult(name, code) {
   if (name === "cycle") {
-    if (code === CODE.invalid) return null;
+    if (isBlocked(code)) return null;
     return CYCLE[(CYCLE.indexOf(code) + 1) % CYCLE.length];
   }
   if (name === "empty") return CODE.empty;
-  if (name === "invalid") return code === CODE.invalid ? CODE.empty : CODE.invalid;
+  if (name === "invalid" || name === "void") return code === CODE[name] ? CODE.empty : CODE[name];
   const target = CODE[name];
-  if (code === CODE.invalid) return null; // a device needs a usable tile
+  if (isBlocked(code)) return null; // a device needs a usable tile
   return code === target ? CODE.empty : target;
 }
 
@@ -368,7 +372,7 @@ function onPointerDown(event) {
   const index = cell.y * room.width + cell.x;
   const name = tool();
   if (name === "move") {
-    if (room.codes[index] >= CODE.light) state.stroke = { move: index };
+    if (isDevice(room.codes[index])) state.stroke = { move: index };
     return;
   }
   const after = toolResult(name, room.codes[index]);
@@ -401,7 +405,7 @@ function paint(index) {
   stroke.seen.add(index);
   const before = room.codes[index];
   if (before === stroke.value) return;
-  if (stroke.value >= CODE.light && before === CODE.invalid) return;
+  if (isDevice(stroke.value) && isBlocked(before)) return;
   if (stroke.only !== null && before !== stroke.only) return;
   stroke.changes.push([index, before, stroke.value]);
   room.codes[index] = stroke.value; // shown at once, recorded as one step on release

@@ -7,7 +7,7 @@
 const SVG = "http://www.w3.org/2000/svg";
 const HEX = /^#[0-9a-fA-F]{6}$/;
 export const DEVICES = ["light", "air_supply", "air_return", "smoke_detector"];
-const CODE = { empty: 0, invalid: 1, light: 2, air_supply: 3, air_return: 4, smoke_detector: 5 };
+const CODE = { empty: 0, invalid: 1, light: 2, air_supply: 3, air_return: 4, smoke_detector: 5, void: 6 };
 const TINT = 0.3; // device tiles get this share of their colour, as in the PNG plans
 const MARGIN_M = 0.3;
 
@@ -79,22 +79,22 @@ export function planMarkup(room, style, show, profile) {
   const parts = [definitions(style)];
   parts.push(`<clipPath id="room-clip"><rect x="0" y="0" width="${w}" height="${h}"/></clipPath>`);
   parts.push(`<rect x="0" y="0" width="${w}" height="${h}" fill="#ffffff"/>`);
-  // Invalid tiles in row runs; device tiles tinted, with their symbol.
-  const invalid = [];
+  // Invalid and void tiles in row runs; device tiles tinted, with their symbol.
+  const runs = { [CODE.invalid]: [], [CODE.void]: [] };
   const tiles = [];
   const symbols = Object.fromEntries(DEVICES.map((name) => [name, []]));
   for (let y = 0; y < height; y++) {
     let x = 0;
     while (x < width) {
       const code = codes[y * width + x];
-      if (code === CODE.invalid) {
+      if (code in runs) {
         let end = x;
-        while (end < width && codes[y * width + end] === CODE.invalid) end++;
-        invalid.push(`M${x * tile} ${y * tile}h${(end - x) * tile}v${tile}h${-(end - x) * tile}z`);
+        while (end < width && codes[y * width + end] === code) end++;
+        runs[code].push(`M${x * tile} ${y * tile}h${(end - x) * tile}v${tile}h${-(end - x) * tile}z`);
         x = end;
         continue;
       }
-      if (code >= CODE.light) {
+      if (code >= CODE.light && code <= CODE.smoke_detector) {
         const name = DEVICES[code - CODE.light];
         tiles.push(
           `<rect x="${x * tile}" y="${y * tile}" width="${tile}" height="${tile}" fill="${tint(style.colours[name])}"/>`,
@@ -105,7 +105,10 @@ export function planMarkup(room, style, show, profile) {
       x++;
     }
   }
+  const invalid = runs[CODE.invalid];
+  const outside = runs[CODE.void];
   if (invalid.length) parts.push(`<path class="invalid" d="${invalid.join("")}" fill="url(#hatch)"/>`);
+  if (outside.length) parts.push(`<path class="void" d="${outside.join("")}" fill="${colour(style.colours.void)}"/>`);
   parts.push(tiles.join(""));
   if (show.illuminance && room.illuminance) parts.push(illuminanceImage(room));
   // Grid lines as one path.
@@ -269,10 +272,11 @@ export function cellAt(svg, room, event) {
 
 /** A small legend swatch per component, same symbols as the plan. */
 export function legendMarkup(style) {
-  const names = { empty: "empty", invalid: "unusable", light: "light", air_supply: "air supply", air_return: "air return", smoke_detector: "smoke detector" };
+  const names = { empty: "empty", invalid: "unusable", light: "light", air_supply: "air supply", air_return: "air return", smoke_detector: "smoke detector", void: "outside the room" };
   const swatch = (name) => {
     if (name === "empty") return `<rect width="1" height="1" fill="#fff" stroke="${colour(style.grid_colour)}" stroke-width="0.1"/>`;
     if (name === "invalid") return `<rect width="1" height="1" fill="url(#hatch)"/>`;
+    if (name === "void") return `<rect width="1" height="1" fill="${colour(style.colours.void)}"/>`;
     return `<rect width="1" height="1" fill="${tint(style.colours[name])}"/><use href="#sym-${name}" width="1" height="1"/>`;
   };
   return Object.keys(names)
