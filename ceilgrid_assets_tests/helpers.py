@@ -11,7 +11,7 @@ Pictures make small rooms readable: one text row per ``y``, one character per
     . # . .
 
 ``.`` empty, ``#`` invalid, ``L`` light, ``S`` air supply, ``R`` air return,
-``D`` smoke detector (spaces are ignored).
+``D`` smoke detector, ``~`` void (outside the room; spaces are ignored).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ PICTURE_CODES = {
     "S": "air_supply",
     "R": "air_return",
     "D": "smoke_detector",
+    "~": "void",
 }
 DEVICE_NAMES = ("light", "air_supply", "air_return", "smoke_detector")
 

@@ -40,6 +40,7 @@ def test_rule_ids_are_the_nine_of_the_rulebook():
     assert set(RULE_IDS) == {
         "placement",
         "smoke.coverage",
+        "smoke.spacing",
         "smoke.clearance",
         "light.count",
         "light.spacing",

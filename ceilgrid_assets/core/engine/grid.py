@@ -21,13 +21,16 @@ COMPONENTS: tuple[str, ...] = (
     "air_supply",
     "air_return",
     "smoke_detector",
+    "void",  # appended last so the older codes keep their values
 )
 CODE: dict[str, int] = {name: code for code, name in enumerate(COMPONENTS)}
-EMPTY, INVALID, LIGHT, AIR_SUPPLY, AIR_RETURN, SMOKE_DETECTOR = range(len(COMPONENTS))
+EMPTY, INVALID, LIGHT, AIR_SUPPLY, AIR_RETURN, SMOKE_DETECTOR, VOID = range(len(COMPONENTS))
 
 #: Components the engine places, in series order.
 DEVICE_COMPONENTS: tuple[str, ...] = ("light", "air_supply", "air_return", "smoke_detector")
 
+#: Tolerance for "within" and "at least" comparisons of float distances.
+EPSILON_M = 1e-9
 DEFAULT_TILE_SIZE_M = 0.6
 DEFAULT_CEILING_HEIGHT_M = 2.7
 DEFAULT_ROOM_TYPE = "office"
@@ -59,12 +62,22 @@ class Room:
 
     @property
     def usable(self) -> np.ndarray:
-        """Boolean mask of coverage points: every cell that is not ``invalid``."""
-        return self.cells != INVALID
+        """Boolean mask of coverage points: every cell that is neither ``invalid`` nor ``void``."""
+        return (self.cells != INVALID) & (self.cells != VOID)
+
+    @property
+    def inside(self) -> np.ndarray:
+        """Boolean mask of the room itself (not ``void``): where coverage may travel."""
+        return self.cells != VOID
+
+    @property
+    def has_void(self) -> bool:
+        """Whether part of the grid lies outside the room (distances then follow in-room paths)."""
+        return bool((self.cells == VOID).any())
 
     @property
     def area_m2(self) -> float:
-        """Ceiling area A of the rulebook: non-invalid cells times tile area."""
+        """Ceiling area A of the rulebook: coverage points times tile area."""
         return float(np.count_nonzero(self.usable)) * self.tile_size_m**2
 
     def with_cells(self, cells: np.ndarray) -> Room:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 
 from ceilgrid_assets.core.engine.rules import EPSILON_M, uniformity_shortfall
 from ceilgrid_assets.core.engine.stages import StageContext, disk_counts
@@ -19,22 +19,30 @@ from ceilgrid_assets.core.engine.stages import StageContext, disk_counts
 GREEDY_ROUND_SHARE = 1.0
 
 
-def greedy_cover(uncovered: np.ndarray, candidates: np.ndarray, disk: np.ndarray) -> np.ndarray:
+def greedy_cover(
+    uncovered: np.ndarray,
+    candidates: np.ndarray,
+    disk: np.ndarray,
+    reach: sparse.csr_matrix | None = None,
+) -> np.ndarray:
     """Greedy set cover: take the candidate cells that cover the most uncovered points.
 
     Batched: each round computes all gains with one correlation and takes, in
     order of gain, every cell within ``GREEDY_ROUND_SHARE`` of the best gain whose
     disk overlaps no other pick of the round (so its gain is still exact when
     taken). Points no candidate reaches stay uncovered; validation reports them.
-    Deterministic: equal gains are taken in flat-index order.
+    Deterministic: equal gains are taken in flat-index order. With ``reach``
+    (``StageContext.reach``: in-room or spacing-method coverage, never beyond
+    the disk) a pick clears the points it covers in that relation.
     """
+    covers = reach.tocsc() if reach is not None else None
     reach = disk.shape[0] // 2
     height, width = uncovered.shape
     uncovered = uncovered.copy()
     picked = np.zeros_like(candidates)
     open_sites = candidates.copy()
     while uncovered.any():
-        gains = disk_counts(uncovered, disk)
+        gains = disk_counts(uncovered, disk, covers)
         gains[~open_sites] = 0
         best = int(gains.max())
         if best == 0:
@@ -51,6 +59,10 @@ def greedy_cover(uncovered: np.ndarray, candidates: np.ndarray, disk: np.ndarray
             blocked[
                 max(0, y - 2 * reach) : y + 2 * reach + 1, max(0, x - 2 * reach) : x + 2 * reach + 1
             ] = True
+            if covers is not None:
+                start, end = covers.indptr[flat], covers.indptr[flat + 1]
+                uncovered.flat[covers.indices[start:end]] = False
+                continue
             y0, x0 = max(0, y - reach), max(0, x - reach)
             y1, x1 = min(height, y + reach + 1), min(width, x + reach + 1)
             uncovered[y0:y1, x0:x1] &= ~disk[
@@ -213,7 +225,9 @@ def repair(context: StageContext, added: np.ndarray) -> np.ndarray:
     if context.radius_m is not None:
         uncovered = context.uncovered(context.existing | added)
         if uncovered.any():
-            added = added | greedy_cover(uncovered, context.allowed & ~added, context.disk)
+            added = added | greedy_cover(
+                uncovered, context.allowed & ~added, context.disk, context.reach
+            )
     devices = context.existing | added
     if int(devices.sum()) < context.required_count:
         added = added | spread(context, devices, context.allowed, context.required_count)

@@ -35,14 +35,15 @@ from ceilgrid_assets.core.engine.profile import Profile
 from ceilgrid_assets.core.engine.rules import (
     EPSILON_M,
     device_layers,
-    distance_to,
     forbidden_cells,
 )
 from ceilgrid_assets.core.engine.stages import (
     StageContext,
     coverage_matrix,
+    coverage_relation,
     dense_coverage,
     disk_stencil,
+    uncovered_by,
 )
 
 #: HiGHS statuses as scipy reports them (1: the wall-clock safety net stopped it).
@@ -253,7 +254,7 @@ def solve_stage(
     if uncovered.any():
         fewest = context.lower_bound - int(context.existing.sum())
         if fewest <= SEARCH_MAX_DEVICES and int(uncovered.sum()) * n_sites <= SEARCH_MAX_PAIRS:
-            dense = dense_coverage(uncovered, sites, context.disk)
+            dense = dense_coverage(uncovered, sites, context.disk, context.reach)
             if not dense.any(axis=1).all():
                 return result(None, "infeasible", None)
             chosen = smallest_cover(dense, fewest, SEARCH_MAX_DEVICES)
@@ -261,7 +262,7 @@ def solve_stage(
                 return result(chosen, "optimal", 0.0)
             cover = sparse.csr_matrix(dense, dtype=np.float64)
         else:
-            cover = coverage_matrix(uncovered, sites, context.disk)
+            cover = coverage_matrix(uncovered, sites, context.disk, context.reach)
             if not (np.asarray(cover.sum(axis=1)).ravel() > 0).all():
                 return result(None, "infeasible", None)
         constraints.append(LinearConstraint(cover, lb=1, ub=np.inf))
@@ -321,7 +322,6 @@ def solve_joint(
     """
     started = time.perf_counter()
     cells, t = room.cells, room.tile_size_m
-    usable = room.usable
     empty = cells == EMPTY
     existing = device_layers(cells)
     # Cells where each type may go at all, given the devices already in the input.
@@ -376,9 +376,10 @@ def solve_joint(
         "smoke_detector": profile.smoke_radius_m,
     }
     for name, radius in radii.items():
-        uncovered = usable & (distance_to(existing[name], t) > radius + EPSILON_M)
+        reach = coverage_relation(room, profile, name, radius)
+        uncovered = uncovered_by(room, existing[name], radius, reach)
         if uncovered.any():
-            cover = coverage_matrix(uncovered, sites[name], disk_stencil(radius, t))
+            cover = coverage_matrix(uncovered, sites[name], disk_stencil(radius, t), reach)
             if (np.asarray(cover.sum(axis=1)).ravel() == 0).any():
                 return SolveResult(None, "infeasible", None, time.perf_counter() - started)
             add(cover @ selector(name), 1, np.inf)

@@ -15,8 +15,23 @@ class Profile:
     """Parameters of the rulebook, with their sources.
 
     - ``smoke_radius_m``: every coverage point within this distance of a smoke
-      detector. NFPA 72 17.7.3.2.3: 0.7 x 9.14 m listed spacing = 6.40 m;
-      BS 5839-1: 7.5 m radius.
+      detector. NFPA 72 (2016) 17.7.3.2.3.1(2): 0.7 x 9.14 m listed spacing =
+      6.40 m; BS 5839-1: 7.5 m radius. In a room with ``void`` cells the
+      distance is the in-room path length (docs/rulebook.md).
+    - ``detector_method``: ``"radius"`` checks the 0.7 S radius alone (rule
+      ``smoke.coverage``); ``"spacing"`` adds the smooth-ceiling spacing method
+      of NFPA 72 (2016) 17.7.3.2.3.1(1), rule ``smoke.spacing``: detectors at
+      most the listed spacing S apart and within S/2 of every wall, measured at
+      right angles, i.e. every tile inside the S x S square of a detector.
+    - ``listed_spacing_m`` S = 9.14 m: the 30 ft nominal spacing of spot-type
+      smoke detectors on smooth ceilings, NFPA 72 (2016) 17.7.3.2.3.1.
+    - ``corridor_width_m`` = 3.05 m (10 ft): in stretches of the room no wider
+      than this (corridors, narrow arms) the spacing method yields to the 0.7 S
+      radius, which lets detectors stand farther than S apart along them. The
+      annex figure on corridor spacing (A.17.7.3.2.3.1 in the 2016 edition;
+      figure number not confirmed here) tabulates 10 ft wide -> 41 ft and 25 ft
+      wide -> 34 ft between detectors, i.e. 2 sqrt((0.7 S)^2 - (W/2)^2); only
+      the 10 ft row is used here, as the narrowest the figure shows.
     - ``smoke_to_air_m``: detector to air supply/return, 1.5 m (NFPA 72 A.17.7.4.1:
       0.91 m from the diffuser edge, plus the diffuser half-width and margin).
     - ``smoke_to_light_m``: detector to light fitting, 1.0 m (BS 5839-1 asks 0.5 m
@@ -51,6 +66,9 @@ class Profile:
 
     name: str
     smoke_radius_m: float = 6.40
+    detector_method: str = "radius"
+    listed_spacing_m: float = 9.14
+    corridor_width_m: float = 3.05
     smoke_to_air_m: float = 1.50
     smoke_to_light_m: float = 1.00
     lamp_flux_lm: float = 3600.0
@@ -122,6 +140,7 @@ def _ceil_count(value: float) -> int:
 PROFILES: dict[str, Profile] = {
     "nfpa72": Profile(name="nfpa72"),
     "bs5839": Profile(name="bs5839", smoke_radius_m=7.50),
+    "nfpa72-spacing": Profile(name="nfpa72-spacing", detector_method="spacing"),
 }
 DEFAULT_PROFILE = "nfpa72"
 

@@ -3,7 +3,10 @@
 Distances are computed with Euclidean distance transforms over the tile grid
 (``scipy.ndimage.distance_transform_edt`` with the tile size as sampling), so
 "distance from every coverage point to the nearest detector" is one O(n) pass
-instead of a pairwise matrix.
+instead of a pairwise matrix. In a room with ``void`` cells the coverage rules
+measure along in-room paths instead (:mod:`~ceilgrid_assets.core.engine.inroom`);
+clearances stay straight-line, as a clearance is about devices' plumes and
+diffuser throws, which a nearby wall does not lengthen.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ from ceilgrid_assets.core.engine.grid import (
     AIR_SUPPLY,
     CODE,
     EMPTY,
+    EPSILON_M,
     INVALID,
     LIGHT,
     SMOKE_DETECTOR,
+    VOID,
     Room,
     flat_to_xy,
 )
+from ceilgrid_assets.core.engine.inroom import reached
 from ceilgrid_assets.core.engine.photometry import (
     illuminance_map,
     illuminance_summary,
@@ -35,14 +41,13 @@ from ceilgrid_assets.core.engine.photometry import (
 )
 from ceilgrid_assets.core.engine.profile import Profile
 
-#: Tolerance for "within" and "at least" comparisons of float distances.
-EPSILON_M = 1e-9
 #: Violations list at most this many cells; the message gives the full count.
 MAX_LISTED_CELLS = 200
 
 RULE_IDS: tuple[str, ...] = (
     "placement",
     "smoke.coverage",
+    "smoke.spacing",
     "smoke.clearance",
     "light.count",
     "light.spacing",
@@ -91,6 +96,7 @@ class Violation:
     message: str
     cells: list[list[int]] = field(default_factory=list)
     cause: str | None = None  # one of CAUSES; None when the input is unknown
+    points: int | None = None  # cells at fault in all, when more may be than listed
 
     def to_dict(self) -> dict[str, Any]:
         document: dict[str, Any] = {"rule": self.rule, "message": self.message, "cells": self.cells}
@@ -105,19 +111,38 @@ def _violation(rule: str, message: str, mask: np.ndarray, cause: str | None = No
     listed = flat[:MAX_LISTED_CELLS]
     if total > MAX_LISTED_CELLS:
         message += f" ({total} cells, first {MAX_LISTED_CELLS} listed)"
-    return Violation(rule, message, flat_to_xy(listed, mask.shape[1]), cause)
+    return Violation(rule, message, flat_to_xy(listed, mask.shape[1]), cause, total)
+
+
+#: Rules that ask every coverage point to be reached: their uncovered points are
+#: the room's blind zones.
+COVERAGE_RULES: tuple[str, ...] = (
+    "light.spacing",
+    "supply.coverage",
+    "smoke.coverage",
+    "smoke.spacing",
+)
+
+
+def uncovered_points(room: Room, devices: np.ndarray, radius_m: float) -> np.ndarray:
+    """Coverage points farther than ``radius_m`` from every device.
+
+    Straight-line distance in a room without void; with void, the length of
+    the shortest in-room path (:mod:`~ceilgrid_assets.core.engine.inroom`), so
+    coverage never crosses outside the room.
+    """
+    if room.has_void:
+        near = reached(devices, room.inside, room.tile_size_m, radius_m)
+    else:
+        near = distance_to(devices, room.tile_size_m) <= radius_m + EPSILON_M
+    return room.usable & ~near
 
 
 def coverage_violation(
-    rule: str,
-    what: str,
-    devices: np.ndarray,
-    usable: np.ndarray,
-    radius_m: float,
-    tile_size_m: float,
+    rule: str, what: str, devices: np.ndarray, room: Room, radius_m: float
 ) -> Violation | None:
     """Points farther than ``radius_m`` from every device, or None when all are covered."""
-    uncovered = usable & (distance_to(devices, tile_size_m) > radius_m + EPSILON_M)
+    uncovered = uncovered_points(room, devices, radius_m)
     if not uncovered.any():
         return None
     return _violation(
@@ -252,7 +277,7 @@ def placement_violations(original: Room, completed: Room) -> list[Violation]:
         ]
     before, after = original.cells, completed.cells
     changed = before != after
-    bad = changed & ((before != EMPTY) | (after == INVALID))
+    bad = changed & ((before != EMPTY) | (after == INVALID) | (after == VOID))
     if not bad.any():
         return []
     return [_violation("placement", "cells changed that must stay as in the input", bad, "layout")]
@@ -277,9 +302,8 @@ def light_violations(room: Room, profile: Profile, original: Room | None = None)
                 "light.spacing",
                 "light",
                 lights,
-                room.usable,
+                room,
                 profile.light_radius_m(room.ceiling_height_m),
-                room.tile_size_m,
             ),
             uniformity_violation(room, profile),
         ],
@@ -366,12 +390,7 @@ def supply_violations(
                 f"{profile.supply_rate_l_s_m2:g} L/s/m2",
             ),
             coverage_violation(
-                "supply.coverage",
-                "air supply",
-                supplies,
-                room.usable,
-                profile.supply_radius_m,
-                room.tile_size_m,
+                "supply.coverage", "air supply", supplies, room, profile.supply_radius_m
             ),
         ],
     )
@@ -399,6 +418,7 @@ def return_violations(
 
 
 def smoke_violations(room: Room, profile: Profile, original: Room | None = None) -> list[Violation]:
+    detectors = room.cells == SMOKE_DETECTOR
     return _with_clearances(
         "smoke_detector",
         room,
@@ -406,14 +426,68 @@ def smoke_violations(room: Room, profile: Profile, original: Room | None = None)
         original,
         [
             coverage_violation(
-                "smoke.coverage",
-                "smoke detector",
-                room.cells == SMOKE_DETECTOR,
-                room.usable,
-                profile.smoke_radius_m,
-                room.tile_size_m,
-            )
+                "smoke.coverage", "smoke detector", detectors, room, profile.smoke_radius_m
+            ),
+            spacing_violation(room, profile, detectors),
         ],
+    )
+
+
+def narrow_cells(inside: np.ndarray, tile_size_m: float, width_m: float) -> np.ndarray:
+    """Cells of the room in a stretch no wider than ``width_m`` across one axis.
+
+    The width of a cell's stretch is the run of inside cells through it along
+    its row or its column, whichever is shorter: a corridor, or a narrow arm
+    of an L-shaped room. Vectorised: run lengths from cumulative sums.
+    """
+
+    def runs(mask: np.ndarray) -> np.ndarray:
+        """Length of the run along its row that each True cell belongs to."""
+        starts = mask & ~np.pad(mask, ((0, 0), (1, 0)))[:, :-1]
+        run = np.cumsum(starts.ravel()).reshape(mask.shape)  # a row's runs never join the next
+        lengths = np.bincount(run.ravel(), weights=mask.ravel())
+        return np.where(mask, lengths[run], 0.0)
+
+    across = np.minimum(runs(inside), runs(inside.T).T)
+    return inside & (across * tile_size_m <= width_m + EPSILON_M)
+
+
+def spacing_half_tiles(profile: Profile, tile_size_m: float) -> int:
+    """Half side, in tiles, of the square each detector covers under the spacing method.
+
+    A tile counts only when all of it lies within S/2 of the detector along
+    both axes: ``|offset| * t + t/2 <= S/2``. Detectors of squares that meet
+    are then at most S apart, and the outer tiles' wall edges within S/2.
+    """
+    return int(np.floor((profile.listed_spacing_m / tile_size_m - 1) / 2 + EPSILON_M))
+
+
+def spacing_uncovered(room: Room, profile: Profile, detectors: np.ndarray) -> np.ndarray:
+    """Coverage points the spacing method leaves out (all False under the radius method).
+
+    Points in corridor stretches (:func:`narrow_cells`) are exempt: there the
+    0.7 S radius of ``smoke.coverage`` is the whole rule.
+    """
+    if profile.detector_method != "spacing" or not room.usable.any():
+        return np.zeros(room.cells.shape, dtype=bool)
+    side = 2 * spacing_half_tiles(profile, room.tile_size_m) + 1
+    squared = ndimage.maximum_filter(detectors, size=side, mode="constant", cval=False)
+    corridor = narrow_cells(room.inside, room.tile_size_m, profile.corridor_width_m)
+    return room.usable & ~corridor & ~squared
+
+
+def spacing_violation(room: Room, profile: Profile, detectors: np.ndarray) -> Violation | None:
+    """``smoke.spacing``: every point outside corridors in the S x S square of a detector."""
+    uncovered = spacing_uncovered(room, profile, detectors)
+    if not uncovered.any():
+        return None
+    half = spacing_half_tiles(profile, room.tile_size_m) * room.tile_size_m
+    return _violation(
+        "smoke.spacing",
+        f"{int(uncovered.sum())} coverage points outside every detector's square "
+        f"(within {half:.2f} m along both axes; spacing method, "
+        f"S = {profile.listed_spacing_m:g} m)",
+        uncovered,
     )
 
 
@@ -483,8 +557,15 @@ def layout_metrics(room: Room, profile: Profile) -> dict[str, Any]:
 def compliance_report(room: Room, profile: Profile, original: Room | None = None) -> dict[str, Any]:
     """The ``compliance`` object of the output document."""
     violations = check_layout(room, profile, original)
-    return {
+    report: dict[str, Any] = {
         "compliant": not violations,
         "profile": profile.name,
         "violations": [violation.to_dict() for violation in violations],
     }
+    blind = [violation for violation in violations if violation.rule in COVERAGE_RULES]
+    if blind:
+        report["blind_zones"] = [
+            {"rule": violation.rule, "points": violation.points, "cells": violation.cells}
+            for violation in blind
+        ]
+    return report

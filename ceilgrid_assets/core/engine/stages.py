@@ -16,6 +16,7 @@ import numpy as np
 from scipy import sparse
 
 from ceilgrid_assets.core.engine.grid import AIR_SUPPLY, CODE, EMPTY, Room
+from ceilgrid_assets.core.engine.inroom import reach_matrix
 from ceilgrid_assets.core.engine.photometry import (
     fft_convolve,
     illuminance_map,
@@ -31,6 +32,9 @@ from ceilgrid_assets.core.engine.rules import (
     device_layers,
     distance_to,
     forbidden_cells,
+    narrow_cells,
+    spacing_half_tiles,
+    uncovered_points,
     wall_distance,
 )
 
@@ -72,10 +76,22 @@ class StageContext:
 
     @cached_property
     def disk(self) -> np.ndarray | None:
-        """Stencil of cell offsets within the coverage radius (a boolean disk)."""
+        """Stencil of cell offsets within the coverage radius (a boolean disk).
+
+        Every cell a device covers lies in its disk; with :attr:`reach` set,
+        the disk is the outer bound of coverage, not coverage itself.
+        """
         if self.radius_m is None:
             return None
         return disk_stencil(self.radius_m, self.room.tile_size_m)
+
+    @cached_property
+    def reach(self) -> sparse.csr_matrix | None:
+        """Which sites cover which points when the disk alone does not say; see
+        :func:`coverage_relation`. None on the fast path."""
+        if self.radius_m is None:
+            return None
+        return coverage_relation(self.room, self.profile, self.component, self.radius_m)
 
     @cached_property
     def centres(self) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +116,7 @@ class StageContext:
         uncovered = self.uncovered(self.existing)
         n_uncovered = int(uncovered.sum())
         if n_uncovered and self.allowed.any():
-            gains = disk_counts(uncovered, self.disk)
+            gains = disk_counts(uncovered, self.disk, self.reach)
             best = int(gains[self.allowed].max())
             if best > 0:
                 bound = max(bound, existing + -(-n_uncovered // best))
@@ -110,8 +126,13 @@ class StageContext:
         """Coverage points out of reach of ``devices`` (all False without a radius)."""
         if self.radius_m is None:
             return np.zeros_like(devices)
-        far = distance_to(devices, self.room.tile_size_m) > self.radius_m + EPSILON_M
-        return self.room.usable & far
+        return uncovered_by(self.room, devices, self.radius_m, self.reach)
+
+    def coverage_counts(self, devices: np.ndarray) -> np.ndarray:
+        """How many ``devices`` cover each cell (int array; needs a radius)."""
+        if self.reach is None:
+            return disk_counts(devices, self.disk)
+        return (self.reach @ devices.ravel().astype(np.int32)).reshape(devices.shape)
 
     def apply(self, added: np.ndarray) -> Room:
         cells = self.room.cells.copy()
@@ -132,13 +153,20 @@ SPARSE_DISK_PAIRS = 50_000
 OPERATOR_GRID_STEP = 8
 
 
-def disk_counts(mask: np.ndarray, disk: np.ndarray) -> np.ndarray:
+def disk_counts(
+    mask: np.ndarray, disk: np.ndarray, reach: sparse.csr_matrix | None = None
+) -> np.ndarray:
     """For every cell, how many ``mask`` cells lie within the disk around it (int array).
 
     Small grids multiply by a memoised sparse (cells x cells) disk operator of
     a slightly larger grid (the extra cells are zero); larger ones use an FFT
     convolution (the disk is symmetric, so convolution equals correlation).
+    With ``reach`` (see :func:`coverage_relation`): how many ``mask`` points a
+    device on each cell would cover.
     """
+    if reach is not None:
+        counts = reach.T @ mask.ravel().astype(np.int32)
+        return counts.astype(np.int32).reshape(mask.shape)
     height, width = mask.shape
     grid = (
         -(-height // OPERATOR_GRID_STEP) * OPERATOR_GRID_STEP,
@@ -164,13 +192,21 @@ def _disk_operator(
     return coverage_matrix(every_cell, every_cell, disk).astype(np.int32)
 
 
-def coverage_matrix(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> sparse.csr_matrix:
+def coverage_matrix(
+    points: np.ndarray,
+    sites: np.ndarray,
+    disk: np.ndarray,
+    reach: sparse.csr_matrix | None = None,
+) -> sparse.csr_matrix:
     """Sparse (points x sites) matrix: 1 where a site is within the disk of a point.
 
     ``points`` and ``sites`` are (h, w) masks; rows and columns follow their
     flat order. Small problems go through :func:`dense_coverage`; large ones
-    are built offset by offset from the stencil.
+    are built offset by offset from the stencil. With ``reach`` (see
+    :func:`coverage_relation`), its rows and columns of ``points`` and ``sites``.
     """
+    if reach is not None:
+        return reach[np.flatnonzero(points)][:, np.flatnonzero(sites)].astype(np.float64)
     n_points, n_sites = int(points.sum()), int(sites.sum())
     if n_points * n_sites <= DENSE_COVERAGE_PAIRS:
         return sparse.csr_matrix(dense_coverage(points, sites, disk), dtype=np.float64)
@@ -195,11 +231,18 @@ def coverage_matrix(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> 
     return sparse.csr_matrix((np.ones(row.size), (row, col)), shape=(n_points, n_sites))
 
 
-def dense_coverage(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> np.ndarray:
+def dense_coverage(
+    points: np.ndarray,
+    sites: np.ndarray,
+    disk: np.ndarray,
+    reach: sparse.csr_matrix | None = None,
+) -> np.ndarray:
     """Boolean (points x sites) matrix of :func:`coverage_matrix`, for small problems.
 
     Every (point, site) offset indexes the stencil at once.
     """
+    if reach is not None:
+        return coverage_matrix(points, sites, disk, reach).toarray() > 0
     py, px = np.nonzero(points)
     sy, sx = np.nonzero(sites)
     reach = disk.shape[0] // 2
@@ -216,6 +259,51 @@ def disk_stencil(radius_m: float, tile_size_m: float) -> np.ndarray:
     offsets = np.arange(-reach, reach + 1)
     r2 = (offsets[:, None] ** 2 + offsets[None, :] ** 2) * tile_size_m**2
     return r2 <= radius_m**2 + EPSILON_M
+
+
+def coverage_relation(
+    room: Room, profile: Profile, component: str, radius_m: float
+) -> sparse.csr_matrix | None:
+    """(points x sites) int matrix over flat cells: 1 where a device on the site covers
+    the point; None when the disk stencil says it all (the fast path).
+
+    Set in two cases. A room with ``void``: reach along in-room paths
+    (:func:`~ceilgrid_assets.core.engine.inroom.reach_matrix`, the matrix the
+    validator uses). Smoke detectors under the spacing method: a point outside
+    corridor stretches must also lie in the site's S x S square, so a cover
+    meets ``smoke.coverage`` and ``smoke.spacing`` at once.
+    """
+    spacing = component == "smoke_detector" and profile.detector_method == "spacing"
+    if not (room.has_void or spacing):
+        return None
+    t = room.tile_size_m
+    if room.has_void:
+        reach = reach_matrix(room.inside, t, radius_m)
+    else:
+        every_cell = np.ones(room.cells.shape, dtype=bool)
+        reach = coverage_matrix(every_cell, every_cell, disk_stencil(radius_m, t))
+    if not spacing:
+        return reach
+    pairs = reach.tocoo()
+    half = spacing_half_tiles(profile, t)
+    (py, px), (sy, sx) = np.divmod(pairs.row, room.width), np.divmod(pairs.col, room.width)
+    corridor = narrow_cells(room.inside, t, profile.corridor_width_m).ravel()
+    keep = corridor[pairs.row] | ((np.abs(py - sy) <= half) & (np.abs(px - sx) <= half))
+    return sparse.csr_matrix(
+        (np.ones(int(keep.sum()), dtype=np.int32), (pairs.row[keep], pairs.col[keep])),
+        shape=reach.shape,
+    )
+
+
+def uncovered_by(
+    room: Room, devices: np.ndarray, radius_m: float, reach: sparse.csr_matrix | None
+) -> np.ndarray:
+    """Coverage points no device covers, in ``reach`` (:func:`coverage_relation`) or,
+    when it is None, as the validator measures (``rules.uncovered_points``)."""
+    if reach is None:
+        return uncovered_points(room, devices, radius_m)
+    covered = reach @ devices.ravel().astype(np.int32) > 0
+    return room.usable & ~covered.reshape(devices.shape)
 
 
 def build_context(
