@@ -279,6 +279,35 @@ def test_painting_unusable_tiles_is_one_step_and_blocks_devices(
     assert metric(browser, "area") == f"{round((8 * 6 - 2) * 0.36, 3)} m²"
 
 
+def test_painting_outside_the_room_draws_void_and_blocks_devices(
+    browser, start_editor, building_file
+):
+    editor = start_editor(building_file)
+    browser.get(f"{editor.url}/")
+    wait_for(lambda: settled(browser), "the building to load")
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    choose(browser, "void")
+    plan = browser.find_element("id", "plan")
+    (
+        ActionChains(browser)
+        .move_to_element_with_offset(plan, *tile_offset(browser, 0, 5))
+        .click_and_hold()
+        .move_to_element_with_offset(plan, *tile_offset(browser, 3, 5))
+        .release()
+        .perform()
+    )
+    wait_for(lambda: settled(browser), "the verdict")
+    assert "1 edits kept" in browser.find_element("id", "status").text
+    # four void tiles are no area, and they are drawn apart from unusable ones
+    assert metric(browser, "area") == f"{round((8 * 6 - 2 - 4) * 0.36, 3)} m²"
+    assert len(browser.find_elements("css selector", "#plan path.void")) == 1
+    choose(browser, "light")
+    click_tile(browser, 1, 5)  # outside the room: no light goes there
+    wait_for(lambda: settled(browser), "the page")
+    assert len(browser.find_elements("css selector", '#plan .device[data-component="light"]')) == 1
+
+
 def metric(driver, name: str) -> str:
     """The value shown beside ``name`` in the metrics list."""
     for term in driver.find_elements("css selector", "#metrics dt"):
