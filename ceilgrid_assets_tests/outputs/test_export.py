@@ -73,6 +73,18 @@ def test_invalid_hatch_has_one_boundary_per_row_run(tmp_path):
     assert not doc.modelspace().query("INSERT")
 
 
+def test_void_tiles_are_a_solid_hatch_on_their_own_layer(tmp_path):
+    # An L: the top-right 3 x 2 tiles are outside the room, one invalid tile inside.
+    cells = np.zeros((5, 8), dtype=np.uint8)
+    cells[0:2, 5:8] = CODE["void"]
+    cells[4, 0] = CODE["invalid"]
+    doc = read_back(Room("l-shape", cells), tmp_path)
+    (void,) = doc.modelspace().query(f'HATCH[layer=="{export.LAYERS["void"]}"]')
+    (invalid,) = doc.modelspace().query(f'HATCH[layer=="{export.LAYERS["invalid"]}"]')
+    assert void.dxf.solid_fill == 1 and invalid.dxf.solid_fill == 0
+    assert len(void.paths) == 2  # one boundary per row run
+
+
 def test_room_without_invalid_cells_has_no_hatch(tmp_path):
     doc = read_back(Room("plain", np.zeros((3, 3), dtype=np.uint8)), tmp_path)
     assert not doc.modelspace().query("HATCH")

@@ -28,7 +28,7 @@ from ezdxf.document import Drawing
 from ezdxf.enums import TextEntityAlignment
 
 from ceilgrid_assets.core.engine.certificate import layout_certificate
-from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, INVALID, SMOKE_DETECTOR, Room
+from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, SMOKE_DETECTOR, Room
 from ceilgrid_assets.core.engine.io import (
     InputError,
     ParsedDocument,
@@ -47,6 +47,7 @@ from ceilgrid_assets.core.outputs.render import render_stages, render_views
 LAYERS: dict[str, str] = {
     "grid": "A-CLNG-GRID",
     "invalid": "A-CLNG-OBST",
+    "void": "A-CLNG-VOID",
     "light": "E-LITE-CLNG",
     "air_supply": "M-HVAC-SDFF",
     "air_return": "M-HVAC-RDFF",
@@ -57,6 +58,7 @@ LAYERS: dict[str, str] = {
 LAYER_DESCRIPTIONS: dict[str, str] = {
     "grid": "ceiling tile grid",
     "invalid": "unusable tiles (columns, beams, bulkheads)",
+    "void": "tiles outside the room (L-, U- and irregular rooms)",
     "light": "light fittings",
     "air_supply": "air supply diffusers",
     "air_return": "air return grilles",
@@ -68,6 +70,7 @@ LAYER_DESCRIPTIONS: dict[str, str] = {
 LAYER_COLOURS: dict[str, int] = {
     "grid": 8,
     "invalid": 8,
+    "void": 250,
     "light": 30,
     "air_supply": 5,
     "air_return": 3,
@@ -277,12 +280,17 @@ def room_dxf(
     for y in np.arange(room.height + 1) * t:
         msp.add_line((0.0, y), (width_m, y), dxfattribs=grid)
 
-    invalid = room.cells == INVALID
-    if invalid.any():
-        hatch = msp.add_hatch(dxfattribs={"layer": LAYERS["invalid"]})
-        hatch.set_pattern_fill("ANSI31", scale=t / 12.0)
+    for name in ("invalid", "void"):
+        tiles = room.cells == CODE[name]
+        if not tiles.any():
+            continue
+        hatch = msp.add_hatch(dxfattribs={"layer": LAYERS[name]})
+        if name == "invalid":
+            hatch.set_pattern_fill("ANSI31", scale=t / 12.0)
+        else:  # outside the room: solid, as on the plan images
+            hatch.set_solid_fill()
         padded = np.zeros((room.height, room.width + 2), dtype=np.int8)
-        padded[:, 1:-1] = invalid
+        padded[:, 1:-1] = tiles
         edges = np.diff(padded, axis=1)
         rows, x0 = np.nonzero(edges == 1)
         _, x1 = np.nonzero(edges == -1)
