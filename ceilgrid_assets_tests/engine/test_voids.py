@@ -18,7 +18,7 @@ from helpers import make_room, only, rect, room_from_picture, rule_ids
 from scipy.sparse.csgraph import dijkstra
 
 from ceilgrid_assets.core.engine.grid import CODE, COMPONENTS, VOID, Room
-from ceilgrid_assets.core.engine.inroom import move_graph, reach_matrix
+from ceilgrid_assets.core.engine.inroom import _memoised_reach, move_graph, reach_matrix
 from ceilgrid_assets.core.engine.io import dump_document, parse_document, room_to_document
 from ceilgrid_assets.core.engine.optimiser import solve_stage
 from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room
@@ -264,3 +264,13 @@ def test_old_documents_still_load_and_lay_out_compliantly():
     result = complete_room(parsed, EngineConfig.create("nfpa72"))
     assert result.compliance["compliant"]
     assert "blind_zones" not in result.compliance  # only rooms with blind zones list them
+
+
+def test_void_rooms_lay_out_the_same_with_and_without_the_memoised_reach():
+    room = l_room(24, 20, 10)
+    config = EngineConfig.create("nfpa72", optimiser_max_cells=0)
+    first = complete_room(room, config)
+    _memoised_reach.cache_clear()
+    second = complete_room(room, config)
+    assert np.array_equal(first.room.cells, second.room.cells)
+    assert first.compliance == second.compliance
