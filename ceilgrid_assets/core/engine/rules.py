@@ -367,7 +367,7 @@ def uniformity_violation(room: Room, profile: Profile) -> Violation | None:
         "light.uniformity",
         f"U0 = Emin/Eavg = {summary.minimum_lx:.0f}/{summary.average_lx:.0f} lx = "
         f"{summary.uniformity_u0:.2f} over {int(area.sum())} calculation points, "
-        f"at least {target:.2f} required for a {room.room_type} (EN 12464-1)",
+        f"at least {target:.2f} required in a room of type {room.room_type} (EN 12464-1)",
         dark,
     )
 
