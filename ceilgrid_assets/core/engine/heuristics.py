@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage, sparse
 
 from ceilgrid_assets.core.engine.rules import EPSILON_M, uniformity_shortfall
-from ceilgrid_assets.core.engine.stages import StageContext, disk_counts
+from ceilgrid_assets.core.engine.stages import StageContext, dense_coverage, disk_counts
 
 #: A greedy round takes cells whose gain is at least this share of the best gain.
 GREEDY_ROUND_SHARE = 1.0
@@ -213,6 +213,261 @@ def array_layout(context: StageContext, count: int) -> np.ndarray:
     keep = usable[gyy, gxx] | (distance[gyy, gxx] <= reach)
     placed[near_y[gyy, gxx][keep], near_x[gyy, gxx][keep]] = True
     return placed
+
+
+def staggered_shape(
+    width_m: float, height_m: float, radius_m: float, max_columns: int
+) -> tuple[int, int, float] | None:
+    """Columns, rows and row scale of the staggered array with fewest devices covering the extent.
+
+    Rows alternate ``nx`` devices at the centres of equal column bands and
+    ``nx + 1`` devices on the band edges (the first and last on the walls): a
+    hexagonal pattern when the spacing allows. With half a column spacing ``a``,
+    ``h = sqrt(r^2 - a^2)`` is how far a row reaches across: the outer rows may
+    sit ``h`` from the walls and rows ``r + h`` apart (a point between two rows
+    is then within ``r`` of the triangle around it). ``width_m`` and
+    ``height_m`` run between the outermost coverage points. Every column count
+    is tried at once; the row scale (at most 1) spreads the slack evenly.
+    """
+    nx = np.arange(1, max(1, max_columns) + 1, dtype=np.float64)
+    half = width_m / (2 * nx)
+    with np.errstate(invalid="ignore"):
+        reach = np.sqrt(radius_m**2 - half**2)
+    fits = reach > 0
+    if not fits.any():
+        return None
+    nx, reach = nx[fits], reach[fits]
+    ny = np.where(
+        height_m <= 2 * reach,
+        1.0,
+        np.ceil((height_m - 2 * reach) / (radius_m + reach) - 1e-9) + 1,
+    )
+    devices = nx * ny + np.floor(ny / 2)
+    best = int(np.lexsort((nx, devices))[0])
+    span = 2 * reach[best] + (ny[best] - 1) * (radius_m + reach[best])
+    return int(nx[best]), int(ny[best]), float(min(1.0, height_m / span))
+
+
+#: Radius margins (in tiles) the staggered layouts leave: snapping a point to a cell
+#: centre moves it up to half a tile along each axis; wider margins give denser
+#: arrays, which suit stages whose count rule asks for more devices than coverage.
+STAGGER_MARGINS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
+#: Rooms whose outline splits into at most this many rectangles also get one
+#: staggered array per rectangle (L and U shapes); more pieces waste too much at seams.
+STAGGER_MAX_PIECES = 4
+
+
+def staggered_points(
+    box: tuple[int, int, int, int], radius_m: float, tile_size_m: float
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Cells (rows, columns) of the staggered array covering ``box`` and half its column spacing.
+
+    ``box`` is (first row, last row, first column, last column), inclusive;
+    rows run along whichever axis needs fewer devices (ties: along x).
+    """
+    t = tile_size_m
+    first_row, last_row, first_col, last_col = box
+    options = []
+    for transposed, (lo_a, hi_a, lo_c, hi_c) in enumerate(
+        ((first_col, last_col, first_row, last_row), (first_row, last_row, first_col, last_col))
+    ):
+        extent_a, extent_c = (hi_a - lo_a) * t, (hi_c - lo_c) * t
+        shape = staggered_shape(extent_a, extent_c, radius_m, hi_a - lo_a + 1)
+        if shape is not None:
+            nx, ny, scale = shape
+            options.append(
+                (nx * ny + ny // 2, transposed, nx, ny, scale, lo_a, lo_c, extent_a, extent_c)
+            )
+    if not options:
+        return None
+    _, transposed, nx, ny, scale, lo_a, lo_c, extent_a, extent_c = min(options)
+    half = extent_a / (2 * nx)
+    reach = math.sqrt(radius_m**2 - half**2)
+    first = extent_c / 2 if ny == 1 else scale * reach
+    step = scale * (radius_m + reach)
+    along = np.concatenate([(2 * np.arange(nx + j % 2) + 1 - j % 2) * half for j in range(ny)])
+    across = np.concatenate([np.full(nx + j % 2, first + j * step) for j in range(ny)])
+    along = np.rint(along / t).astype(int) + lo_a
+    across = np.rint(across / t).astype(int) + lo_c
+    return (along, across, half) if transposed else (across, along, half)
+
+
+def outline_pieces(usable: np.ndarray) -> list[list[tuple[int, int, int, int]]]:
+    """Ways to cut the room's outline into rectangles: by bands of rows, by bands of columns.
+
+    The outline is the usable area with enclosed holes (columns) filled. Rows
+    with the same runs of cells form a band, each run a rectangle. Cuts into
+    one piece or more than ``STAGGER_MAX_PIECES`` are left out.
+    """
+    outline = ndimage.binary_fill_holes(usable)
+    cuts = []
+    for transposed, mask in enumerate((outline, outline.T)):
+        padded = np.pad(mask, ((0, 0), (1, 1))).astype(np.int8)
+        edges = np.diff(padded, axis=1)
+        runs = [tuple(np.flatnonzero(row).tolist()) for row in edges]
+        pieces = []
+        start = 0
+        for index in range(1, len(runs) + 1):
+            if index < len(runs) and runs[index] == runs[start]:
+                continue
+            bounds = runs[start]
+            for lo, hi in zip(bounds[::2], bounds[1::2], strict=True):
+                box = (start, index - 1, lo, hi - 1)
+                pieces.append((box[2], box[3], box[0], box[1]) if transposed else box)
+            start = index
+        if 1 < len(pieces) <= STAGGER_MAX_PIECES:
+            cuts.append(pieces)
+    return cuts
+
+
+def staggered_layouts(context: StageContext) -> list[np.ndarray]:
+    """Staggered (hexagonal) arrays, snapped to allowed cells: one per margin and cut.
+
+    For each radius margin of ``STAGGER_MARGINS``: one array over the usable
+    extent, and one per rectangle of each cut of :func:`outline_pieces`.
+    Lattice points off the usable area are kept when an allowed cell is within
+    half a column spacing (an L-shaped room's inner corner), else dropped.
+    Distinct layouts only; none without a coverage radius.
+    """
+    room, allowed = context.room, context.allowed
+    if context.radius_m is None or not allowed.any():
+        return []
+    t = room.tile_size_m
+    rows, cols = np.nonzero(room.usable)
+    extent = (int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max()))
+    cuts = [[extent], *outline_pieces(room.usable)]
+    distance, (near_y, near_x) = ndimage.distance_transform_edt(
+        ~allowed, sampling=t, return_indices=True
+    )
+    layouts: dict[bytes, np.ndarray] = {}
+    for margin in STAGGER_MARGINS:
+        for pieces in cuts:
+            placed = np.zeros_like(allowed)
+            for box in pieces:
+                points = staggered_points(box, context.radius_m - margin * t, t)
+                if points is None:
+                    continue
+                gy = np.clip(points[0], 0, room.height - 1)
+                gx = np.clip(points[1], 0, room.width - 1)
+                keep = room.usable[gy, gx] | (distance[gy, gx] <= points[2])
+                placed[near_y[gy[keep], gx[keep]], near_x[gy[keep], gx[keep]]] = True
+            if placed.any():
+                layouts.setdefault(placed.tobytes(), placed)
+    return list(layouts.values())
+
+
+#: Stray points :func:`shift_cover` may try to cover in one stage (its deterministic
+#: work budget): a layout far from covering is left to the repair.
+SHIFT_MAX_TRIES = 24
+#: ... trying at most this many devices (the nearest) for each stray point.
+SHIFT_TRIED_DEVICES = 4
+
+
+def shift_cover(context: StageContext, added: np.ndarray) -> np.ndarray:
+    """Cover stray points by moving a nearby new device instead of adding one.
+
+    Local improvement for snapped arrays: for the first uncovered point (flat
+    order), the ``SHIFT_TRIED_DEVICES`` new devices nearest to it (within two
+    radii) are tried in turn; one moves to the allowed cell nearest to it whose
+    disk holds the point and every point only that device covered. Coverage
+    counts are updated in the two disks a move touches. Stops when all is
+    covered, no move helps any point, or after ``SHIFT_MAX_TRIES`` points; what
+    is left goes to the repair.
+    """
+    if context.radius_m is None:
+        return added
+    disk, allowed, usable = context.disk, context.allowed, context.room.usable
+    reach = disk.shape[0] // 2
+    height, width = added.shape
+    added = added.copy()
+    covered = context.coverage_counts(context.existing | added)
+    stuck = ~usable
+
+    def box(y: int, x: int, size: int) -> tuple[slice, slice, slice, slice]:
+        """Grid window of ``size`` cells around (y, x) and the matching stencil window."""
+        y0, x0 = max(0, y - size), max(0, x - size)
+        y1, x1 = min(height, y + size + 1), min(width, x + size + 1)
+        return (
+            slice(y0, y1),
+            slice(x0, x1),
+            slice(y0 - y + reach, y1 - y + reach),
+            slice(x0 - x + reach, x1 - x + reach),
+        )
+
+    for _ in range(SHIFT_MAX_TRIES):
+        stray = np.flatnonzero(((covered == 0) & ~stuck).ravel())
+        if stray.size == 0:
+            break
+        py, px = divmod(int(stray[0]), width)
+        gy, gx, _, _ = box(py, px, 2 * reach)
+        dy, dx = np.nonzero(added[gy, gx])
+        dy, dx = dy + gy.start, dx + gx.start
+        order = np.argsort((dy - py) ** 2 + (dx - px) ** 2, kind="stable")[:SHIFT_TRIED_DEVICES]
+        # A new site must reach the stray point: only cells of its disk qualify.
+        sites = np.zeros_like(added)
+        qy, qx, ry, rx = box(py, px, reach)
+        sites[qy, qx] = disk[ry, rx] & allowed[qy, qx] & ~(context.existing | added)[qy, qx]
+        site_y, site_x = np.nonzero(sites)
+        moved = False
+        for y, x in zip(dy[order].tolist(), dx[order].tolist(), strict=True):
+            device = np.zeros_like(added)
+            device[y, x] = True
+            own = dense_coverage(usable, device, disk, context.reach)[:, 0]
+            need = np.zeros_like(added)
+            need[usable] = own & (covered[usable] == 1)
+            need[py, px] = True
+            holds = dense_coverage(need, sites, disk, context.reach).all(axis=0)
+            if not holds.any():
+                continue
+            ty, tx = site_y[holds], site_x[holds]
+            pick = int(np.argmin((ty - y) ** 2 + (tx - x) ** 2))
+            ty, tx = int(ty[pick]), int(tx[pick])
+            added[y, x], added[ty, tx] = False, True
+            covered = context.coverage_counts(context.existing | added)
+            moved = True
+            break
+        if not moved:
+            stuck[py, px] = True
+    return added
+
+
+def prune(context: StageContext, added: np.ndarray) -> np.ndarray:
+    """Drop new devices whose every covered point is covered twice, while the count allows.
+
+    Local improvement after a construction: a device is redundant when the
+    fewest devices covering any point of its disk is at least two. Redundant
+    devices are removed in batches whose disks do not overlap (so each stays
+    removable), most redundant first, until none is left or the count rule
+    would break. Deterministic: ties in flat-index order.
+    """
+    if context.radius_m is None:
+        return added
+    disk, usable = context.disk, context.room.usable
+    reach = disk.shape[0] // 2
+    width = added.shape[1]
+    added = added.copy()
+    spare = int((context.existing | added).sum()) - context.required_count
+    while spare > 0 and added.any():
+        covered = context.coverage_counts(context.existing | added)[usable]
+        # (points x new devices): the fewest devices over each device's points.
+        reaches = dense_coverage(usable, added, disk, context.reach)
+        least = np.where(reaches, covered[:, None], np.iinfo(np.int32).max).min(axis=0)
+        flats = np.flatnonzero(added.ravel())
+        redundant = flats[least >= 2]
+        if redundant.size == 0:
+            break
+        redundant = redundant[np.argsort(-least[least >= 2], kind="stable")]
+        blocked = np.zeros_like(added)
+        for flat in redundant.tolist():
+            y, x = divmod(flat, width)
+            if blocked[y, x] or spare == 0:
+                continue
+            added[y, x] = False
+            spare -= 1
+            blocked[
+                max(0, y - 2 * reach) : y + 2 * reach + 1, max(0, x - 2 * reach) : x + 2 * reach + 1
+            ] = True
+    return added
 
 
 def repair(context: StageContext, added: np.ndarray) -> np.ndarray:
