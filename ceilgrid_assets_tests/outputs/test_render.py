@@ -14,6 +14,7 @@ from sample_rooms import OFFICE_DEVICES, grid_room, office_room
 from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, EMPTY, INVALID, Room
 from ceilgrid_assets.core.engine.photometry import illuminance_map, illuminance_summary
 from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.engine.rules import calculation_area
 from ceilgrid_assets.core.outputs import render
 
 
@@ -105,10 +106,14 @@ def test_coverage_view_highlights_uncovered_points():
 
 
 def test_illuminance_view_states_u0():
-    room = office_room()
+    # the caption gives U0 over the uniformity rule's calculation area, as the metrics do
+    room, profile = office_room(), get_profile("nfpa72")
     image = render.render_room(room, "illuminance")
-    summary = illuminance_summary(illuminance_map(room, get_profile("nfpa72")))
-    assert f"U0 {summary.uniformity_u0:.2f}" in image.title
+    lux = illuminance_map(room, profile)
+    inner = illuminance_summary(np.where(calculation_area(room, profile), lux, np.nan))
+    assert f"U0 {inner.uniformity_u0:.2f}" in image.title
+    whole = illuminance_summary(lux)
+    assert f"U0 {whole.uniformity_u0:.2f}" not in image.title  # the wall band is left out
     array = pixels(image)
     # a heat map: most cells are neither white nor a plan colour
     samples = np.array([at(array, image, x, y) for x in range(2, 10) for y in range(2, 6)])

@@ -51,6 +51,7 @@ from ceilgrid_assets.core.engine.photometry import illuminance_map, illuminance_
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
 from ceilgrid_assets.core.engine.rules import (
     COVERAGE_RULES,
+    calculation_area,
     spacing_uncovered,
     uncovered_points,
 )
@@ -444,9 +445,12 @@ def _coverage(fig: Figure, ax: Axes, room: Room, cell: float, profile: Profile) 
 
 
 def _illuminance(fig: Figure, ax: Axes, room: Room, cell: float, profile: Profile) -> str:
-    """Point-by-point work-plane illuminance as a heat map, lights as outlines."""
+    """Point-by-point work-plane illuminance as a heat map, lights as outlines.
+
+    The caption's figures are those of ``light.uniformity``: over its calculation area.
+    """
     lux = illuminance_map(room, profile)
-    summary = illuminance_summary(lux)
+    summary = illuminance_summary(np.where(calculation_area(room, profile), lux, np.nan))
     t = room.tile_size_m
     finite = lux[np.isfinite(lux)]
     image = ax.imshow(
