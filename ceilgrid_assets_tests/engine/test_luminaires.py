@@ -15,6 +15,7 @@ from eulumdat_ies import ldt_to_ies
 from helpers import building_document, make_room, room_document
 from pyldt import LdtReader
 
+from ceilgrid_assets.core.engine.building import complete_building
 from ceilgrid_assets.core.engine.io import (
     InputError,
     parse_document,
@@ -31,6 +32,7 @@ from ceilgrid_assets.core.engine.luminaires import (
 )
 from ceilgrid_assets.core.engine.photometry import illuminance_map, point_kernel, required_lights
 from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.engine.rules import layout_metrics
 
 NFPA = get_profile("nfpa72")
 PANEL, DOWNLIGHT = "generic-led-panel-600", "generic-led-downlight"
@@ -256,3 +258,23 @@ def test_an_unknown_building_luminaire_names_file_and_field():
     document = {**building_document([room_document((2, 2))]), "luminaire": "spotlight"}
     with pytest.raises(InputError, match=r"^b.json: field 'luminaire': unknown value 'spotlight'"):
         parse_document(json.dumps(document), "b.json")
+
+
+def test_a_building_lays_out_each_room_with_its_own_luminaire():
+    # two rooms alike in every cell: only the luminaire differs, so they share no layout
+    rooms = [
+        room_document((5, 5), grid_id="panel"),
+        room_document((5, 5), grid_id="down", luminaire=DOWNLIGHT),
+    ]
+    document = {**building_document(rooms), "luminaire": PANEL}
+    result = complete_building(parse_document(json.dumps(document)), memo=None)
+    by_id = {room["grid_id"]: room for room in result.document["rooms"]}
+    assert by_id["panel"]["luminaire"] == PANEL and by_id["down"]["luminaire"] == DOWNLIGHT
+    # lumen method: 3 panels (3600 lm) and 4 downlights (2400 lm), as computed above
+    assert by_id["panel"]["metrics"]["lights"] == 3
+    assert by_id["down"]["metrics"]["lights"] == 4
+    # read back, the output names its luminaire, so validation uses the same photometry
+    again = parse_document(json.dumps(result.document))
+    assert [room.luminaire for room in again.rooms] == [PANEL, DOWNLIGHT]
+    for room, written in zip(again.rooms, result.document["rooms"], strict=True):
+        assert layout_metrics(room, NFPA) == written["metrics"]
