@@ -31,6 +31,7 @@ from ceilgrid_assets.core.engine.models import (
 )
 from ceilgrid_assets.core.engine.optimiser import BUDGET, JOINT_NODE_LIMIT, solve_joint
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
+from ceilgrid_assets.core.engine.regularity import regularity
 from ceilgrid_assets.core.engine.rules import (
     MAX_LISTED_CELLS,
     check_layout,
@@ -84,6 +85,7 @@ class CandidateOutcome:
     violations: int = 0
     compliant_before_repair: bool = False
     repaired: int = 0
+    regularity: float = 0.0
     seconds: float = 0.0
     skip_reason: str = "no proposal: not applicable here, or over its size budget"
     note: str | None = None  # what the model reported about its work budget
@@ -131,6 +133,7 @@ def evaluate(
         compliant=not violations,
         devices=int((context.existing | added).sum()),
         score=quality_score(context, added),
+        regularity=regularity(context.existing | added).score,
         violations=len(violations),
         compliant_before_repair=not before,
         repaired=repaired,
@@ -139,17 +142,29 @@ def evaluate(
     return outcome
 
 
-def select(outcomes: Sequence[CandidateOutcome]) -> CandidateOutcome | None:
-    """Compliant with fewest devices, then best score; else fewest violations (flagged).
+#: How each tie-break key of a profile (``Profile.tie_break``) ranks a candidate:
+#: smaller is better. Quality is compared to 0.01, a difference nobody would see.
+TIE_BREAKS = {
+    "quality": lambda outcome: -round(outcome.score, 2),
+    "regularity": lambda outcome: -round(outcome.regularity, 4),
+}
 
-    Ties go to the model listed first, so the choice is deterministic.
+
+def select(
+    outcomes: Sequence[CandidateOutcome], tie_break: Sequence[str] = ("quality", "regularity")
+) -> CandidateOutcome | None:
+    """Compliant with fewest devices, then the profile's tie-breaks; else fewest violations.
+
+    A candidate that is not compliant is only chosen when none is, and is
+    flagged. Remaining ties go to the model listed first, so the choice is
+    deterministic.
     """
     ranked = [
         (
             not outcome.compliant,
             outcome.violations,
             outcome.devices,
-            -round(outcome.score, 4),
+            *(TIE_BREAKS[key](outcome) for key in tie_break),
             index,
         )
         for index, outcome in enumerate(outcomes)
@@ -168,7 +183,7 @@ def run_stage(
     optimal = False
     for exact in (False, True):
         if exact:
-            best = select(list(outcomes.values()))
+            best = select(list(outcomes.values()), context.profile.tie_break)
             optimal = best is not None and best.compliant and best.devices <= context.lower_bound
         for index, model in enumerate(applicable):
             if bool(getattr(model, "exact", False)) != exact:
@@ -188,7 +203,7 @@ def run_stage(
                 outcome = replace(outcome, note=context.notes[model.name])
             outcomes[index] = outcome
     ordered = [outcomes[index] for index in sorted(outcomes)]
-    chosen = select(ordered)
+    chosen = select(ordered, context.profile.tie_break)
     if chosen is None:  # no model applies: place nothing, let validation report it
         chosen = evaluate(context, "none", np.zeros_like(context.allowed), 0.0)
     return chosen, ordered
@@ -240,7 +255,7 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
                 outcome if plan.note is None else replace(outcome, note=plan.note)
                 for outcome, plan in zip(outcomes, plan_outcomes, strict=True)
             ]
-            chosen = select(outcomes) or evaluate(
+            chosen = select(outcomes, profile.tie_break) or evaluate(
                 context, "none", np.zeros_like(context.allowed), 0
             )
         else:

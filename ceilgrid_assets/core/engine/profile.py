@@ -98,6 +98,7 @@ class Profile:
     default_uniformity_target: float = 0.4
     wall_band_m: float = 0.5
     wall_band_share: float = 0.15
+    tie_break: tuple[str, ...] = ("quality", "regularity")
 
     @property
     def room_types(self) -> tuple[str, ...]:

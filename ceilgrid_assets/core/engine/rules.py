@@ -24,6 +24,7 @@ from ceilgrid_assets.core.engine.grid import (
     AIR_RETURN,
     AIR_SUPPLY,
     CODE,
+    DEVICE_COMPONENTS,
     EMPTY,
     EPSILON_M,
     INVALID,
@@ -40,6 +41,7 @@ from ceilgrid_assets.core.engine.photometry import (
     required_lights,
 )
 from ceilgrid_assets.core.engine.profile import Profile
+from ceilgrid_assets.core.engine.regularity import regularity
 
 #: Violations list at most this many cells; the message gives the full count.
 MAX_LISTED_CELLS = 200
@@ -551,6 +553,10 @@ def layout_metrics(room: Room, profile: Profile) -> dict[str, Any]:
         "uniformity_u0": round(illuminance.uniformity_u0, 3),
         "uniformity_target": profile.target_u0(room.room_type),
         "area_m2": round(room.area_m2, 3),
+        "regularity": {
+            name: round(regularity(room.cells == CODE[name]).score, 3)
+            for name in DEVICE_COMPONENTS
+        },
     }
 
 
