@@ -147,3 +147,18 @@ def test_a_sampled_lp_tightens_the_bound_of_a_large_room_and_stays_valid():
     sampled, sampled_method = component_bound(context, placed, sample_pairs=100_000)
     assert cheap_method == "disk packing"  # too large for the serving LP
     assert sampled_method == "LP" and cheap < sampled <= placed
+
+
+def test_in_a_u_shaped_room_the_bound_follows_paths_inside_the_room():
+    # 17 x 9 tiles of 1 m with the top middle outside the room (void): two arms
+    # joined at the bottom. Across the void one detector pair would do; inside
+    # the room three are needed, and the certificate proves it.
+    cells = np.zeros((9, 17), dtype=np.uint8)
+    cells[0:6, 3:14] = CODE["void"]
+    room = Room("u", cells, tile_size_m=1.0)
+    across = Room("u", np.where(cells == CODE["void"], CODE["invalid"], cells), tile_size_m=1.0)
+    in_room, method = component_bound(relaxation_contexts(room, NFPA)["smoke_detector"], 10**6)
+    straight, _ = component_bound(relaxation_contexts(across, NFPA)["smoke_detector"], 10**6)
+    assert (in_room, method) == (3, "set-cover optimum") and straight == 2
+    result = complete_room(room, CONFIG)
+    assert result.compliant and result.certificate["components"]["smoke_detector"]["gap"] == 0

@@ -77,7 +77,7 @@ def component_bound(
         points = sampled_points(uncovered, disk_cells, sample_pairs)
     else:
         return bound, method
-    cover = coverage_matrix(points, sites, context.disk)
+    cover = coverage_matrix(points, sites, context.disk, context.reach)
     if not (cover.getnnz(axis=1) > 0).all():  # some point no site reaches: no compliant layout
         return bound, method
     need = max(0, context.required_count - existing)
