@@ -90,6 +90,7 @@ def ceilgrid_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CEILGRID_HOME", str(home))
     for name in (
         "CEILGRID_STORAGE_ROOT",
+        "CEILGRID_STORAGE_URL",
         "CEILGRID_INBOX",
         "CEILGRID_QUARANTINE",
         "CEILGRID_MODEL_STORE",

@@ -297,3 +297,34 @@ def inbox_tick(instance: Any, cursor: str | None) -> Any:
                 request.partitions_def_name, list(request.partition_keys)
             )
     return result
+
+
+def plain_model(component: str) -> Any:
+    """A real LearnedModel whose classifier scores every cell alike (decoder does the work):
+    fitted on identical rows, it learns the prior only. Cheap, for registry and promotion tests."""
+    import pandas as pd
+    import sklearn
+
+    from ceilgrid_assets.core.learning.features import FEATURES
+    from ceilgrid_assets.core.learning.learned import CARD_FORMAT, LearnedModel, new_estimator
+
+    estimator = (
+        new_estimator(seed=11)
+        .set_params(max_iter=1)
+        .fit(pd.DataFrame(np.zeros((4, len(FEATURES))), columns=list(FEATURES)), [0, 1, 0, 1])
+    )
+    model = LearnedModel(component, estimator)
+    model.card = {
+        "format": CARD_FORMAT,
+        "component": component,
+        "name": model.name,
+        "sklearn_version": sklearn.__version__,
+        "features": list(FEATURES),
+        "decoder": {
+            "spacing_factor": model.spacing_factor,
+            "gain_power": model.gain_power,
+            "shortlist": model.shortlist,
+        },
+        "corpus": {"seed": 11},
+    }
+    return model

@@ -1,20 +1,25 @@
 """Resources: where building files, layouts and promoted models live.
 
 Every location is configurable by environment variable so that the webserver,
-the daemon and run workers agree on one shared volume (deploy/docker sets
+the daemon and run workers agree: one S3-compatible bucket
+(``CEILGRID_STORAGE_URL=s3://bucket/prefix``, as the Helm chart sets it, so pods
+share no volume) or one shared folder (deploy/docker sets
 ``CEILGRID_STORAGE_ROOT``); locally everything defaults to ``.ceilgrid/`` in the
 working directory, which ``make dev`` runs from.
 """
 
+import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, Failure
 
 from ceilgrid_assets.contract import building_partition_key
 from ceilgrid_assets.core.engine.models import PlacementModel
 from ceilgrid_assets.core.learning import registry
+from ceilgrid_assets.defs.blobs import BlobStore, LocalBlobs, open_blobs
 
 
 def ceilgrid_home() -> Path:
@@ -27,57 +32,57 @@ def env_path(name: str, default: Path) -> str:
 
 
 class LayoutStorage(ConfigurableResource):
-    """The storage root for submitted inputs and completed layouts.
+    """Where submitted inputs, completed layouts and reports live.
 
     ``incoming/<key>.json`` holds files the inbox sensor accepted and no run has
     consumed yet; ``buildings/<key>/`` holds the canonical input, the layout and
-    the report of one building partition.
+    the reports of one building partition. These are objects in the bucket of
+    ``url`` (``s3://bucket/prefix``, so run pods share no volume) or, without
+    one, files under ``root``. The label cache always stays a local folder under
+    ``root``: it only saves labelling time.
     """
 
     root: str
+    url: str = ""
 
-    def _under_root(self, *parts: str) -> Path:
-        """``root/parts...`` resolved, refused unless it stays inside the root.
+    def blobs(self) -> BlobStore:
+        return open_blobs(self.url, self.root)
 
-        The key is checked first (it must be a valid building id), and the
-        resolved path second, so neither a bad key nor a planted symlink can
-        lead a write outside the storage root.
-        """
-        root = Path(self.root).resolve()
-        path = root.joinpath(*parts).resolve()
-        if not path.is_relative_to(root) or path == root:
-            raise ValueError(f"storage path {path} is outside the storage root {root}")
-        return path
+    def read(self, name: str) -> bytes:
+        """The bytes stored under ``name``; a missing object fails the step, not retried."""
+        data = self.blobs().get_bytes(name)
+        if data is None:
+            raise Failure(
+                description=f"nothing stored at {self.blobs().describe(name)}",
+                allow_retries=False,
+            )
+        return data
 
     def label_cache_dir(self) -> Path:
         """Optimiser labels by room content (``core.learning.labels.LabelCache``)."""
-        return self._under_root("label-cache")
+        return LocalBlobs(self.root).path("label-cache")
 
-    def incoming_dir(self) -> Path:
-        return self._under_root("incoming")
+    @staticmethod
+    def incoming_key(key: str) -> str:
+        return f"incoming/{building_partition_key(key, 'partition key')}.json"
 
-    def incoming_path(self, key: str) -> Path:
-        return self._under_root("incoming", f"{building_partition_key(key, 'partition key')}.json")
+    @staticmethod
+    def building_key(key: str, name: str) -> str:
+        """``buildings/<key>/<name>`` of a valid partition key."""
+        return f"buildings/{building_partition_key(key, 'partition key')}/{name}"
 
-    def building_dir(self, key: str, *names: str) -> Path:
-        """``buildings/<key>/`` (or a file in it) of a valid key, inside the root."""
-        return self._under_root("buildings", building_partition_key(key, "partition key"), *names)
+    def input_key(self, key: str) -> str:
+        return self.building_key(key, "input.json")
 
-    def input_path(self, key: str) -> Path:
-        return self.building_dir(key, "input.json")
+    def layout_key(self, key: str) -> str:
+        return self.building_key(key, "layout.json")
 
-    def layout_path(self, key: str) -> Path:
-        return self.building_dir(key, "layout.json")
-
-    def report_path(self, key: str) -> Path:
+    def report_key(self, key: str) -> str:
         """The bill of quantities (CSV)."""
-        return self.building_dir(key, "report.csv")
+        return self.building_key(key, "report.csv")
 
-    def report_html_path(self, key: str) -> Path:
-        return self.building_dir(key, "report.html")
-
-    def training_dir(self) -> Path:
-        return Path(self.root) / "training"
+    def report_html_key(self, key: str) -> str:
+        return self.building_key(key, "report.html")
 
 
 class InboxFolders(ConfigurableResource):
@@ -94,28 +99,99 @@ class PromotedModels(NamedTuple):
     models: list[PlacementModel]
 
 
+#: Model versions and the promoted pointer live under this folder of the bucket.
+REMOTE_MODELS = "model-store"
+
+
 class ModelStore(ConfigurableResource):
     """The model registry (``core/learning/registry.py``) serving and promotion share.
 
     ``versions/vNNNN/`` holds every promoted set with its lineage record;
     ``promoted`` is a symlink swapped atomically to the version serving uses.
+    With ``url`` (``s3://bucket/prefix``) the bucket's ``model-store/`` is the
+    registry every pod shares: promotion uploads the version's files, its record
+    last, then replaces the small ``model-store/promoted`` object (``{"version":
+    "v0003"}``); ``location`` is then a local cache that versions are downloaded
+    into, whole, before anything is loaded from them.
     """
 
     location: str
+    url: str = ""
+
+    def _remote(self) -> BlobStore | None:
+        return open_blobs(self.url, self.location) if self.url else None
+
+    def _current(self) -> registry.Version | None:
+        remote = self._remote()
+        if remote is None:
+            return registry.current(Path(self.location))
+        pointer = remote.get_bytes(f"{REMOTE_MODELS}/{registry.PROMOTED}")
+        if pointer is None:
+            return None
+        version_id = json.loads(pointer).get("version", "")
+        if not registry.is_version_id(version_id):
+            raise ValueError(f"the promoted pointer in {self.url} names no version id")
+        return self._download(remote, version_id)
+
+    def _download(self, remote: BlobStore, version_id: str) -> registry.Version:
+        """The version from the local cache, downloaded first if missing.
+
+        Files go to a staging folder renamed into place, so the cache only ever
+        holds whole versions; names are checked like every other storage key.
+        """
+        store = Path(self.location)
+        if not (store / registry.VERSIONS / version_id / registry.RECORD).is_file():
+            folder = f"{REMOTE_MODELS}/{registry.VERSIONS}/{version_id}"
+            names = remote.list(folder)
+            if f"{folder}/{registry.RECORD}" not in names:
+                raise registry.RegistryError(f"model version {version_id} in {self.url} is partial")
+            (store / registry.VERSIONS).mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=store / registry.VERSIONS, prefix=".pull-") as tmp:
+                staging = LocalBlobs(Path(tmp) / version_id)
+                for name in names:
+                    data = remote.get_bytes(name)
+                    if data is None:
+                        raise registry.RegistryError(f"{name} vanished from {self.url}")
+                    staging.put_bytes(name.removeprefix(folder + "/"), data)
+                try:
+                    staging.root.rename(store / registry.VERSIONS / version_id)
+                except OSError:  # another process downloaded it meanwhile
+                    if not (store / registry.VERSIONS / version_id).is_dir():
+                        raise
+        return registry.get_version(store, version_id)
 
     def promoted_record(self) -> dict[str, Any] | None:
-        version = registry.current(Path(self.location))
+        version = self._current()
         return None if version is None else version.record
 
     def promote(self, candidate: Path, record: dict[str, Any]) -> registry.Version:
-        """Freeze ``candidate`` as a new version and serve it; readers never see a mix."""
-        version = registry.add_version(Path(self.location), candidate, record)
-        return registry.activate(Path(self.location), version.id, "promote")
+        """Freeze ``candidate`` as a new version and serve it; readers never see a mix.
+
+        With a bucket, every version in it is cached first, so numbering continues
+        from the bucket's (training runs one at a time: see docs/platform.md).
+        """
+        store, remote = Path(self.location), self._remote()
+        if remote is not None:
+            folder = f"{REMOTE_MODELS}/{registry.VERSIONS}"
+            for version_id in sorted({name.split("/")[2] for name in remote.list(folder)}):
+                if registry.is_version_id(version_id):
+                    self._download(remote, version_id)
+        version = registry.add_version(store, candidate, record)
+        if remote is not None:
+            prefix = f"{REMOTE_MODELS}/{registry.VERSIONS}/{version.id}"
+            files = [path for path in version.path.rglob("*") if path.is_file()]
+            # The record last: a version without one is partial and never loaded.
+            for path in sorted(files, key=lambda path: (path.name == registry.RECORD, path)):
+                name = path.relative_to(version.path).as_posix()
+                remote.put_bytes(f"{prefix}/{name}", path.read_bytes())
+            pointer = json.dumps({"version": version.id}).encode()
+            remote.put_bytes(f"{REMOTE_MODELS}/{registry.PROMOTED}", pointer)
+        return registry.activate(store, version.id, "promote")
 
     def load_promoted(self) -> PromotedModels:
         """The promoted learned models (none before the first promotion), read from the
         version folder the link points at once, so the version named is the one loaded."""
-        version = registry.current(Path(self.location))
+        version = self._current()
         if version is None:
             return PromotedModels(None, [])
         from ceilgrid_assets.core.learning.learned import load_models
@@ -133,11 +209,16 @@ def build_resources() -> dict[str, ConfigurableResource]:
     """Resources from the environment (see README: CEILGRID_* variables)."""
     home = ceilgrid_home()
     return {
-        "layout_storage": LayoutStorage(root=env_path("CEILGRID_STORAGE_ROOT", home / "storage")),
+        "layout_storage": LayoutStorage(
+            root=env_path("CEILGRID_STORAGE_ROOT", home / "storage"),
+            url=os.environ.get("CEILGRID_STORAGE_URL", ""),
+        ),
         "inbox_folders": InboxFolders(
             inbox=env_path("CEILGRID_INBOX", home / "inbox"),
             quarantine=env_path("CEILGRID_QUARANTINE", home / "quarantine"),
         ),
-        "model_store": ModelStore(location=str(registry.default_store())),
+        "model_store": ModelStore(
+            location=str(registry.default_store()), url=os.environ.get("CEILGRID_STORAGE_URL", "")
+        ),
         "webhook": WebhookConfig(url=os.environ.get("CEILGRID_ALERT_WEBHOOK_URL", "")),
     }

@@ -155,6 +155,8 @@ def test_serving_run_job_is_valid_and_locked_down(
     volume_names = [volume["name"] for volume in pod["volumes"]]
     assert len(volume_names) == len(set(volume_names))
     assert {"ceilgrid-data", "tmp"} <= set(volume_names)
+    # Buildings, layouts, models and logs are in object storage: no shared volume.
+    assert not [volume for volume in pod["volumes"] if "persistentVolumeClaim" in volume]
     assert {m["mountPath"] for m in container["volumeMounts"]} >= {"/var/lib/ceilgrid", "/tmp"}
     assert job["spec"]["ttlSecondsAfterFinished"] == 86400
     assert job["spec"]["backoffLimit"] == 0

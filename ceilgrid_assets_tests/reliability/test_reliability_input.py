@@ -24,7 +24,7 @@ import pytest
 from badfiles import BadFile
 
 from ceilgrid_assets import cli
-from ceilgrid_assets.core.engine.io import read_document
+from ceilgrid_assets.core.engine.io import parse_document, read_document
 from ceilgrid_assets.defs.resources import InboxFolders, LayoutStorage
 from ceilgrid_assets.defs.serving import sensors
 
@@ -243,7 +243,7 @@ def test_inbox_quarantines_each_bad_file_with_its_reason_and_keeps_the_good(
     # The mixed building goes on with its good rooms; the bad ones are listed beside it.
     rejected = (quarantine_dir / "mixed.json.rejected-rooms.error.txt").read_text().splitlines()
     assert len(rejected) == len(expected)
-    staged = read_document(storage.incoming_path("mixed"))
+    staged = parse_document(storage.read(storage.incoming_key("mixed")))
     assert [room.grid_id for room in staged.rooms] == ["good-first", "good-last"]
 
     cursor = {**tick.cursor, **{digest: key for key, digest in tick.accepted.items()}}
@@ -263,7 +263,7 @@ def test_inbox_survives_entries_that_are_not_regular_files(
         tick = pool.submit(scan, folders, storage).result(timeout=30)
 
     assert list(tick.accepted) == ["good"]
-    assert storage.incoming_path("good").is_file()
+    assert storage.blobs().exists(storage.incoming_key("good"))
     left = {entry.name for entry in inbox_dir.iterdir()}
     quarantined = {name for name in tick.quarantined}
     # Each oddity is either left alone or quarantined with a reason, never lost silently.
@@ -316,7 +316,7 @@ def test_inbox_file_removed_by_its_owner_after_it_was_read(
     monkeypatch.setattr(sensors, "read_limited", read_then_owner_deletes)
     tick = scan(folders, storage)
     assert list(tick.accepted) == ["early"]
-    assert storage.incoming_path("early").is_file()
+    assert storage.blobs().exists(storage.incoming_key("early"))
     assert "bad.json" in tick.quarantined
 
 
@@ -362,7 +362,7 @@ def test_inbox_scan_never_fails_while_files_churn(
         accepted += tick.accepted
         cursor.update({digest: key for key, digest in tick.accepted.items()})
         for key in tick.accepted:  # what a run does with the staged file
-            storage.incoming_path(key).unlink()
+            storage.blobs().delete(storage.incoming_key(key))
         if done and not any(name.endswith(".json") for name in os.listdir(inbox_dir)):
             break
         time.sleep(0.2)

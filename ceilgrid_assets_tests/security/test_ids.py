@@ -23,6 +23,7 @@ from helpers import EXAMPLES_DIR, inbox_tick
 
 from ceilgrid_assets.contract import MAX_BUILDING_ID, MAX_SUBMISSION_BYTES, building_partition_key
 from ceilgrid_assets.core.engine.io import InputError
+from ceilgrid_assets.defs.blobs import LocalBlobs
 from ceilgrid_assets.defs.resources import LayoutStorage, build_resources
 from ceilgrid_assets.defs.serving.layouts import completed_layout
 from ceilgrid_assets.defs.serving.partitions import BUILDINGS
@@ -116,16 +117,25 @@ def test_safe_ids_are_their_own_keys(building_id):
 def test_storage_refuses_bad_keys_and_symlinks_out_of_the_root(tmp_path):
     storage = LayoutStorage(root=str(tmp_path / "storage"))
     for key in TRAVERSAL_CORPUS + absolute_ids(tmp_path / "outside"):
-        for where in (storage.incoming_path, storage.building_dir, storage.layout_path):
+        for where in (storage.incoming_key, storage.input_key, storage.layout_key):
             with pytest.raises(ValueError):
                 where(key)
-    assert storage.layout_path("tower") == (tmp_path / "storage/buildings/tower/layout.json")
+        # The backend checks the object key again, whoever built it.
+        if key.startswith(".") or any(c in key for c in "/\\\x00 \n\t") or not key.isascii():
+            with pytest.raises(ValueError):
+                storage.blobs().put_bytes(f"buildings/{key}/layout.json", b"{}")
+    local = storage.blobs()
+    assert isinstance(local, LocalBlobs)
+    assert local.path(storage.layout_key("tower")) == (
+        tmp_path / "storage/buildings/tower/layout.json"
+    )
     # A folder planted in the root as a symlink to elsewhere is refused too.
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "storage" / "buildings").mkdir(parents=True)
     (tmp_path / "storage" / "buildings" / "planted").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(ValueError, match="outside the storage root"):
-        storage.input_path("planted")
+        storage.blobs().put_bytes(storage.input_key("planted"), b"{}")
+    assert not list((tmp_path / "elsewhere").iterdir())
 
 
 def drop(inbox: Path, name: str, data: bytes) -> None:
@@ -210,7 +220,7 @@ def test_oversize_api_submission_is_refused_and_a_burst_is_spread_over_ticks(tmp
     _stage_submissions(state, storage, submissions, set(), set(), max_bytes=budget)
     assert "more than the 16777216 byte limit" in state.rejected_submissions[1]
     assert list(state.accepted) == ["b0", "b1"] and state.api_after == 3
-    assert not storage.incoming_path("big").exists()
+    assert not storage.blobs().exists(storage.incoming_key("big"))
     state = InboxTick(cursor={}, api_after=state.api_after)
     _stage_submissions(state, storage, submissions[3:], set(), set(), max_bytes=budget)
     assert list(state.accepted) == ["b2", "b3"] and state.api_after == 5

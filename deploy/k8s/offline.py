@@ -8,7 +8,8 @@ manifest under ``deploy/k8s/manifests`` pass ``kubernetes-validate --strict``.
 
 What is not real: the chart's template is not executed (no ``helm`` binary or chart
 download here); ``run_launcher_config`` mirrors its K8sRunLauncher mapping
-(``templates/helpers/instance/_run-launcher.tpl``), and the launcher points at a
+(``templates/helpers/instance/_run-launcher.tpl``) and ``compute_log_manager_config``
+its S3ComputeLogManager mapping, and the launcher points at a
 kubeconfig whose API server does not exist and is never contacted.
 """
 
@@ -86,6 +87,40 @@ def run_launcher_config(
             if launcher["runK8sConfig"].get(key)
         }
     return config
+
+
+#: S3ComputeLogManager settings the chart passes on (values key -> dagster.yaml key),
+#: as in its ``templates/helpers/instance/_compute-log-manager.tpl``.
+_S3_COMPUTE_LOGS = {
+    "bucket": "bucket",
+    "localDir": "local_dir",
+    "prefix": "prefix",
+    "useSsl": "use_ssl",
+    "verify": "verify",
+    "verifyCertPath": "verify_cert_path",
+    "endpointUrl": "endpoint_url",
+    "skipEmptyFiles": "skip_empty_files",
+    "uploadInterval": "upload_interval",
+    "showUrlOnly": "show_url_only",
+    "region": "region",
+}
+
+
+def compute_log_manager_config(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The instance's ``compute_logs`` block the chart renders for an S3ComputeLogManager."""
+    manager = values["computeLogManager"]
+    if manager["type"] != "S3ComputeLogManager":
+        raise ValueError(f"computeLogManager type {manager['type']!r} is not mirrored here")
+    settings = manager["config"]["s3ComputeLogManager"]
+    return {
+        "module": "dagster_aws.s3.compute_log_manager",
+        "class": "S3ComputeLogManager",
+        "config": {
+            target: settings[key]
+            for key, target in _S3_COMPUTE_LOGS.items()
+            if settings.get(key) is not None
+        },
+    }
 
 
 def code_location_container_context(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -66,6 +66,11 @@ def default_store() -> Path:
     return Path(os.environ.get("CEILGRID_MODEL_STORE") or home / "model-store").absolute()
 
 
+def is_version_id(name: str) -> bool:
+    """Whether ``name`` is a version id (``v0001``), and so a safe folder name."""
+    return _VERSION_ID.fullmatch(name) is not None
+
+
 def versions(store: Path) -> list[Version]:
     """Every version in the store, oldest first."""
     root = Path(store) / VERSIONS

@@ -1,10 +1,10 @@
-"""Asset checks on served layouts: re-validated from disk."""
+"""Asset checks on served layouts: re-validated from what storage holds."""
 
 from typing import Any
 
 import dagster as dg
 
-from ceilgrid_assets.core.engine.io import read_document
+from ceilgrid_assets.core.engine.io import parse_document
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, get_profile
 from ceilgrid_assets.core.engine.rules import check_layout
 from ceilgrid_assets.defs.resources import LayoutStorage
@@ -12,16 +12,19 @@ from ceilgrid_assets.defs.serving.layouts import completed_layout
 from ceilgrid_assets.defs.serving.partitions import building_partitions
 
 
-def revalidate(input_path: str, layout_path: str) -> list[dict[str, Any]]:
+def revalidate(
+    input_data: bytes, layout_data: bytes, input_source: str, layout_source: str
+) -> list[dict[str, Any]]:
     """Each room of a written layout checked against its input, with the profile it names.
 
     The engine already validated each room before writing it, with this same
-    rulebook: reading both files back instead of trusting the run's memory is what
-    this adds. It catches a layout written incompletely, altered afterwards or
-    serialised wrongly, and rooms lost or invented between input and output.
+    rulebook: reading both stored documents back (files or objects) instead of
+    trusting the run's memory is what this adds. It catches a layout written
+    incompletely, altered afterwards or serialised wrongly, and rooms lost or
+    invented between input and output.
     """
-    original = {room.grid_id: room for room in read_document(input_path).rooms}
-    completed = read_document(layout_path)
+    original = {room.grid_id: room for room in parse_document(input_data, input_source).rooms}
+    completed = parse_document(layout_data, layout_source)
     rows = []
     for room, document in zip(completed.rooms, completed.room_documents, strict=True):
         compliance = document.get("compliance", {})
@@ -52,9 +55,12 @@ def revalidate(input_path: str, layout_path: str) -> list[dict[str, Any]]:
 
 
 def _rows(context: dg.AssetCheckExecutionContext, storage: LayoutStorage) -> list[dict[str, Any]]:
+    blobs = storage.blobs()
     rows = []
     for key in context.partition_keys:
-        for row in revalidate(str(storage.input_path(key)), str(storage.layout_path(key))):
+        names = storage.input_key(key), storage.layout_key(key)
+        data = [storage.read(name) for name in names]
+        for row in revalidate(*data, *(blobs.describe(name) for name in names)):
             rows.append({"partition": key, **row})
     return rows
 

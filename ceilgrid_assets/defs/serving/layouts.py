@@ -10,7 +10,7 @@ import dagster as dg
 
 from ceilgrid_assets.contract import INPUT_HASH_METADATA_KEY, LAYOUT_METADATA_KEY
 from ceilgrid_assets.core.engine.building import BuildingResult, complete_building, default_jobs
-from ceilgrid_assets.core.engine.io import content_hash, dump_document, parse_document, write_atomic
+from ceilgrid_assets.core.engine.io import content_hash, dump_document, parse_document
 from ceilgrid_assets.core.engine.pipeline import EngineConfig
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE
 from ceilgrid_assets.defs.observability import log_event, materialization_telemetry
@@ -141,15 +141,16 @@ def completed_layout(
     keys = checked_partition_keys(context)
     summaries = []
     last: BuildingResult | None = None
+    blobs = layout_storage.blobs()
     started = time.perf_counter()
     with materialization_telemetry(context):
         for key in keys:
-            source = layout_storage.input_path(key)
-            document = source.read_bytes()
-            parsed = parse_document(document, str(source))
+            source = layout_storage.input_key(key)
+            document = layout_storage.read(source)
+            parsed = parse_document(document, blobs.describe(source))
             result = complete_building(parsed, engine, jobs=default_jobs())
             data = dump_document(result.document)
-            write_atomic(layout_storage.layout_path(key), data)
+            blobs.put_bytes(layout_storage.layout_key(key), data)
             # Per partition, also in batched runs: API clients poll for their building.
             per_building: dict[str, Any] = {INPUT_HASH_METADATA_KEY: content_hash(document)}
             if len(data) <= LAYOUT_METADATA_MAX_BYTES:
@@ -171,7 +172,7 @@ def completed_layout(
     )
     if len(keys) == 1 and last is not None:
         result = last
-        metadata["path"] = dg.MetadataValue.path(str(layout_storage.layout_path(keys[0])))
+        metadata["path"] = dg.MetadataValue.path(blobs.describe(layout_storage.layout_key(keys[0])))
         metadata["rooms_table"] = rooms_table(result)
         # Renders and the bill of quantities of this building attach here.
     return dg.MaterializeResult(metadata=metadata)

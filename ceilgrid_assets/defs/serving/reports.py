@@ -13,7 +13,6 @@ from typing import Any
 import dagster as dg
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
-from ceilgrid_assets.core.engine.io import write_atomic
 from ceilgrid_assets.defs.metadata import frame_table
 from ceilgrid_assets.defs.resources import LayoutStorage
 from ceilgrid_assets.defs.serving.layouts import SERVING_FRESHNESS, completed_layout
@@ -61,23 +60,25 @@ def building_report(
         layout_from_document,
         quantities_table,
     )
-    from ceilgrid_assets.core.outputs.ifc import write_ifc
+    from ceilgrid_assets.core.outputs.ifc import ifc_bytes
     from ceilgrid_assets.core.outputs.render import render_room
     from ceilgrid_assets.core.outputs.report_html import (
+        building_report_html,
         markdown_image,
         markdown_table,
         markdown_text,
-        write_report_html,
     )
 
     keys = checked_partition_keys(context)
+    blobs = layout_storage.blobs()
     totals = dict.fromkeys(DEVICE_COMPONENTS, 0)
     previews: list[str] = []
     boq = None
     rooms = compliant = disputes = 0
     for key in keys:
-        document = json.loads(layout_storage.layout_path(key).read_bytes())
-        layout = layout_from_document(document, source=str(layout_storage.layout_path(key)))
+        source = layout_storage.layout_key(key)
+        data = layout_storage.read(source)
+        layout = layout_from_document(json.loads(data), source=blobs.describe(source))
         # The rulebook re-run on each room, never the document's own claim.
         verdicts = [layout.compliance(index) for index in range(len(layout.rooms))]
         rooms += len(verdicts)
@@ -90,14 +91,12 @@ def building_report(
             )
         disputes += building_disputes
         boq = bill_of_quantities(layout)
-        write_atomic(layout_storage.report_path(key), boq_csv(boq))
-        write_report_html(
-            layout,
-            layout_storage.report_html_path(key),
-            max_rooms_with_images=report_image_rooms(),
-            plans_only=True,
+        blobs.put_bytes(layout_storage.report_key(key), boq_csv(boq))
+        html = building_report_html(
+            layout, max_rooms_with_images=report_image_rooms(), plans_only=True
         )
-        write_ifc(layout, layout_storage.building_dir(key, IFC_NAME))
+        blobs.put_bytes(layout_storage.report_html_key(key), html.encode("utf-8"))
+        blobs.put_bytes(layout_storage.building_key(key, IFC_NAME), ifc_bytes(layout))
         building_totals = boq[boq["grid_id"] == TOTAL].set_index("component")["count"]
         for component in totals:
             totals[component] += int(building_totals[component])
@@ -119,7 +118,12 @@ def building_report(
     if len(keys) == 1 and boq is not None:
         metadata["quantities"] = dg.MetadataValue.md(markdown_table(quantities_table(boq)))
         metadata["bill_of_quantities"] = frame_table(boq.astype(object).where(boq.notna(), None))
-        metadata["report"] = dg.MetadataValue.path(str(layout_storage.report_html_path(keys[0])))
-        metadata["csv"] = dg.MetadataValue.path(str(layout_storage.report_path(keys[0])))
-        metadata["ifc"] = dg.MetadataValue.path(str(layout_storage.building_dir(keys[0], IFC_NAME)))
+        key = keys[0]
+        metadata["report"] = dg.MetadataValue.path(
+            blobs.describe(layout_storage.report_html_key(key))
+        )
+        metadata["csv"] = dg.MetadataValue.path(blobs.describe(layout_storage.report_key(key)))
+        metadata["ifc"] = dg.MetadataValue.path(
+            blobs.describe(layout_storage.building_key(key, IFC_NAME))
+        )
     return dg.MaterializeResult(metadata=metadata)

@@ -16,6 +16,7 @@ from ceilgrid_assets.contract import (
     MAX_SUBMISSION_BYTES,
     SUBMISSION_ASSET,
     SUBMISSION_DOCUMENT_KEY,
+    building_id_problem,
     building_partition_key,
     case_collision,
 )
@@ -231,7 +232,7 @@ def _stage_submissions(
             continue
         if key in tick.accepted:
             break
-        write_atomic(storage.incoming_path(key), data)
+        storage.blobs().put_bytes(storage.incoming_key(key), data)
         staged_bytes += len(data)
         tick.accepted[key] = digest
         tick.api_after = submission.storage_id
@@ -256,7 +257,7 @@ def scan_inbox(
 ) -> InboxTick:
     """Stage API submissions and good inbox files in storage; quarantine bad files.
 
-    A good file is copied atomically to ``incoming/<key>.json`` before it leaves
+    A good file is stored whole as ``incoming/<key>.json`` before it leaves
     the inbox, and a staged file the cursor does not know (a tick that died
     before committing) is picked up again, so no file is lost or laid out twice.
     API submissions (read from the event log after ``api_after``) are staged the
@@ -269,14 +270,17 @@ def scan_inbox(
     inbox, quarantine_dir = Path(folders.inbox), Path(folders.quarantine)
     inbox.mkdir(parents=True, exist_ok=True)
     tick = InboxTick(cursor=dict(cursor), api_after=api_after)
-    incoming = storage.incoming_dir()
+    blobs = storage.blobs()
     recovered: set[str] = set()
-    if incoming.is_dir():
-        for staged in sorted(incoming.glob("*.json")):
-            digest = content_hash(staged.read_bytes())
-            if digest not in tick.cursor:
-                tick.accepted[staged.stem] = digest
-                recovered.add(digest)
+    for staged in blobs.list("incoming"):
+        key = staged.removeprefix("incoming/").removesuffix(".json")
+        data = blobs.get_bytes(staged)
+        if building_id_problem(key) or staged != storage.incoming_key(key) or data is None:
+            continue  # not one of ours, or consumed by a run meanwhile
+        digest = content_hash(data)
+        if digest not in tick.cursor:
+            tick.accepted[key] = digest
+            recovered.add(digest)
     _stage_submissions(tick, storage, list(submissions), recovered, set(known_keys))
     for storage_id, reason in tick.rejected_submissions.items():
         write_atomic(
@@ -326,7 +330,7 @@ def scan_inbox(
                 quarantine_dir / f"{path.name}.rejected-rooms.error.txt",
                 "".join(f"{error}\n" for error in parsed.errors).encode(),
             )
-        write_atomic(storage.incoming_path(key), data)
+        blobs.put_bytes(storage.incoming_key(key), data)
         path.unlink(missing_ok=True)  # its owner may have removed it after we read it
         tick.accepted[key] = digest
     return tick

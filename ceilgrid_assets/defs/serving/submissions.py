@@ -12,7 +12,7 @@ from ceilgrid_assets.contract import (
     building_id_problem,
     case_collision,
 )
-from ceilgrid_assets.core.engine.io import InputError, parse_document, write_atomic
+from ceilgrid_assets.core.engine.io import InputError, parse_document
 from ceilgrid_assets.defs.resources import LayoutStorage
 from ceilgrid_assets.defs.serving.partitions import building_partitions
 
@@ -74,12 +74,14 @@ def checked_partition_keys(context: dg.AssetExecutionContext) -> list[str]:
 def _input_bytes(key: str, config: SubmissionConfig, storage: LayoutStorage) -> bytes:
     if config.document:
         return config.document.encode()
-    for path in (storage.incoming_path(key), storage.input_path(key)):
-        if path.is_file():
-            return path.read_bytes()
+    blobs = storage.blobs()
+    for name in (storage.incoming_key(key), storage.input_key(key)):
+        data = blobs.get_bytes(name)
+        if data is not None:
+            return data
     raise dg.Failure(
         description=f"building {key}: no input (not in the run config, not staged, "
-        f"no earlier input in {storage.building_dir(key)})",
+        f"no earlier input at {blobs.describe(storage.input_key(key))})",
         allow_retries=False,
     )
 
@@ -110,6 +112,7 @@ def submitted_building(
             description="a document in the run config needs a one-partition run",
             allow_retries=False,
         )
+    blobs = layout_storage.blobs()
     rows = []
     for key in keys:
         data = _input_bytes(key, config, layout_storage)
@@ -117,10 +120,10 @@ def submitted_building(
             parsed = parse_document(data, source=f"{key}.json")
         except InputError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from None
-        input_path = layout_storage.input_path(key)
-        if not input_path.is_file() or input_path.read_bytes() != data:
-            write_atomic(input_path, data)
-        layout_storage.incoming_path(key).unlink(missing_ok=True)
+        input_key = layout_storage.input_key(key)
+        if blobs.get_bytes(input_key) != data:
+            blobs.put_bytes(input_key, data)
+        blobs.delete(layout_storage.incoming_key(key))
         for error in parsed.errors:
             context.log.warning(f"rejected room: {error}")
         rows.append(
@@ -152,5 +155,5 @@ def submitted_building(
         ),
     }
     if len(keys) == 1:
-        metadata["path"] = dg.MetadataValue.path(str(layout_storage.input_path(keys[0])))
+        metadata["path"] = dg.MetadataValue.path(blobs.describe(layout_storage.input_key(keys[0])))
     return dg.MaterializeResult(metadata=metadata)

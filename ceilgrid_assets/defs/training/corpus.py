@@ -7,7 +7,7 @@ import dagster as dg
 
 from ceilgrid_assets.contract import BUILDINGS
 from ceilgrid_assets.core.engine.grid import Room
-from ceilgrid_assets.core.engine.io import InputError, read_document
+from ceilgrid_assets.core.engine.io import InputError, parse_document
 from ceilgrid_assets.core.learning.corpus import (
     CorpusSpec,
     corpus_hash,
@@ -58,13 +58,15 @@ class ServedRoomsConfig(dg.Config):
 def served_rooms(
     context: dg.AssetExecutionContext, config: ServedRoomsConfig, layout_storage: LayoutStorage
 ) -> dg.Output[list[Room]]:
+    blobs = layout_storage.blobs()
     rooms, unreadable = [], []
     for key in context.instance.get_dynamic_partitions(BUILDINGS):
-        path = layout_storage.input_path(key)
-        if not path.is_file():
+        name = layout_storage.input_key(key)
+        data = blobs.get_bytes(name)
+        if data is None:
             continue  # submitted, not yet stored by a layout run
         try:
-            rooms.extend(read_document(path).rooms)
+            rooms.extend(parse_document(data, blobs.describe(name)).rooms)
         except InputError as error:
             unreadable.append(str(error))
     served = served_corpus(rooms, config.max_rooms)

@@ -31,27 +31,27 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
     return input_path, json.loads(dump_document(result.document))
 
 
-def write(folder: Path, document: dict[str, Any]) -> str:
-    path = folder / "layout.json"
-    path.write_text(json.dumps(document))
-    return str(path)
+def check(input_path: Path, document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The check's reading of the stored input and of ``document`` written as the layout."""
+    layout = json.dumps(document).encode()
+    return revalidate(input_path.read_bytes(), layout, str(input_path), "layout.json")
 
 
-def test_an_intact_layout_passes(written, tmp_path):
+def test_an_intact_layout_passes(written):
     input_path, document = written
-    rows = revalidate(str(input_path), write(tmp_path, document))
+    rows = check(input_path, document)
     assert rows and all(row["compliant"] and row["claimed"] for row in rows)
     assert all(row["known_room"] for row in rows)
 
 
-def test_devices_deleted_under_a_compliant_claim_are_a_false_claim(written, tmp_path):
+def test_devices_deleted_under_a_compliant_claim_are_a_false_claim(written):
     input_path, document = written
     room = document["rooms"][0]
     room["cells"] = [
         {**cell, "component": "empty"} if cell["component"] == "smoke_detector" else cell
         for cell in room["cells"]
     ]
-    rows = {row["grid_id"]: row for row in revalidate(str(input_path), write(tmp_path, document))}
+    rows = {row["grid_id"]: row for row in check(input_path, document)}
     tampered = rows[room["grid_id"]]
     assert tampered["claimed"] and not tampered["compliant"]
     assert "smoke.coverage" in tampered["rules"]
@@ -59,17 +59,17 @@ def test_devices_deleted_under_a_compliant_claim_are_a_false_claim(written, tmp_
     assert all(row["compliant"] for row in others)
 
 
-def test_a_lost_room_and_an_invented_room_are_reported(written, tmp_path):
+def test_a_lost_room_and_an_invented_room_are_reported(written):
     input_path, document = written
     lost = document["rooms"].pop()
     invented = {**document["rooms"][0], "grid_id": "not-in-the-input"}
     document["rooms"].append(invented)
-    rows = {row["grid_id"]: row for row in revalidate(str(input_path), write(tmp_path, document))}
+    rows = {row["grid_id"]: row for row in check(input_path, document)}
     assert rows[lost["grid_id"]]["rules"] == ["missing from layout"]
     assert not rows["not-in-the-input"]["known_room"]
 
 
-def test_an_input_device_removed_from_the_layout_breaks_placement(written, tmp_path):
+def test_an_input_device_removed_from_the_layout_breaks_placement(written):
     input_path, document = written
     # A room of the input that arrived with devices: the layout must keep them in place.
     original = next(room for room in read_document(input_path).rooms if (room.cells >= 2).any())
@@ -77,5 +77,5 @@ def test_an_input_device_removed_from_the_layout_breaks_placement(written, tmp_p
     room = next(room for room in document["rooms"] if room["grid_id"] == original.grid_id)
     cell = next(cell for cell in room["cells"] if (cell["x"], cell["y"]) == (x, y))
     cell["component"] = "empty"
-    rows = {row["grid_id"]: row for row in revalidate(str(input_path), write(tmp_path, document))}
+    rows = {row["grid_id"]: row for row in check(input_path, document)}
     assert "placement" in rows[original.grid_id]["rules"]

@@ -11,15 +11,13 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-import sklearn
+from helpers import plain_model
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.stages import StageContext
 from ceilgrid_assets.core.learning import registry
 from ceilgrid_assets.core.learning.corpus import generate_room
 from ceilgrid_assets.core.learning.evaluation import regressions
-from ceilgrid_assets.core.learning.features import FEATURES
-from ceilgrid_assets.core.learning.learned import CARD_FORMAT, LearnedModel, new_estimator
 from ceilgrid_assets.definitions import defs
 from ceilgrid_assets.defs.resources import ModelStore, build_resources
 
@@ -52,31 +50,6 @@ class FloodModel:
 
     def place(self, context: StageContext) -> np.ndarray:
         return context.allowed.copy()
-
-
-def plain_model(component: str) -> LearnedModel:
-    """A real LearnedModel whose classifier scores every cell alike (decoder does the work):
-    fitted on identical rows, it learns the prior only."""
-    estimator = (
-        new_estimator(seed=11)
-        .set_params(max_iter=1)
-        .fit(pd.DataFrame(np.zeros((4, len(FEATURES))), columns=list(FEATURES)), [0, 1, 0, 1])
-    )
-    model = LearnedModel(component, estimator)
-    model.card = {
-        "format": CARD_FORMAT,
-        "component": component,
-        "name": model.name,
-        "sklearn_version": sklearn.__version__,
-        "features": list(FEATURES),
-        "decoder": {
-            "spacing_factor": model.spacing_factor,
-            "gain_power": model.gain_power,
-            "shortlist": model.shortlist,
-        },
-        "corpus": {"seed": 11},
-    }
-    return model
 
 
 def small_corpus() -> dict[str, Any]:

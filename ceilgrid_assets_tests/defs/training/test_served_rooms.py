@@ -30,9 +30,7 @@ def test_corpus_job_gathers_distinct_served_rooms_into_train_and_served_holdout(
         "rooms": [{**room, "grid_id": f"copy-{i}"} for i, room in enumerate(office["rooms"])],
     }
     for key, document in (("office", office), ("school", school), ("office-again", again)):
-        path = storage.input_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(document))
+        storage.blobs().put_bytes(storage.input_key(key), json.dumps(document).encode())
     # A building submitted but not yet stored by a layout run is skipped.
     postgres_instance.add_dynamic_partitions(BUILDINGS, ["office", "school", "office-again", "new"])
 
