@@ -50,30 +50,35 @@ def test_fewer_than_two_devices_are_regular():
     assert regularity(mask((4, 4), [(2, 2)])).score == 1.0
 
 
-def outcome(model: str, score: float, regular: float, devices: int = 4):
+GRID = mask((9, 9), [(x, y) for x in (1, 4, 7) for y in (1, 4, 7)])  # score 1.0
+SCATTERED = mask((6, 6), [(0, 0), (4, 0), (0, 3), (2, 5)])  # score 0.5 x (1 - 1/7)
+
+
+def outcome(model: str, score: float, placed: np.ndarray, devices: int = 4):
     from ceilgrid_assets.core.engine.pipeline import CandidateOutcome
 
     added = np.ones((2, 2), dtype=bool)
     return CandidateOutcome(
-        model, added, compliant=True, devices=devices, score=score, regularity=regular
+        model, added, compliant=True, devices=devices, score=score, placed=placed
     )
 
 
 def test_the_selector_prefers_the_regular_layout_at_equal_devices_and_quality():
     from ceilgrid_assets.core.engine.pipeline import select
 
-    scattered, aligned = outcome("scattered", 0.712, 0.4), outcome("aligned", 0.709, 0.9)
+    scattered, aligned = outcome("scattered", 0.712, SCATTERED), outcome("aligned", 0.709, GRID)
+    assert aligned.regularity == 1.0 and scattered.regularity == pytest.approx(3 / 7)
     assert select([scattered, aligned]).model == "aligned"  # U0 equal to 0.01
-    better_lit = outcome("better-lit", 0.80, 0.4)
+    better_lit = outcome("better-lit", 0.80, SCATTERED)
     assert select([better_lit, aligned]).model == "better-lit"
-    fewer = outcome("fewer", 0.5, 0.1, devices=3)
+    fewer = outcome("fewer", 0.5, SCATTERED, devices=3)
     assert select([aligned, fewer]).model == "fewer"  # devices first, always
 
 
 def test_the_tie_break_order_is_a_profile_setting():
     from ceilgrid_assets.core.engine.pipeline import select
 
-    better_lit, aligned = outcome("better-lit", 0.80, 0.4), outcome("aligned", 0.70, 0.9)
+    better_lit, aligned = outcome("better-lit", 0.80, SCATTERED), outcome("aligned", 0.70, GRID)
     assert select([better_lit, aligned], ("quality", "regularity")).model == "better-lit"
     assert select([better_lit, aligned], ("regularity", "quality")).model == "aligned"
 

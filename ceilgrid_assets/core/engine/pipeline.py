@@ -11,8 +11,9 @@ a compliant layout is found whenever one exists for realistic rooms.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -85,7 +86,7 @@ class CandidateOutcome:
     violations: int = 0
     compliant_before_repair: bool = False
     repaired: int = 0
-    regularity: float = 0.0
+    placed: np.ndarray | None = None  # every device of the stage's type with this proposal
     seconds: float = 0.0
     skip_reason: str = "no proposal: not applicable here, or over its size budget"
     note: str | None = None  # what the model reported about its work budget
@@ -111,6 +112,11 @@ class CandidateOutcome:
             document["note"] = self.note
         return document
 
+    @functools.cached_property
+    def regularity(self) -> float:
+        """Regularity score of :attr:`placed`; computed only when a tie-break asks."""
+        return 0.0 if self.placed is None else regularity(self.placed).score
+
 
 @observed("candidate")
 def evaluate(
@@ -133,7 +139,7 @@ def evaluate(
         compliant=not violations,
         devices=int((context.existing | added).sum()),
         score=quality_score(context, added),
-        regularity=regularity(context.existing | added).score,
+        placed=context.existing | added,
         violations=len(violations),
         compliant_before_repair=not before,
         repaired=repaired,
@@ -144,7 +150,7 @@ def evaluate(
 
 #: How each tie-break key of a profile (``Profile.tie_break``) ranks a candidate:
 #: smaller is better. Quality is compared to 0.01, a difference nobody would see.
-TIE_BREAKS = {
+TIE_BREAKS: dict[str, Callable[[CandidateOutcome], float]] = {
     "quality": lambda outcome: -round(outcome.score, 2),
     "regularity": lambda outcome: -round(outcome.regularity, 4),
 }
@@ -156,21 +162,22 @@ def select(
     """Compliant with fewest devices, then the profile's tie-breaks; else fewest violations.
 
     A candidate that is not compliant is only chosen when none is, and is
-    flagged. Remaining ties go to the model listed first, so the choice is
-    deterministic.
+    flagged. The keys are applied one after another to the candidates still
+    tied, so a costly key is computed only for those. Remaining ties go to the
+    model listed first, so the choice is deterministic.
     """
-    ranked = [
-        (
-            not outcome.compliant,
-            outcome.violations,
-            outcome.devices,
-            *(TIE_BREAKS[key](outcome) for key in tie_break),
-            index,
-        )
-        for index, outcome in enumerate(outcomes)
-        if outcome.added is not None
+    tied = [outcome for outcome in outcomes if outcome.added is not None]
+    keys: list[Callable[[CandidateOutcome], Any]] = [
+        lambda outcome: (not outcome.compliant, outcome.violations, outcome.devices),
+        *(TIE_BREAKS[key] for key in tie_break),
     ]
-    return outcomes[min(ranked)[-1]] if ranked else None
+    for key in keys:
+        if len(tied) <= 1:
+            break
+        ranks = [key(outcome) for outcome in tied]
+        best = min(ranks)
+        tied = [outcome for outcome, rank in zip(tied, ranks, strict=True) if rank == best]
+    return tied[0] if tied else None
 
 
 @observed("stage")
