@@ -179,6 +179,11 @@ class ModelStore(ConfigurableResource):
         version = registry.add_version(store, candidate, record)
         if remote is not None:
             prefix = f"{REMOTE_MODELS}/{registry.VERSIONS}/{version.id}"
+            if remote.exists(f"{prefix}/{registry.RECORD}"):  # nothing locks the bucket
+                raise registry.RegistryError(
+                    f"model version {version.id} appeared in {self.url} meanwhile "
+                    "(another promotion): promote again"
+                )
             files = [path for path in version.path.rglob("*") if path.is_file()]
             # The record last: a version without one is partial and never loaded.
             for path in sorted(files, key=lambda path: (path.name == registry.RECORD, path)):
