@@ -122,3 +122,13 @@ def test_staggered_is_offered_for_detectors_and_supplies_only():
     assert not model.exact
     context = build_context("air_return", make_room((10, 10)), NFPA)
     assert StaggeredModel().place(context) is None
+
+
+def test_staggered_leaves_rooms_the_optimiser_covers_to_it():
+    room = make_room((20, 20))  # 400 usable cells: the exact optimiser competes
+    context = build_context("smoke_detector", room, NFPA)
+    assert StaggeredModel().place(context) is None
+    assert "exact optimiser" in context.notes["staggered"]
+    assert StaggeredModel(min_cells=399).place(context) is not None
+    (model,) = [m for m in default_models(optimiser_max_cells=100) if m.name == "staggered"]
+    assert model.min_cells == 100

@@ -105,13 +105,21 @@ class StaggeredModel:
 
     Where coverage sets the count (detectors, diffusers in large open areas) a
     staggered pattern needs about a fifth fewer devices than a square array.
+    Rooms of at most ``min_cells`` usable cells are left to the exact optimiser,
+    which competes there and finds the minimum within its budget.
     """
 
     name: str = "staggered"
     components: tuple[str, ...] = ("air_supply", "smoke_detector")
     exact: bool = False
+    min_cells: int = DEFAULT_OPTIMISER_MAX_CELLS
 
     def place(self, context: StageContext) -> np.ndarray | None:
+        if int(context.room.usable.sum()) <= self.min_cells:
+            context.notes[self.name] = (
+                f"left to the exact optimiser: at most {self.min_cells} usable cells"
+            )
+            return None
         existing = int(context.existing.sum())
 
         def devices(added: np.ndarray) -> int:
@@ -193,6 +201,6 @@ def default_models(
         SpreadModel(),
         # Fittings nearer the walls: often a better U0 for the same count.
         SpreadModel(name="spread-perimeter", components=("light",), wall_weight=3.5),
-        StaggeredModel(),
+        StaggeredModel(min_cells=optimiser_max_cells),
         OptimiserModel(max_cells=optimiser_max_cells, time_limit_s=optimiser_time_s),
     ]
