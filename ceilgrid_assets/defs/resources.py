@@ -31,6 +31,10 @@ def env_path(name: str, default: Path) -> str:
     return str(Path(os.environ.get(name) or default).absolute())
 
 
+#: Optimiser labels by room content, under the storage root (and the bucket).
+LABEL_CACHE = "label-cache"
+
+
 class LayoutStorage(ConfigurableResource):
     """Where submitted inputs, completed layouts and reports live.
 
@@ -38,8 +42,9 @@ class LayoutStorage(ConfigurableResource):
     consumed yet; ``buildings/<key>/`` holds the canonical input, the layout and
     the reports of one building partition. These are objects in the bucket of
     ``url`` (``s3://bucket/prefix``, so run pods share no volume) or, without
-    one, files under ``root``. The label cache always stays a local folder under
-    ``root``: it only saves labelling time.
+    one, files under ``root``. The label cache is always a local folder under
+    ``root``, filled from and copied back to the bucket's ``label-cache/`` around
+    labelling (:meth:`pull_label_cache`, :meth:`push_label_cache`).
     """
 
     root: str
@@ -60,7 +65,35 @@ class LayoutStorage(ConfigurableResource):
 
     def label_cache_dir(self) -> Path:
         """Optimiser labels by room content (``core.learning.labels.LabelCache``)."""
-        return LocalBlobs(self.root).path("label-cache")
+        return LocalBlobs(self.root).path(LABEL_CACHE)
+
+    def pull_label_cache(self) -> Path:
+        """The label cache folder, first filled with the bucket's entries it lacks.
+
+        Run pods share no folder, so the labels of earlier nights come from the
+        bucket; entries are JSON (a damaged one is solved again, never executed).
+        """
+        if self.url:
+            local, remote = LocalBlobs(self.root), self.blobs()
+            for name in remote.list(LABEL_CACHE):
+                data = None if local.exists(name) else remote.get_bytes(name)
+                if data is not None:
+                    local.put_bytes(name, data)
+        return self.label_cache_dir()
+
+    def push_label_cache(self) -> int:
+        """Upload the label cache entries the bucket lacks; how many were uploaded."""
+        if not self.url:
+            return 0
+        local, remote = LocalBlobs(self.root), self.blobs()
+        stored = set(remote.list(LABEL_CACHE))
+        uploaded = 0
+        for name in local.list(LABEL_CACHE):
+            data = None if name in stored or not name.endswith(".json") else local.get_bytes(name)
+            if data is not None:
+                remote.put_bytes(name, data)
+                uploaded += 1
+        return uploaded
 
     @staticmethod
     def incoming_key(key: str) -> str:

@@ -231,6 +231,43 @@ def test_inbox_staging_and_recovery_through_the_bucket(bucket, tmp_path) -> None
     assert files_under(tmp_path / "storage") == []
 
 
+def test_label_cache_is_shared_through_the_bucket(
+    bucket, ceilgrid_home, postgres_instance, monkeypatch
+) -> None:
+    """A labelling run on a fresh pod replays the labels another pod solved."""
+    monkeypatch.setenv("CEILGRID_STORAGE_URL", f"s3://{bucket}/ceilgrid")
+    everything = [*defs.assets, *defs.asset_checks]
+    corpus = dg.materialize(
+        everything,
+        selection=["served_rooms", "room_corpus"],
+        instance=postgres_instance,
+        resources=build_resources(),
+        run_config={"ops": {"room_corpus": {"config": {"n_rooms": 12, "seed": 5}}}},
+    )
+    assert corpus.success
+
+    def label(root: Path) -> dict[str, Any]:
+        monkeypatch.setenv("CEILGRID_STORAGE_ROOT", str(root))
+        result = dg.materialize(
+            everything,
+            selection="optimiser_labels",
+            partition_key="shard-00",
+            instance=postgres_instance,
+            resources=build_resources(),
+        )
+        (event,) = result.get_asset_materialization_events()
+        return {key: value.value for key, value in event.materialization.metadata.items()}
+
+    first = label(ceilgrid_home / "pod-a")
+    assert first["rooms"] > 0 and first["rooms_from_label_cache"] == 0
+    stored = objects(bucket, "ceilgrid/label-cache/")
+    local = {path.name: path.read_bytes() for path in files_under(ceilgrid_home / "pod-a")}
+    assert stored and {name.rsplit("/", 1)[1]: data for name, data in stored.items()} == local
+    second = label(ceilgrid_home / "pod-b")
+    assert second["rooms_from_label_cache"] == second["rooms"] == first["rooms"]
+    assert second["rooms_labelled"] == 0
+
+
 def candidate(folder: Path) -> Path:
     folder.mkdir(parents=True)
     save_model(plain_model("light"), folder)

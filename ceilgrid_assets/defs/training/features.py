@@ -59,8 +59,9 @@ def optimiser_labels(
     ]
     started = time.perf_counter()
     limit = {} if config.time_limit_s is None else {"time_limit_s": config.time_limit_s}
-    cache = LabelCache(layout_storage.label_cache_dir())
+    cache = LabelCache(layout_storage.pull_label_cache())
     labels = label_rooms(rooms, n_jobs=config.n_jobs, cache=cache, **limit)
+    layout_storage.push_label_cache()
     replayed = count_replayed(labels)
     table = labels_table(labels)
     status = table["status"].value_counts().to_dict() if not table.empty else {}
