@@ -11,6 +11,7 @@ import pytest
 from helpers import make_room
 
 from ceilgrid_assets.core.engine.heuristics import (
+    drop_and_shift,
     outline_pieces,
     prune,
     shift_cover,
@@ -92,6 +93,16 @@ def test_shift_cover_moves_a_device_instead_of_adding_one():
     shifted = shift_cover(context, added)
     assert np.flatnonzero(shifted[0]).tolist() == [2, 14]
     assert not context.uncovered(shifted).any()
+
+
+def test_drop_and_shift_removes_a_device_its_neighbour_can_replace():
+    # 21 tiles; x=3 covers 0..13 and x=17 covers 7..20, each alone on 7 points.
+    # Dropping x=3 (first of the tie) leaves 0..6; x=17 must keep 7..20 and take
+    # 0, which only x=10 does (10 tiles either way): one device is left.
+    context, added = strip_context("smoke_detector", [3, 17])
+    assert np.flatnonzero(drop_and_shift(context, added)[0]).tolist() == [10]
+    counted = replace(context, required_count=2)  # the count rule leaves no spare device
+    assert np.flatnonzero(drop_and_shift(counted, added)[0]).tolist() == [3, 17]
 
 
 def test_staggered_beats_the_square_array_for_detectors_in_a_hall():

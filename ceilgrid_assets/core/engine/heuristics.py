@@ -363,7 +363,9 @@ SHIFT_MAX_TRIES = 24
 SHIFT_TRIED_DEVICES = 4
 
 
-def shift_cover(context: StageContext, added: np.ndarray) -> np.ndarray:
+def shift_cover(
+    context: StageContext, added: np.ndarray, tries: int = SHIFT_MAX_TRIES
+) -> np.ndarray:
     """Cover stray points by moving a nearby new device instead of adding one.
 
     Local improvement for snapped arrays: for the first uncovered point (flat
@@ -371,8 +373,8 @@ def shift_cover(context: StageContext, added: np.ndarray) -> np.ndarray:
     radii) are tried in turn; one moves to the allowed cell nearest to it whose
     disk holds the point and every point only that device covered. Coverage
     counts are updated in the two disks a move touches. Stops when all is
-    covered, no move helps any point, or after ``SHIFT_MAX_TRIES`` points; what
-    is left goes to the repair.
+    covered, no move helps any point, or after ``tries`` points (default
+    ``SHIFT_MAX_TRIES``); what is left goes to the repair.
     """
     if context.radius_m is None:
         return added
@@ -394,7 +396,7 @@ def shift_cover(context: StageContext, added: np.ndarray) -> np.ndarray:
             slice(x0 - x + reach, x1 - x + reach),
         )
 
-    for _ in range(SHIFT_MAX_TRIES):
+    for _ in range(tries):
         stray = np.flatnonzero(((covered == 0) & ~stuck).ravel())
         if stray.size == 0:
             break
@@ -428,6 +430,45 @@ def shift_cover(context: StageContext, added: np.ndarray) -> np.ndarray:
             break
         if not moved:
             stuck[py, px] = True
+    return added
+
+
+#: New devices :func:`drop_and_shift` tries to remove in one stage, and stray
+#: points it lets :func:`shift_cover` try for each (its deterministic work budget).
+DROP_MAX_TRIES = 8
+DROP_SHIFT_TRIES = 8
+
+
+def drop_and_shift(context: StageContext, added: np.ndarray) -> np.ndarray:
+    """Remove new devices whose points neighbours can take by moving, while the count allows.
+
+    Local improvement after pruning: the ``DROP_MAX_TRIES`` new devices that
+    cover the fewest points alone are tried, fewest first; one goes when
+    :func:`shift_cover` (at most ``DROP_SHIFT_TRIES`` points) re-covers
+    everything without it.
+    """
+    if context.radius_m is None:
+        return added
+    spare = int((context.existing | added).sum()) - context.required_count
+    if spare <= 0 or not added.any():
+        return added
+    usable = context.room.usable
+    covered = context.coverage_counts(context.existing | added)[usable]
+    alone = (
+        dense_coverage(usable, added, context.disk, context.reach) & (covered == 1)[:, None]
+    ).sum(axis=0)
+    flats = np.flatnonzero(added.ravel())
+    for flat in flats[np.argsort(alone, kind="stable")][:DROP_MAX_TRIES].tolist():
+        if spare <= 0:
+            break
+        if not added.flat[flat]:  # moved by an earlier removal
+            continue
+        trial = added.copy()
+        trial.flat[flat] = False
+        trial = shift_cover(context, trial, DROP_SHIFT_TRIES)
+        if not context.uncovered(context.existing | trial).any():
+            added = trial
+            spare -= 1
     return added
 
 
