@@ -384,6 +384,7 @@ def shift_cover(
     added = added.copy()
     covered = context.coverage_counts(context.existing | added)
     stuck = ~usable
+    columns = context.reach.tocsc() if context.reach is not None else None
 
     def box(y: int, x: int, size: int) -> tuple[slice, slice, slice, slice]:
         """Grid window of ``size`` cells around (y, x) and the matching stencil window."""
@@ -395,6 +396,17 @@ def shift_cover(
             slice(y0 - y + reach, y1 - y + reach),
             slice(x0 - x + reach, x1 - x + reach),
         )
+
+    def covers_of(y: int, x: int) -> np.ndarray:
+        """Points a device at (y, x) covers: its disk, or its column of the coverage relation."""
+        points = np.zeros_like(added)
+        if columns is None:
+            oy, ox, sy, sx = box(y, x, reach)
+            points[oy, ox] = disk[sy, sx]
+        else:
+            flat = y * width + x
+            points.flat[columns.indices[columns.indptr[flat] : columns.indptr[flat + 1]]] = True
+        return points
 
     for _ in range(tries):
         stray = np.flatnonzero(((covered == 0) & ~stuck).ravel())
@@ -412,11 +424,7 @@ def shift_cover(
         site_y, site_x = np.nonzero(sites)
         moved = False
         for y, x in zip(dy[order].tolist(), dx[order].tolist(), strict=True):
-            device = np.zeros_like(added)
-            device[y, x] = True
-            own = dense_coverage(usable, device, disk, context.reach)[:, 0]
-            need = np.zeros_like(added)
-            need[usable] = own & (covered[usable] == 1)
+            need = covers_of(y, x) & usable & (covered == 1)
             need[py, px] = True
             holds = dense_coverage(need, sites, disk, context.reach).all(axis=0)
             if not holds.any():
