@@ -554,8 +554,7 @@ def layout_metrics(room: Room, profile: Profile) -> dict[str, Any]:
         "uniformity_target": profile.target_u0(room.room_type),
         "area_m2": round(room.area_m2, 3),
         "regularity": {
-            name: round(regularity(room.cells == CODE[name]).score, 3)
-            for name in DEVICE_COMPONENTS
+            name: round(regularity(room.cells == CODE[name]).score, 3) for name in DEVICE_COMPONENTS
         },
     }
 
