@@ -85,12 +85,14 @@ def test_disk_counts_sparse_and_fft_agree_with_a_direct_count(monkeypatch, shape
 
 
 def _solve_with(monkeypatch, methods: set[str], component: str, room):
-    """solve_stage with only ``methods`` of search / rounding / milp allowed to settle it."""
+    """solve_stage with only ``methods`` of search / rounding / dive / milp allowed to settle it."""
     with monkeypatch.context() as patch:
         if "search" not in methods:
             patch.setattr(optimiser, "SEARCH_MAX_DEVICES", 0)
-        if "rounding" not in methods:
-            patch.setattr(optimiser, "rounded_relaxation", lambda *args: (None, 0, "optimal"))
+        if "rounding" not in methods:  # every site: never meets the bound
+            patch.setattr(optimiser, "rounded_cover", lambda cover, x, need: np.ones(x.size, bool))
+        if "dive" not in methods:
+            patch.setattr(optimiser, "dived_cover", lambda *args: None)
         if "milp" not in methods:
             patch.setattr(optimiser, "_run", lambda *args: pytest.fail("the MILP ran"))
         # The wall clock is only a safety net here: the node budget decides.
@@ -116,7 +118,11 @@ def test_every_exact_method_finds_the_milp_minimum(monkeypatch, shape, component
     room = make_room(shape, invalid=[(shape[0] // 2, shape[1] // 2), (1, 2)])
     reference = _solve_with(monkeypatch, {"milp"}, component, room)
     assert reference.status == "optimal"
-    for methods in ({"search", "rounding", "milp"}, {"rounding", "milp"}):
+    for methods in (
+        {"search", "rounding", "dive", "milp"},
+        {"rounding", "dive", "milp"},
+        {"dive", "milp"},
+    ):
         solved = _solve_with(monkeypatch, methods, component, room)
         assert solved.status == "optimal"
         assert int(solved.added.sum()) == int(reference.added.sum()), methods
@@ -131,6 +137,21 @@ def test_rounded_relaxation_settles_a_diffuser_stage_without_branch_and_bound(mo
     reference = _solve_with(monkeypatch, {"milp"}, "air_supply", room)
     assert solved.status == "optimal"
     assert int(solved.added.sum()) == int(reference.added.sum())
+
+
+def test_a_dive_meets_the_lp_bound_where_rounding_misses_it(monkeypatch):
+    # An 18x20 office with a column every 6 tiles: rounding gives 8 supplies,
+    # the LP bound is 6; the dive reaches 6 without branch and bound (which
+    # spent 1-2 s at its root on such rooms).
+    columns = [(x, y) for x in (3, 9, 15) for y in (5, 11, 17)]
+    room = make_room((18, 20), invalid=[*columns, (4, 10)])
+    context = build_context("air_supply", room, NFPA)
+    solved = _solve_with(monkeypatch, {"rounding", "dive"}, "air_supply", room)
+    assert solved.status == "optimal"
+    assert int(solved.added.sum()) == context.lower_bound == 6
+    assert context.violations(solved.added) == []
+    without_dive = _solve_with(monkeypatch, {"rounding", "milp"}, "air_supply", room)
+    assert int(without_dive.added.sum()) == 6  # the same optimum, by branch and bound
 
 
 def test_small_diffuser_stage_is_proved_optimal_without_the_milp(monkeypatch):

@@ -68,7 +68,7 @@ def component_bound(
     # validate`` should not pay for scipy.optimize to start.
     from scipy.optimize import LinearConstraint
 
-    from ceilgrid_assets.core.engine.optimiser import rounded_relaxation, solve_stage
+    from ceilgrid_assets.core.engine.optimiser import lp_relaxation, solve_stage
 
     disk_cells = int(context.disk.sum())
     if int(uncovered.sum()) * disk_cells <= LP_MAX_PAIRS:
@@ -84,7 +84,7 @@ def component_bound(
     constraints = [LinearConstraint(cover, lb=1, ub=float("inf"))]
     if need:
         constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=need))
-    _, lp_bound, status = rounded_relaxation(cover, constraints, need, SOLVE_SAFETY_NET_S)
+    _, lp_bound, status = lp_relaxation(constraints, n_sites, SOLVE_SAFETY_NET_S)
     if status == "optimal" and existing + lp_bound > bound:
         bound, method = existing + lp_bound, "LP"
     if bound >= placed or n_sites > EXACT_MAX_SITES:

@@ -332,8 +332,24 @@ def calculation_area(room: Room, profile: Profile) -> np.ndarray:
     rows, cols = np.nonzero(usable)
     shorter = min(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) * room.tile_size_m
     band = min(profile.wall_band_m, profile.wall_band_share * shorter)
-    inner = usable & (wall_distance(usable, room.tile_size_m) >= band - EPSILON_M)
+    if usable.size <= MEMOISED_DISTANCE_CELLS:  # every candidate of a room asks again
+        return _memoised_area(usable.tobytes(), usable.shape, room.tile_size_m, band)
+    return _inner_area(usable, room.tile_size_m, band)
+
+
+def _inner_area(usable: np.ndarray, tile_size_m: float, band_m: float) -> np.ndarray:
+    inner = usable & (wall_distance(usable, tile_size_m) >= band_m - EPSILON_M)
     return inner if inner.any() else usable
+
+
+@functools.lru_cache(maxsize=64)
+def _memoised_area(
+    usable_bytes: bytes, shape: tuple[int, ...], tile_size_m: float, band_m: float
+) -> np.ndarray:
+    usable = np.frombuffer(usable_bytes, dtype=bool).reshape(shape)
+    area = _inner_area(usable, tile_size_m, band_m).copy()
+    area.setflags(write=False)
+    return area
 
 
 def uniformity_shortfall(
