@@ -240,3 +240,70 @@ def test_single_room_and_hostile_ids_read_back(tmp_path):
     assert len(space.Name) == ifc.MAX_LABEL
     assert len(model.by_type("IfcLightFixture")) == len(OFFICE_DEVICES["light"])
     assert all(validated(model).values())
+
+
+def l_shaped_room() -> Room:
+    """10 x 8 tiles of 0.6 m, the top-right 4 x 3 outside the room, a column inside.
+
+    Inside: 80 - 12 = 68 tiles (the invalid column is ceiling inside the room),
+    68 x 0.36 = 24.48 m2; the devices stay clear of the void.
+    """
+    cells = np.zeros((8, 10), dtype=np.uint8)
+    cells[0:3, 6:10] = CODE["void"]
+    cells[5, 5] = CODE["invalid"]
+    cells[1, 2] = CODE["light"]
+    cells[6, 8] = CODE["smoke_detector"]
+    return Room("l-shape", cells)
+
+
+def test_footprint_rectangles_merge_rows_with_the_same_runs():
+    room = l_shaped_room()
+    # Rows 0-2 run over x 0..5, rows 3-7 over the whole width: two rectangles.
+    assert ifc.footprint_rectangles(room.inside) == [(0, 0, 6, 3), (0, 3, 10, 8)]
+    assert ifc.footprint_rectangles(np.ones((3, 4), dtype=bool)) == [(0, 0, 4, 3)]
+    # A U (void in the middle of the top rows) and a room in two pieces.
+    u = np.ones((4, 5), dtype=bool)
+    u[0:2, 2] = False
+    assert ifc.footprint_rectangles(u) == [(0, 0, 2, 2), (3, 0, 5, 2), (0, 2, 5, 4)]
+    apart = np.array([[True, False, True], [True, False, False]])
+    assert ifc.footprint_rectangles(apart) == [(0, 0, 1, 2), (2, 0, 3, 1)]
+    assert ifc.footprint_rectangles(np.zeros((2, 2), dtype=bool)) == []
+
+
+def test_an_l_shaped_room_space_and_ceiling_cover_its_inside_cells_only(tmp_path):
+    import ifcopenshell.util.shape
+
+    room = l_shaped_room()
+    model = read_back(export.layout_from_document(output_document([room])), tmp_path)
+    settings = ifcopenshell.geom.settings()
+    settings.set("use-world-coords", True)
+    [space] = model.by_type("IfcSpace")
+    [ceiling] = space.HasCoverings[0].RelatedCoverings
+    inside_area = 68 * 0.6**2  # hand-computed above: 24.48 m2
+    assert int(room.inside.sum()) * room.tile_size_m**2 == pytest.approx(inside_area)
+    for element, height in ((space, 2.7), (ceiling, ifc.CEILING_THICKNESS_M)):
+        geometry = ifcopenshell.geom.create_shape(settings, element).geometry
+        assert ifcopenshell.util.shape.get_footprint_area(geometry) == pytest.approx(inside_area)
+        assert ifcopenshell.util.shape.get_volume(geometry) == pytest.approx(inside_area * height)
+    # The full grid would be 80 tiles, 28.8 m2: the void's 4.32 m2 are left out.
+    # The void is the top-right corner, X 3.6..6.0 and Y (8 - 3) * 0.6 = 3.0..4.8, so
+    # the space is X 0..6 by Y 0..3 (rows 3-7) and X 0..3.6 by Y 3..4.8 (rows 0-2).
+    [body] = space.Representation.Representations
+    corners = []
+    for item in body.Items:  # rectangles extruded from the space's origin
+        assert item.Position.Location.Coordinates == (0.0, 0.0, 0.0)
+        points = np.array(item.SweptArea.OuterCurve.Points.CoordList)
+        corners.append((*points.min(axis=0).round(6), *points.max(axis=0).round(6)))
+    assert sorted(corners) == [(0.0, 0.0, 6.0, 3.0), (0.0, 3.0, 3.6, 4.8)]
+    # The devices read back at their cells, and the export still passes the IDS.
+    rooms = devices_by_room(model)
+    # Cell (2, 1): X = 2.5 * 0.6, Y = (8 - 1 - 0.5) * 0.6.
+    assert np.allclose(rooms["l-shape"][("light", 2, 1)]["xyz"], (1.5, 3.9, 2.7))
+    assert all(validated(model).values())
+
+
+def test_a_room_without_void_keeps_one_box(tmp_path):
+    model = read_back(building(), tmp_path)
+    for space in model.by_type("IfcSpace"):
+        [body] = space.Representation.Representations
+        assert len(body.Items) == 1

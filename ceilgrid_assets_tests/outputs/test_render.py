@@ -230,3 +230,34 @@ def test_coverage_view_shows_the_blind_zone_round_a_corner():
     straight = room.with_cells(np.where(cells == CODE["void"], INVALID, cells).astype(np.uint8))
     before = render.render_room(straight, "coverage")
     assert close(at(pixels(before), before, 10, 0), at(pixels(before), before, 0, 3), 12)
+
+
+def test_blind_zones_view_hatches_each_rule_and_lists_rules_without_devices_as_room_wide():
+    # The U of the coverage test, with one air supply beside the detector and no light.
+    # The detector's in-room blind zone is the right arm; the supply (reach 3.46 m)
+    # leaves everything beyond about 5.8 tiles blind for supply.coverage, the right
+    # arm included; light.spacing is blind everywhere, as the room has no light.
+    cells = np.zeros((12, 12), dtype=np.uint8)
+    cells[:9, 2:10] = CODE["void"]
+    cells[0, 0] = CODE["smoke_detector"]
+    cells[11, 0] = CODE["air_supply"]
+    room = Room("u-shape", cells)
+    profile = get_profile("nfpa72")
+    masks = render.blind_zone_masks(room, profile)
+    assert set(masks) == {"light.spacing", "supply.coverage", "smoke.coverage"}
+    assert masks["light.spacing"].sum() == room.usable.sum()
+    assert masks["smoke.coverage"][0, 10] and not masks["smoke.coverage"][3, 0]
+    # (0, 3) is 8 rows = 4.8 m from the supply: blind for supply.coverage only.
+    assert masks["supply.coverage"][3, 0] and not masks["supply.coverage"][9, 0]
+
+    image = render.render_room(room, "blind_zones", profile=profile)
+    assert "smoke.coverage" in image.title and "no device yet: light.spacing" in image.title
+    array = pixels(image)
+    # (1, 10) is reached by both devices but in light.spacing's room-wide zone, which
+    # is not drawn: near white (the detector circle's faint tint), not hatched.
+    assert masks["light.spacing"][10, 1]
+    plain = at(array, image, 1, 10)
+    assert plain.min() >= 225
+    supply_only, both = at(array, image, 0, 3), at(array, image, 10, 0)
+    assert not close(supply_only, plain, 20) and not close(both, plain, 20)
+    assert not close(supply_only, both, 10)  # two rules' tints over the right arm

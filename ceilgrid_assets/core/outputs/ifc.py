@@ -4,7 +4,9 @@ One model per building: IfcProject > IfcSite > IfcBuilding > one
 IfcBuildingStorey > an IfcSpace per room, with the room's ceiling as an
 IfcCovering (CEILING) and every device as an occurrence contained in the space:
 IfcLightFixture, IfcAirTerminal (DIFFUSER for supply, GRILLE for return) and
-IfcSensor (SMOKESENSOR). Lengths are metres.
+IfcSensor (SMOKESENSOR). Lengths are metres. The space and its ceiling cover
+the room's inside tiles (every tile but ``void``), as rectangles merged row by
+row (:func:`footprint_rectangles`), so an L-shaped room's space is an L.
 
 Coordinates follow the DXF export, so a room's DXF plan lies exactly over its
 IFC space: the room's lower-left corner is the space origin and JSON cell
@@ -134,11 +136,68 @@ def _body(
     depth: float,
 ) -> Any:
     """A body representation: a ``size`` rectangle from ``corner`` extruded ``depth`` up."""
+    return _boxes(model, context, [(corner[0], corner[1], *size)], corner[2], depth)
+
+
+def _boxes(
+    model: ifcopenshell.file,
+    context: Any,
+    rectangles: list[tuple[float, float, float, float]],
+    z: float,
+    depth: float,
+) -> Any:
+    """A body of ``(x, y, width, height)`` rectangles, each extruded ``depth`` up from ``z``.
+
+    One SweptSolid representation holding one extrusion per rectangle; the
+    rectangles only touch, so the body's volume is their sum.
+    """
     builder = ShapeBuilder(model)
-    profile = builder.profile(builder.rectangle(size=size, position=corner[:2]))
-    return builder.get_representation(
-        context, [builder.extrude(profile, magnitude=depth, position=(0.0, 0.0, corner[2]))]
-    )
+    items = [
+        builder.extrude(
+            builder.profile(builder.rectangle(size=(w, h), position=(x, y))),
+            magnitude=depth,
+            position=(0.0, 0.0, z),
+        )
+        for x, y, w, h in rectangles
+    ]
+    return builder.get_representation(context, items)
+
+
+def footprint_rectangles(inside: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """The ``True`` cells of ``inside`` as rectangles ``(x0, y0, x1, y1)`` of cells, ends excluded.
+
+    Each row is cut into runs of inside cells, and a run continues the
+    rectangle above when that rectangle spans exactly the same columns: a
+    rectangular room is one rectangle, an L two. Rows and columns are the JSON
+    grid's (``y = 0`` at the top); the rectangles never overlap.
+    """
+    padded = np.zeros((inside.shape[0], inside.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = inside
+    edges = np.diff(padded, axis=1)
+    open_runs: dict[tuple[int, int], int] = {}  # (x0, x1) -> first row
+    rectangles = []
+    for y in range(inside.shape[0] + 1):
+        runs = set()
+        if y < inside.shape[0]:
+            starts, stops = np.flatnonzero(edges[y] == 1), np.flatnonzero(edges[y] == -1)
+            runs = set(zip(starts.tolist(), stops.tolist(), strict=True))
+        for run in sorted(set(open_runs) - runs):
+            rectangles.append((run[0], open_runs.pop(run), run[1], y))
+        for run in sorted(runs - set(open_runs)):
+            open_runs[run] = y
+    return sorted(rectangles, key=lambda r: (r[1], r[0]))
+
+
+def _room_footprint(room: Room) -> list[tuple[float, float, float, float]]:
+    """The room's inside cells (all but ``void``) as ``(x, y, width, height)`` in metres.
+
+    In the space's frame: the grid's lower-left corner at the origin, Y up.
+    """
+    t = room.tile_size_m
+    return [
+        tuple(round(value * t, 9) for value in (x0, room.height - y1, x1 - x0, y1 - y0))
+        for x0, y0, x1, y1 in footprint_rectangles(room.inside)
+    ]
 
 
 def _entity(
@@ -265,16 +324,17 @@ def _add_room(
     """A room's space, its ceiling and its devices, in the storey at ``origin_x``."""
     key = (layout.building_id, index, room.grid_id)
     t = room.tile_size_m
-    size = (room.width * t, room.height * t)
+    footprint = _room_footprint(room)
     verdict = layout.compliance(index)
 
     space = _entity(model, "IfcSpace", (*key, "space"), room.grid_id, "INTERNAL")
     space.LongName = room.room_type
     model.createIfcRelAggregates(_guid(*key, "aggregates"), None, None, None, storey, [space])
     space.ObjectPlacement = _placement(model, storey.ObjectPlacement, (origin_x, 0.0, 0.0))
-    space.Representation = model.createIfcProductDefinitionShape(
-        None, None, [_body(model, body, (0.0, 0.0, 0.0), size, room.ceiling_height_m)]
-    )
+    if footprint:  # a room of void tiles alone has no body
+        space.Representation = model.createIfcProductDefinitionShape(
+            None, None, [_boxes(model, body, footprint, 0.0, room.ceiling_height_m)]
+        )
     _property_set(
         model,
         space,
@@ -296,9 +356,10 @@ def _add_room(
     ceiling.ObjectPlacement = _placement(
         model, space.ObjectPlacement, (0.0, 0.0, room.ceiling_height_m)
     )
-    ceiling.Representation = model.createIfcProductDefinitionShape(
-        None, None, [_body(model, body, (0.0, 0.0, 0.0), size, CEILING_THICKNESS_M)]
-    )
+    if footprint:
+        ceiling.Representation = model.createIfcProductDefinitionShape(
+            None, None, [_boxes(model, body, footprint, 0.0, CEILING_THICKNESS_M)]
+        )
     model.createIfcRelCoversSpaces(_guid(*key, "covers"), None, None, None, space, [ceiling])
 
     driven_by = drivers(room, count_minima(room, layout.profile(index)))

@@ -37,6 +37,7 @@ from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 from PIL import Image
 
 from ceilgrid_assets.core.engine.grid import (
+    AIR_SUPPLY,
     CODE,
     COMPONENTS,
     DEVICE_COMPONENTS,
@@ -94,6 +95,8 @@ BLIND_HATCH = "xx"
 #: symbol stands out while a tiny cell without a symbol is still identifiable.
 TINT = 0.3
 VIEWS: tuple[str, ...] = ("plan", "coverage", "illuminance", "violations")
+#: Views :func:`render_room` draws on request only (not in :func:`render_views` or exports).
+EXTRA_VIEWS: tuple[str, ...] = ("blind_zones",)
 #: Pipeline stages: the input, then the room after each component in series order.
 STAGES: tuple[str, ...] = ("input",) + DEVICE_COMPONENTS
 STAGE_CAPTIONS: dict[str, str] = {
@@ -391,14 +394,12 @@ def _plan(fig: Figure, ax: Axes, room: Room, cell: float) -> None:
     _scale_bar(ax, room)
 
 
-def _coverage(fig: Figure, ax: Axes, room: Room, cell: float, profile: Profile) -> str:
-    """Detector circles of the profile radius and the coverage points the detectors
-    miss (in-room reach, and the spacing method's squares under that profile)."""
-    _plan(fig, ax, room, cell)
+def _detector_circles(ax: Axes, room: Room, profile: Profile) -> Line2D:
+    """A dashed circle of the profile's smoke radius round each detector (the
+    straight-line reach); the legend entry."""
     t = room.tile_size_m
     radius = profile.smoke_radius_m
-    detectors = room.cells == SMOKE_DETECTOR
-    ys, xs = np.nonzero(detectors)
+    ys, xs = np.nonzero(room.cells == SMOKE_DETECTOR)
     if xs.size:
         ax.add_collection(
             EllipseCollection(
@@ -415,6 +416,19 @@ def _coverage(fig: Figure, ax: Axes, room: Room, cell: float, profile: Profile) 
                 zorder=3,
             )
         )
+    return Line2D(
+        [], [], color=COLOURS["smoke_detector"], linestyle="--", label=f"R = {radius:.2f} m"
+    )
+
+
+def _coverage(fig: Figure, ax: Axes, room: Room, cell: float, profile: Profile) -> str:
+    """Detector circles of the profile radius and the coverage points the detectors
+    miss (in-room reach, and the spacing method's squares under that profile)."""
+    _plan(fig, ax, room, cell)
+    t = room.tile_size_m
+    radius = profile.smoke_radius_m
+    detectors = room.cells == SMOKE_DETECTOR
+    circles = _detector_circles(ax, room, profile)
     uncovered = uncovered_points(room, detectors, radius)
     uncovered |= spacing_uncovered(room, profile, detectors)
     overlay = np.zeros(room.cells.shape + (4,))
@@ -427,9 +441,7 @@ def _coverage(fig: Figure, ax: Axes, room: Room, cell: float, profile: Profile) 
         zorder=3.5,
     )
     extra = [
-        Line2D(
-            [], [], color=COLOURS["smoke_detector"], linestyle="--", label=f"R = {radius:.2f} m"
-        ),
+        circles,
         Patch(
             facecolor=UNCOVERED_COLOUR,
             alpha=UNCOVERED_ALPHA,
@@ -496,7 +508,6 @@ def _violations(
 ) -> str:
     """The plan with the cells each violation names filled and outlined in the rule's colour."""
     _plan(fig, ax, room, cell)
-    extra: list[Any] = []
     by_rule: dict[str, np.ndarray] = {}
     for violation in violations:
         mask = by_rule.setdefault(violation["rule"], np.zeros(room.cells.shape, dtype=bool))
@@ -508,6 +519,23 @@ def _violations(
             & (cells[:, 1] < room.height)
         )
         mask[cells[inside, 1], cells[inside, 0]] = True
+    _component_legend(ax, room, _rule_cells(ax, room, cell, by_rule))
+    if not violations:
+        return "compliant: no violations"
+    rules = ", ".join(sorted(by_rule))
+    return f"{len(violations)} violation(s): {rules}"
+
+
+def _rule_cells(
+    ax: Axes,
+    room: Room,
+    cell: float,
+    by_rule: Mapping[str, np.ndarray],
+    blind_label: str = "{rule} blind zone ({where})",
+) -> list[Any]:
+    """Each rule's cells filled and outlined in its colour (coverage rules hatched as
+    blind zones); the legend entries, a rule without cells marked room-wide."""
+    extra: list[Any] = []
     for rule, mask in by_rule.items():
         colour = RULE_COLOURS.get(rule, OTHER_RULE_COLOUR)
         blind = rule in COVERAGE_RULES
@@ -523,7 +551,7 @@ def _violations(
                 )
             )
         where = f"{int(mask.sum())} cells" if mask.any() else "room-wide"
-        label = f"{rule} blind zone ({where})" if blind else f"{rule} ({where})"
+        label = blind_label.format(rule=rule, where=where) if blind else f"{rule} ({where})"
         extra.append(
             Patch(
                 facecolor=colour + "66",
@@ -532,11 +560,66 @@ def _violations(
                 label=label,
             )
         )
-    _component_legend(ax, room, extra)
-    if not violations:
-        return "compliant: no violations"
-    rules = ", ".join(sorted(by_rule))
-    return f"{len(violations)} violation(s): {rules}"
+    return extra
+
+
+#: The device type whose reach each coverage rule measures.
+COVERAGE_DEVICES: dict[str, int] = {
+    "light.spacing": LIGHT,
+    "supply.coverage": AIR_SUPPLY,
+    "smoke.coverage": SMOKE_DETECTOR,
+    "smoke.spacing": SMOKE_DETECTOR,
+}
+
+
+def blind_zone_masks(room: Room, profile: Profile) -> dict[str, np.ndarray]:
+    """Per coverage rule with blind points, every point its devices leave uncovered.
+
+    The same checks as the rules (in-room distances where the room has void;
+    ``smoke.spacing`` under the spacing method only), but the whole mask, not
+    the first cells a violation lists.
+    """
+    detectors = room.cells == SMOKE_DETECTOR
+    masks = {
+        "light.spacing": uncovered_points(
+            room, room.cells == LIGHT, profile.light_radius_m(room.ceiling_height_m)
+        ),
+        "supply.coverage": uncovered_points(
+            room, room.cells == AIR_SUPPLY, profile.supply_radius_m
+        ),
+        "smoke.coverage": uncovered_points(room, detectors, profile.smoke_radius_m),
+        "smoke.spacing": spacing_uncovered(room, profile, detectors),
+    }
+    return {rule: mask for rule, mask in masks.items() if mask.any()}
+
+
+def _blind_zones(fig: Figure, ax: Axes, room: Room, cell: float, profile: Profile) -> str:
+    """The plan with each coverage rule's blind zone hatched in the rule's colour,
+    and the detectors' radius drawn as in the coverage view: where a circle
+    reaches over a void into a hatched zone, the reach would cross outside the room.
+
+    A rule whose device type the room has none of is blind everywhere: it is
+    listed as room-wide rather than hatched over the whole plan, so the zones
+    the placed devices leave stay readable.
+    """
+    _plan(fig, ax, room, cell)
+    circles = _detector_circles(ax, room, profile)
+    masks = blind_zone_masks(room, profile)
+    drawn = {
+        rule: mask if (room.cells == COVERAGE_DEVICES[rule]).any() else np.zeros_like(mask)
+        for rule, mask in masks.items()
+    }
+    zones = _rule_cells(ax, room, cell, drawn, "{rule}: {where}")
+    _component_legend(ax, room, [circles, *zones])
+    if not masks:
+        return f"no blind zones: every coverage point reached ({profile.name})"
+    zones = ", ".join(
+        f"{rule} {int(mask.sum())}" for rule, mask in masks.items() if drawn[rule].any()
+    )
+    wide = ", ".join(rule for rule in masks if not drawn[rule].any())
+    parts = [f"points uncovered: {zones}"] if zones else []
+    parts += [f"no device yet: {wide}"] if wide else []
+    return f"blind zones ({profile.name}), " + "; ".join(parts)
 
 
 def render_room(
@@ -547,13 +630,14 @@ def render_room(
     violations: Sequence[Mapping[str, Any]] = (),
     subtitle: str | None = None,
 ) -> RenderedImage:
-    """One PNG of ``room``: ``view`` is one of :data:`VIEWS`.
+    """One PNG of ``room``: ``view`` is one of :data:`VIEWS` or :data:`EXTRA_VIEWS`.
 
     ``violations`` are the compliance report's dicts (``rule``, ``cells``), used
     by the ``violations`` view; ``subtitle`` replaces the view's own caption.
     """
-    if view not in VIEWS:
-        raise ValueError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
+    if view not in VIEWS + EXTRA_VIEWS:
+        views = ", ".join(VIEWS + EXTRA_VIEWS)
+        raise ValueError(f"unknown view {view!r}; choose one of {views}")
     profile = get_profile(profile)
     fig, ax, cell = _new_figure(room)
     if view == "plan":
@@ -564,6 +648,8 @@ def render_room(
         caption = _coverage(fig, ax, room, cell, profile)
     elif view == "illuminance":
         caption = _illuminance(fig, ax, room, cell, profile)
+    elif view == "blind_zones":
+        caption = _blind_zones(fig, ax, room, cell, profile)
     else:
         caption = _violations(fig, ax, room, cell, violations)
     title = _title(fig, room, subtitle or caption)
