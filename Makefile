@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test test-fast bench train lint clean
+.PHONY: install dev test test-fast stack-test bench train lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)  ## the whole suite (starts Postgres, Docker, nginx, Chromium as 
 
 test-fast: $(STAMP)  ## the suite without slow, docker and browser tests
 	$(BIN)/python -m pytest -q -m "not slow and not docker and not browser"
+
+stack-test: $(STAMP)  ## only the full compose stack: images built here, docker compose up, driven through nginx, torn down
+	$(BIN)/python -m pytest -q -m stack ceilgrid_assets_tests/deploy/test_deploy_stack.py
 
 bench: $(STAMP)  ## layout benchmark: start-up, per room, buildings end to end, largest room (ORIGINAL=DIR adds the original pipeline)
 	$(BIN)/python scripts/bench_layout.py $(if $(ORIGINAL),--original $(ORIGINAL))

@@ -1,13 +1,14 @@
 """Static guarantees of the Docker deployment files: no open doors, no committed secrets,
 and the compose file, instance config, nginx template and .env.example agree.
 
-The compose CLI is not installed on CI machines, so the compose file is checked as
-data; the services themselves are exercised by test_deploy_docker (image, code
-server, run launcher) and test_deploy_proxy (nginx in front of webservers).
+Here the compose file is checked as data; test_deploy_stack brings it up whole
+with ``docker compose``, and test_deploy_docker (image, code server, run launcher)
+and test_deploy_proxy (nginx in front of webservers) exercise its parts.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -76,6 +77,9 @@ def test_only_nginx_publishes_ports_and_postgres_is_internal(compose: dict[str, 
     services = compose["services"]
     published = {name for name, service in services.items() if service.get("ports")}
     assert published == {"nginx"}
+    # Every host address by default; CEILGRID_BIND_ADDRESS narrows it (the stack test: loopback).
+    for port in services["nginx"]["ports"]:
+        assert port["host_ip"] == "${CEILGRID_BIND_ADDRESS:-}", port
     assert "pgdata:/var/lib/postgresql/data" in services["postgres"]["volumes"]
     assert "pgdata" in compose["volumes"]
 
@@ -146,6 +150,9 @@ def test_backups_and_retention_run_daily_with_the_shipped_scripts(
         == ["/bin/sh", "-c", compose["x-daily"], "daily"]
     )
     assert "sleep 86400" in compose["x-daily"]
+    # A shell as PID 1 ignores SIGTERM; the init process stops the loop at once.
+    assert backup["init"] is True and retention["init"] is True
+    assert backup["stop_signal"] == "SIGTERM"  # the postgres image's own is SIGINT
     assert retention["command"][:2] == ["python", "/opt/dagster/bin/prune_runs.py"]
     assert {"--days", "--compute-log-days"} <= set(retention["command"])
     assert "ceilgrid-data:/var/lib/ceilgrid" in retention["volumes"]
@@ -213,9 +220,18 @@ def test_instance_config_matches_the_compose_stack(
     passed = set(launcher["env_vars"]) | {"CEILGRID_IMAGE", "CEILGRID_DOCKER_NETWORK"}
     assert used <= passed
     assert set(launcher["env_vars"]) <= dagster_env.keys()
+    network = "${CEILGRID_NETWORK:-ceilgrid}"
     assert dagster_env["CEILGRID_DOCKER_NETWORK"] == compose["networks"]["ceilgrid"]["name"]
-    (volume,) = launcher["container_kwargs"]["volumes"]
-    assert compose["volumes"][volume]["name"] == volume
+    assert compose["networks"]["ceilgrid"]["name"] == network
+    # Run containers mount the data volume by its configured name: the code server's
+    # container context replaces dagster.yaml's default (the same volume, same mount).
+    ((volume, mount),) = launcher["container_kwargs"]["volumes"].items()
+    configured = "${CEILGRID_DATA_VOLUME:-" + volume + "}"
+    assert compose["volumes"][volume]["name"] == configured
+    context = json.loads(compose["services"]["code"]["environment"]["DAGSTER_CONTAINER_CONTEXT"])
+    assert context == {"docker": {"container_kwargs": {"volumes": {configured: mount}}}}
+    for name in ("code", "webserver-operator", "webserver-viewer", "daemon", "retention"):
+        assert f"{volume}:{mount['bind']}" in compose["services"][name]["volumes"], name
 
 
 def test_nginx_template_gets_every_value_from_compose(compose: dict[str, Any]) -> None:
