@@ -12,11 +12,15 @@ import math
 import numpy as np
 from scipy import ndimage, sparse
 
-from ceilgrid_assets.core.engine.rules import EPSILON_M, uniformity_shortfall
+from ceilgrid_assets.core.engine.photometry import fft_convolve, illuminance_map, light_contribution
+from ceilgrid_assets.core.engine.rules import EPSILON_M, shortfall_of
 from ceilgrid_assets.core.engine.stages import StageContext, dense_coverage, disk_counts
 
 #: A greedy round takes cells whose gain is at least this share of the best gain.
 GREEDY_ROUND_SHARE = 1.0
+#: Greedy gains are updated around each pick while the windows touched stay under
+#: this share of the grid; beyond, one FFT recounts the whole grid (same result).
+LOCAL_UPDATE_SHARE = 1.0
 
 
 def greedy_cover(
@@ -41,15 +45,16 @@ def greedy_cover(
     uncovered = uncovered.copy()
     picked = np.zeros_like(candidates)
     open_sites = candidates.copy()
+    counts = disk_counts(uncovered, disk, covers)
     while uncovered.any():
-        gains = disk_counts(uncovered, disk, covers)
-        gains[~open_sites] = 0
+        gains = np.where(open_sites, counts, 0)
         best = int(gains.max())
         if best == 0:
             return picked
         sites = np.flatnonzero(gains >= max(1, math.ceil(GREEDY_ROUND_SHARE * best)))
         sites = sites[np.argsort(-gains.ravel()[sites], kind="stable")]
         blocked = np.zeros_like(candidates)
+        picks: list[tuple[int, int]] = []
         for flat in sites.tolist():
             y, x = divmod(flat, width)
             if blocked[y, x]:
@@ -59,16 +64,106 @@ def greedy_cover(
             blocked[
                 max(0, y - 2 * reach) : y + 2 * reach + 1, max(0, x - 2 * reach) : x + 2 * reach + 1
             ] = True
-            if covers is not None:
-                start, end = covers.indptr[flat], covers.indptr[flat + 1]
+            picks.append((y, x))
+        if covers is not None:
+            for y, x in picks:
+                start, end = covers.indptr[y * width + x], covers.indptr[y * width + x + 1]
                 uncovered.flat[covers.indices[start:end]] = False
-                continue
-            y0, x0 = max(0, y - reach), max(0, x - reach)
-            y1, x1 = min(height, y + reach + 1), min(width, x + reach + 1)
-            uncovered[y0:y1, x0:x1] &= ~disk[
-                y0 - y + reach : y1 - y + reach, x0 - x + reach : x1 - x + reach
-            ]
+            counts = disk_counts(uncovered, disk, covers)
+        elif len(picks) * (4 * reach + 1) ** 2 < LOCAL_UPDATE_SHARE * uncovered.size:
+            # Few picks: update the counts around each (disks of a round are disjoint).
+            for y, x in picks:
+                _take_disk_points(uncovered, counts, disk, y, x)
+        else:
+            for y, x in picks:
+                _take_disk_points(uncovered, None, disk, y, x)
+            counts = disk_counts(uncovered, disk)
     return picked
+
+
+def _disk_window(
+    shape: tuple[int, ...], disk: np.ndarray, y: int, x: int
+) -> tuple[tuple[slice, slice], np.ndarray]:
+    """The window of the grid the disk around (y, x) meets, and the disk's part in it."""
+    reach = disk.shape[0] // 2
+    y0, x0 = max(0, y - reach), max(0, x - reach)
+    y1, x1 = min(shape[0], y + reach + 1), min(shape[1], x + reach + 1)
+    stencil = disk[y0 - y + reach : y1 - y + reach, x0 - x + reach : x1 - x + reach]
+    return (slice(y0, y1), slice(x0, x1)), stencil
+
+
+def _take_disk_points(
+    uncovered: np.ndarray, counts: np.ndarray | None, disk: np.ndarray, y: int, x: int
+) -> None:
+    """Mark the uncovered points in the disk around (y, x) covered and take them off
+    ``counts`` (uncovered points within the disk of each cell), in a window only."""
+    window, stencil = _disk_window(uncovered.shape, disk, y, x)
+    taken = uncovered[window] & stencil
+    uncovered[window] &= ~stencil
+    if counts is None or not taken.any():
+        return
+    # Each taken point leaves the count of every cell within the disk around it.
+    reach = disk.shape[0] // 2
+    height, width = uncovered.shape
+    delta = np.rint(fft_convolve(taken.astype(np.float64), disk.astype(np.float64)))
+    top, left = window[0].start - reach, window[1].start - reach  # the cell of delta[0, 0]
+    cy0, cx0 = max(0, top), max(0, left)
+    cy1, cx1 = min(height, top + delta.shape[0]), min(width, left + delta.shape[1])
+    counts[cy0:cy1, cx0:cx1] -= delta[cy0 - top : cy1 - top, cx0 - left : cx1 - left].astype(
+        counts.dtype
+    )
+
+
+class BlockArgmax:
+    """``np.argmax`` of a 2-D array that changes in windows, without a full scan per query.
+
+    Keeps, for every ``BLOCK`` x ``BLOCK`` block, its maximum and the flat
+    index of its first maximum; a query takes the smallest such index among
+    the blocks holding the top value. That is exactly ``np.argmax`` (first in
+    row-major order: row-major order inside a block agrees with the whole
+    array's). Spreading thousands of lights in a 500x500-tile room no longer
+    scans the room per light.
+    """
+
+    BLOCK = 16
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values  # the caller's array: call refresh() after changing a window
+        height, width = values.shape
+        b = self.BLOCK
+        blocks = (-(-height // b), -(-width // b))
+        self.padded = np.full((blocks[0] * b, blocks[1] * b), -np.inf)
+        self.block_max = np.full(blocks, -np.inf)
+        self.block_first = np.zeros(blocks, dtype=np.int64)
+        self.refresh(slice(0, height), slice(0, width))
+
+    def refresh(self, rows: slice, cols: slice) -> None:
+        """Take in ``values[rows, cols]`` again (slices with non-negative starts)."""
+        b = self.BLOCK
+        height, width = self.values.shape
+        by0, by1 = rows.start // b, -(-min(rows.stop, height) // b)
+        bx0, bx1 = cols.start // b, -(-min(cols.stop, width) // b)
+        y0, y1 = by0 * b, min(by1 * b, height)
+        x0, x1 = bx0 * b, min(bx1 * b, width)
+        self.padded[y0:y1, x0:x1] = self.values[y0:y1, x0:x1]
+        blocks = (
+            self.padded[by0 * b : by1 * b, bx0 * b : bx1 * b]
+            .reshape(by1 - by0, b, bx1 - bx0, b)
+            .transpose(0, 2, 1, 3)
+            .reshape(by1 - by0, bx1 - bx0, b * b)
+        )
+        local = blocks.argmax(axis=2)
+        self.block_max[by0:by1, bx0:bx1] = blocks.max(axis=2)
+        row = np.arange(by0, by1)[:, None] * b + local // b
+        col = np.arange(bx0, bx1)[None, :] * b + local % b
+        self.block_first[by0:by1, bx0:bx1] = row * width + col
+
+    def max(self) -> float:
+        return float(self.block_max.max())
+
+    def argmax(self) -> int:
+        """Flat index of the first maximum of ``values``."""
+        return int(self.block_first[self.block_max == self.block_max.max()].min())
 
 
 #: Default weight of the wall distance in spreading: 2 would put devices half a
@@ -108,6 +203,7 @@ def spread(
     open_cells = candidates & ~devices
     radius = context.radius_m if until_covered else None
     merit = np.where(open_cells, np.minimum(nearest, wall), -np.inf)
+    best_merit = BlockArgmax(merit)
 
     def place(y: int, x: int, reach_m: float) -> None:
         added[y, x] = True
@@ -119,9 +215,10 @@ def spread(
         merit[window] = np.where(
             open_cells[window], np.minimum(nearest[window], wall[window]), -np.inf
         )
+        best_merit.refresh(*window)
 
     for _ in range(max(0, count - int(devices.sum()))):
-        flat = int(np.argmax(merit))
+        flat = best_merit.argmax()
         best = float(merit.flat[flat])
         if not np.isfinite(best):
             break
@@ -140,7 +237,7 @@ def spread(
         if np.hypot(xs_m[y, x] - xs_m[py, px], ys_m[y, x] - ys_m[py, px]) > radius + EPSILON_M:
             uncovered[py, px] = False  # no free candidate reaches this point
             continue
-        place(y, x, max(radius, float(np.max(merit))))
+        place(y, x, max(radius, best_merit.max()))
         uncovered &= nearest > radius + EPSILON_M
     return added
 
@@ -546,15 +643,20 @@ def brighten(context: StageContext, added: np.ndarray) -> np.ndarray:
     A light there usually lifts Emin more than Eavg; the loop ends when the rule
     holds or no free cell is left, so it always terminates.
     """
+    room, profile = context.room, context.profile
     added = added.copy()
     free = context.allowed & ~added
+    lux = None
     while free.any():
-        lux = uniformity_shortfall(context.room, context.profile, context.existing | added)
         if lux is None:
+            lux = illuminance_map(room, profile, context.existing | added)
+        dark = shortfall_of(room, profile, lux)
+        if dark is None:
             break
-        darkest = np.unravel_index(int(np.nanargmin(lux)), lux.shape)
+        darkest = np.unravel_index(int(np.nanargmin(dark)), dark.shape)
         _, nearest = ndimage.distance_transform_edt(~free, return_indices=True)
         y, x = int(nearest[0][darkest]), int(nearest[1][darkest])
         added[y, x] = True
         free[y, x] = False
+        lux = lux + light_contribution(room, profile, y, x)
     return added

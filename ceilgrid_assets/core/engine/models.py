@@ -34,6 +34,11 @@ from ceilgrid_assets.core.engine.stages import StageContext
 DEFAULT_MODELS_DIR = Path(".ceilgrid/models")
 #: The optimiser competes at serving time only in rooms with at most this many usable cells.
 DEFAULT_OPTIMISER_MAX_CELLS = 400
+#: The staggered model runs in rooms of at most this many usable cells (its
+#: local moves cost more than the room grows; the 100x80 hall has 8,000).
+STAGGERED_MAX_CELLS = 12_000
+#: The spread models run in rooms of at most this many usable cells (200x200 tiles).
+SPREAD_MAX_CELLS = 40_000
 #: Wall-clock safety net (s) of the optimiser on one stage of one room at serving
 #: time; the deterministic bound is its node budget (``STAGE_NODE_LIMIT``).
 DEFAULT_OPTIMISER_TIME_S = 10.0
@@ -82,14 +87,23 @@ class GreedyCoverModel:
 
 @dataclass(frozen=True)
 class SpreadModel:
-    """Farthest-point spreading, walls weighted: even spacing, good light uniformity."""
+    """Farthest-point spreading, walls weighted: even spacing, good light uniformity.
+
+    Places one device at a time, so it is left out of rooms of more than
+    ``max_cells`` usable cells (tens of thousands of lights), where the array
+    and greedy models compete.
+    """
 
     name: str = "spread"
     components: tuple[str, ...] = DEVICE_COMPONENTS
     exact: bool = False
     wall_weight: float = SPREAD_WALL_WEIGHT
+    max_cells: int = SPREAD_MAX_CELLS
 
     def place(self, context: StageContext) -> np.ndarray | None:
+        if int(context.room.usable.sum()) > self.max_cells:
+            context.notes[self.name] = f"not run: more than {self.max_cells} usable cells"
+            return None
         return spread(
             context,
             context.existing,
@@ -107,19 +121,26 @@ class StaggeredModel:
     Where coverage sets the count (detectors, diffusers in large open areas) a
     staggered pattern needs about a fifth fewer devices than a square array.
     Rooms of at most ``min_cells`` usable cells are left to the exact optimiser,
-    which competes there and finds the minimum within its budget.
+    which competes there and finds the minimum within its budget; rooms of
+    more than ``max_cells`` to the array models, as its local moves grow
+    faster than the room (a 500x500-tile room spent over a minute in them).
     """
 
     name: str = "staggered"
     components: tuple[str, ...] = ("air_supply", "smoke_detector")
     exact: bool = False
     min_cells: int = DEFAULT_OPTIMISER_MAX_CELLS
+    max_cells: int = STAGGERED_MAX_CELLS
 
     def place(self, context: StageContext) -> np.ndarray | None:
-        if int(context.room.usable.sum()) <= self.min_cells:
+        usable = int(context.room.usable.sum())
+        if usable <= self.min_cells:
             context.notes[self.name] = (
                 f"left to the exact optimiser: at most {self.min_cells} usable cells"
             )
+            return None
+        if usable > self.max_cells:
+            context.notes[self.name] = f"not run: more than {self.max_cells} usable cells"
             return None
         existing = int(context.existing.sum())
 

@@ -13,6 +13,7 @@ summed directly for a few fittings, with an FFT in O(n log n) beyond.
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,11 +29,39 @@ def fft_convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
     Kept here rather than importing ``scipy.signal`` (seconds of import time for
     every CLI start); callers crop the ``valid`` or ``same`` part they need.
+    The kernel's spectrum is memoised: every candidate of a room convolves
+    with the same kernel, which saves a third of the transforms.
     """
     shape = [image.shape[i] + kernel.shape[i] - 1 for i in range(2)]
-    fast = [fft.next_fast_len(n, real=True) for n in shape]
-    product = fft.rfft2(image, fast) * fft.rfft2(kernel, fast)
+    fast = (fft.next_fast_len(shape[0], real=True), fft.next_fast_len(shape[1], real=True))
+    product = fft.rfft2(image, fast) * _spectrum(kernel, fast)
     return fft.irfft2(product, fast)[: shape[0], : shape[1]]
+
+
+#: Kernel spectra kept (a 500x500-tile room's light kernel spectrum is about 8 MB).
+SPECTRA_KEPT = 8
+_spectra: OrderedDict[tuple[object, ...], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+
+def _spectrum(kernel: np.ndarray, fast: tuple[int, int]) -> np.ndarray:
+    """``rfft2(kernel, fast)``, memoised by content for small kernels (disk stencils)
+    and by identity for read-only large ones (the memoised light kernels; the
+    entry holds the array, so its identity cannot pass to another)."""
+    if kernel.size <= 10_000:
+        key: tuple[object, ...] = (kernel.tobytes(), kernel.shape, kernel.dtype.str, fast)
+    elif not kernel.flags.writeable:
+        key = (id(kernel), fast)
+    else:
+        return fft.rfft2(kernel, fast)
+    entry = _spectra.get(key)
+    if entry is not None and (kernel.size <= 10_000 or entry[0] is kernel):
+        _spectra.move_to_end(key)
+        return entry[1]
+    spectrum = fft.rfft2(kernel, fast)
+    _spectra[key] = (kernel, spectrum)
+    while len(_spectra) > SPECTRA_KEPT:
+        _spectra.popitem(last=False)
+    return spectrum
 
 
 @functools.lru_cache(maxsize=16)
@@ -108,6 +137,23 @@ def illuminance_map(room: Room, profile: Profile, lights: np.ndarray | None = No
         ]
         lux = np.clip(lux, 0.0, None)
     return np.where(usable, lux, np.nan)
+
+
+def light_contribution(room: Room, profile: Profile, y: int, x: int) -> np.ndarray:
+    """Illuminance (lx) one more fitting on cell (y, x) adds at every cell.
+
+    Adding it to a map is exact (the map is a sum over fittings), so a loop
+    placing lights one by one updates its map instead of convolving again.
+    """
+    kernel = point_kernel(
+        room.cells.shape,
+        room.tile_size_m,
+        profile.mounting_height_m(room.ceiling_height_m),
+        luminaire_of(room, profile),
+        profile.maintenance_factor,
+    )
+    height, width = room.cells.shape
+    return kernel[height - 1 - y : 2 * height - 1 - y, width - 1 - x : 2 * width - 1 - x]
 
 
 @dataclass(frozen=True)

@@ -360,8 +360,12 @@ def uniformity_shortfall(
     None when U0 = Emin / Eavg is at least the target, or without any light
     (count and spacing report that room). ``lights`` overrides the room's own.
     """
-    area = calculation_area(room, profile)
-    lux = np.where(area, illuminance_map(room, profile, lights), np.nan)
+    return shortfall_of(room, profile, illuminance_map(room, profile, lights))
+
+
+def shortfall_of(room: Room, profile: Profile, lux: np.ndarray) -> np.ndarray | None:
+    """:func:`uniformity_shortfall` of an illuminance map already computed."""
+    lux = np.where(calculation_area(room, profile), lux, np.nan)
     summary = illuminance_summary(lux)
     if summary.average_lx <= 0:
         return None

@@ -1,0 +1,57 @@
+"""The shortcuts that keep very large rooms fast give the answers of the plain computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import make_room
+
+from ceilgrid_assets.core.engine import heuristics
+from ceilgrid_assets.core.engine.heuristics import BlockArgmax, greedy_cover
+from ceilgrid_assets.core.engine.photometry import illuminance_map, light_contribution
+from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.engine.stages import disk_stencil
+
+
+def test_block_argmax_is_numpy_argmax_under_window_updates():
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        height, width = (int(n) for n in rng.integers(1, 60, size=2))
+        # few distinct values: ties across blocks are the common case
+        values = np.round(rng.random((height, width)) * 3)
+        values[rng.random((height, width)) < 0.3] = -np.inf
+        tracker = BlockArgmax(values)
+        for _ in range(20):
+            assert tracker.argmax() == int(np.argmax(values))
+            assert tracker.max() == float(values.max())
+            y, x, r = int(rng.integers(height)), int(rng.integers(width)), int(rng.integers(5))
+            window = (slice(max(0, y - r), y + r + 1), slice(max(0, x - r), x + r + 1))
+            fresh = np.round(rng.random(values[window].shape) * 3)
+            values[window] = np.where(rng.random(fresh.shape) < 0.5, -np.inf, fresh)
+            tracker.refresh(*window)
+
+
+@pytest.mark.parametrize("radius_m", [1.3, 3.46, 6.4])
+def test_greedy_cover_updates_gains_locally_as_a_full_recount_would(monkeypatch, radius_m):
+    rng = np.random.default_rng(7)
+    disk = disk_stencil(radius_m, 0.6)
+    for _ in range(15):
+        height, width = (int(n) for n in rng.integers(5, 90, size=2))
+        uncovered = rng.random((height, width)) < rng.random()
+        candidates = rng.random((height, width)) < 0.8
+        local = greedy_cover(uncovered, candidates, disk)
+        with monkeypatch.context() as patch:  # every round recounts over the whole grid
+            patch.setattr(heuristics, "LOCAL_UPDATE_SHARE", 0.0)
+            full = greedy_cover(uncovered, candidates, disk)
+        np.testing.assert_array_equal(local, full)
+
+
+def test_one_more_light_adds_its_contribution_to_the_map():
+    profile = get_profile("nfpa72")
+    room = make_room((40, 30))
+    lights = np.zeros(room.cells.shape, dtype=bool)
+    lights[5::6, 4::6] = True
+    before = illuminance_map(room, profile, lights)
+    lights[13, 17] = True
+    after = illuminance_map(room, profile, lights)
+    np.testing.assert_allclose(before + light_contribution(room, profile, 13, 17), after, rtol=1e-9)
