@@ -151,6 +151,21 @@ def per_room(args: argparse.Namespace, work: Path) -> None:
         print(line)
 
 
+def render_times(args: argparse.Namespace) -> None:
+    """Median time to draw each view of a completed 60x40 office (scripts, not tests, time)."""
+    from ceilgrid_assets.core.outputs import render  # matplotlib: only when drawing
+
+    room = complete_room(office(60, 40, 10**6), EngineConfig()).room
+    render.render_room(room)  # warm up fonts and caches
+    for view in render.VIEWS:
+        times = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            render.render_room(room, view)
+            times.append(time.perf_counter() - started)
+        print(f"render 60x40 {view}: median {statistics.median(times) * 1000:.0f} ms")
+
+
 def start_up(work: Path) -> None:
     room = write_building(work / "one-room.json", [office(10, 10, 1)], "one-room")
     out = work / "one-room-out.json"
@@ -270,6 +285,7 @@ def main() -> None:
         work = Path(folder)
         start_up(work)
         per_room(args, work)
+        render_times(args)
         buildings(args, work)
         if not args.skip_largest:
             largest(work)
