@@ -126,6 +126,8 @@ class BlockArgmax:
     """
 
     BLOCK = 16
+    #: Grids up to this many cells are simply scanned (cheaper than keeping blocks).
+    SCAN_CELLS = 4_096
 
     def __init__(self, values: np.ndarray) -> None:
         self.values = values  # the caller's array: call refresh() after changing a window
@@ -139,6 +141,8 @@ class BlockArgmax:
 
     def refresh(self, rows: slice, cols: slice) -> None:
         """Take in ``values[rows, cols]`` again (slices with non-negative starts)."""
+        if self.values.size <= self.SCAN_CELLS:
+            return
         b = self.BLOCK
         height, width = self.values.shape
         by0, by1 = rows.start // b, -(-min(rows.stop, height) // b)
@@ -159,10 +163,14 @@ class BlockArgmax:
         self.block_first[by0:by1, bx0:bx1] = row * width + col
 
     def max(self) -> float:
+        if self.values.size <= self.SCAN_CELLS:
+            return float(self.values.max())
         return float(self.block_max.max())
 
     def argmax(self) -> int:
         """Flat index of the first maximum of ``values``."""
+        if self.values.size <= self.SCAN_CELLS:
+            return int(np.argmax(self.values))
         return int(self.block_first[self.block_max == self.block_max.max()].min())
 
 
