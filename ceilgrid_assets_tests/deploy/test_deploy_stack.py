@@ -477,15 +477,21 @@ query Runs($key: String!) {
 
 def _runs_for(stack: Stack, building_id: str) -> list[dict[str, Any]]:
     """The building's runs, asked of the operator's webserver through nginx."""
+    answer = _graphql(stack, "olga", RUNS_QUERY, {"key": building_id})
+    return answer["data"]["runsOrError"]["results"]
+
+
+def _graphql(stack: Stack, user: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """One GraphQL request through nginx as ``user`` (the answer must be HTTP 200)."""
     answer = requests.post(
         f"{stack.url}/graphql",
-        json={"query": RUNS_QUERY, "variables": {"key": building_id}},
-        auth=("olga", stack.passwords["olga"]),
+        json={"query": query, "variables": variables},
+        auth=(user, stack.passwords[user]),
         verify=str(stack.ca),
         timeout=30,
     )
     assert answer.ok, answer.text[:500]
-    return answer.json()["data"]["runsOrError"]["results"]
+    return answer.json()
 
 
 def test_operator_submission_is_laid_out_by_the_inbox_sensor_in_a_run_container(
@@ -524,15 +530,8 @@ def test_viewer_is_refused_a_launch(stack: Stack) -> None:
         },
         "runConfigData": {},
     }
-    answer = requests.post(
-        f"{stack.url}/graphql",
-        json={"query": LAUNCH_RUN, "variables": {"params": params}},
-        auth=("victor", stack.passwords["victor"]),
-        verify=str(stack.ca),
-        timeout=30,
-    )
-    assert answer.ok, answer.text[:500]
-    assert answer.json()["data"]["launchRun"]["__typename"] == "UnauthorizedError"
+    answer = _graphql(stack, "victor", LAUNCH_RUN, {"params": params})
+    assert answer["data"]["launchRun"]["__typename"] == "UnauthorizedError"
     path, _ = _building(stack.root, "stack-viewer")
     refused = _submit(stack, "victor", path, "--run", timeout=120)
     assert refused.returncode == 3, refused.stderr

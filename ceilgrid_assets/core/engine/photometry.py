@@ -91,6 +91,17 @@ def point_kernel(
     return kernel
 
 
+def room_kernel(room: Room, profile: Profile) -> np.ndarray:
+    """The room's :func:`point_kernel`: its size, mounting height, luminaire and maintenance."""
+    return point_kernel(
+        room.cells.shape,
+        room.tile_size_m,
+        profile.mounting_height_m(room.ceiling_height_m),
+        luminaire_of(room, profile),
+        profile.maintenance_factor,
+    )
+
+
 def luminaire_of(room: Room, profile: Profile) -> Luminaire:
     """The room's own luminaire, else the profile's, else a Lambertian one of its lamp flux."""
     name = room.luminaire or profile.luminaire
@@ -116,13 +127,7 @@ def illuminance_map(room: Room, profile: Profile, lights: np.ndarray | None = No
     usable = room.usable
     if not mask.any():
         return np.where(usable, 0.0, np.nan)
-    kernel = point_kernel(
-        room.cells.shape,
-        room.tile_size_m,
-        profile.mounting_height_m(room.ceiling_height_m),
-        luminaire_of(room, profile),
-        profile.maintenance_factor,
-    )
+    kernel = room_kernel(room, profile)
     height, width = mask.shape
     ly, lx = np.nonzero(mask)
     if ly.size * mask.size <= DIRECT_ILLUMINANCE_PAIRS:
@@ -145,13 +150,7 @@ def light_contribution(room: Room, profile: Profile, y: int, x: int) -> np.ndarr
     Adding it to a map is exact (the map is a sum over fittings), so a loop
     placing lights one by one updates its map instead of convolving again.
     """
-    kernel = point_kernel(
-        room.cells.shape,
-        room.tile_size_m,
-        profile.mounting_height_m(room.ceiling_height_m),
-        luminaire_of(room, profile),
-        profile.maintenance_factor,
-    )
+    kernel = room_kernel(room, profile)
     height, width = room.cells.shape
     return kernel[height - 1 - y : 2 * height - 1 - y, width - 1 - x : 2 * width - 1 - x]
 
