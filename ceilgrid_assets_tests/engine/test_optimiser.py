@@ -92,7 +92,7 @@ def _solve_with(monkeypatch, methods: set[str], component: str, room):
         if "rounding" not in methods:  # every site: never meets the bound
             patch.setattr(optimiser, "rounded_cover", lambda cover, x, need: np.ones(x.size, bool))
         if "dive" not in methods:
-            patch.setattr(optimiser, "dived_cover", lambda *args: None)
+            patch.setattr(optimiser, "dived_cover", lambda *args: (None, "optimal"))
         if "milp" not in methods:
             patch.setattr(optimiser, "_run", lambda *args: pytest.fail("the MILP ran"))
         # The wall clock is only a safety net here: the node budget decides.

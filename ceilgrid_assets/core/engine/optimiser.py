@@ -205,8 +205,8 @@ def dived_cover(
     x: np.ndarray,
     time_limit_s: float,
     max_lps: int = DIVE_MAX_LPS,
-) -> np.ndarray | None:
-    """A cover found by diving from the LP solution ``x``, or None.
+) -> tuple[np.ndarray | None, str]:
+    """A cover found by diving from the LP solution ``x`` (or None), and the LPs' status.
 
     The site with the largest fractional value is fixed at 1 and the LP
     solved again, until its solution is integral. Where rounding misses the
@@ -218,12 +218,12 @@ def dived_cover(
     for _ in range(max_lps):
         fractional = (x > INTEGRAL_TOLERANCE) & (x < 1 - INTEGRAL_TOLERANCE)
         if not fractional.any():
-            return x > 0.5
+            return x > 0.5, "optimal"
         fixed[int(np.argmax(np.where(fractional, x, -1.0)))] = True
-        x, _, _ = lp_relaxation(constraints, x.size, time_limit_s, fixed)
-        if x is None:
-            return None
-    return None
+        x, _, status = lp_relaxation(constraints, x.size, time_limit_s, fixed)
+        if x is None:  # fixing sites of a cover at 1 keeps it feasible: the clock stopped it
+            return None, status
+    return None, "optimal"
 
 
 def _run(
@@ -322,7 +322,9 @@ def solve_stage(
             remaining_s = time_limit_s - (time.perf_counter() - started)
             if remaining_s <= 0:
                 return result(None, "limit", None)
-            dived = dived_cover(constraints, x, remaining_s)
+            dived, dive_status = dived_cover(constraints, x, remaining_s)
+            if dive_status == "limit":
+                return result(None, "limit", None)
             if dived is not None and int(dived.sum()) <= bound:
                 return result(dived, "optimal", 0.0)
             in_hand = rounded if dived is None or rounded.sum() <= dived.sum() else dived
