@@ -253,6 +253,18 @@ def test_tls_and_security_headers(proxy: Proxy) -> None:
     assert "nginx/" not in response.headers.get("Server", "")
 
 
+def test_readyz_reaches_dagster_without_credentials(proxy: Proxy) -> None:
+    # /healthz is nginx alone; /readyz is answered by the viewers' webserver itself.
+    assert requests.get(f"{proxy.https}/healthz", verify=str(proxy.ca), timeout=10).text == "ok\n"
+    ready = requests.get(f"{proxy.https}/readyz?x=1", verify=str(proxy.ca), timeout=10)
+    assert ready.status_code == 200
+    assert ready.json()["dagster_webserver_version"]
+    posted = requests.post(
+        f"{proxy.https}/readyz", data=b"{}", verify=str(proxy.ca), timeout=10
+    )  # the method and body are not passed on
+    assert posted.status_code == 200 and "dagster_version" in posted.json()
+
+
 def test_viewer_reads_but_cannot_launch(proxy: Proxy) -> None:
     viewer = ("vera", PASSWORDS["vera"])
     repos = proxy.gql(REPOSITORIES, auth=viewer)
