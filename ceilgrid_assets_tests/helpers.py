@@ -20,6 +20,7 @@ import importlib.util
 import json
 import math
 import sys
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -270,6 +271,16 @@ def reference_u0(room: Room, profile: Profile) -> float:
     ]
     average = sum(lux) / len(lux)
     return min(lux) / average if average > 0 else 0.0
+
+
+def example_building(directory: Path, name: str, example: str) -> tuple[Path, str]:
+    """A copy of a shipped example under a fresh building id ``name-xxxxxxxx``: its path and id."""
+    building_id = f"{name}-{uuid.uuid4().hex[:8]}"
+    document = json.loads((EXAMPLES_DIR / example).read_bytes())
+    document["building_id"] = building_id
+    path = directory / f"{building_id}.json"
+    path.write_text(json.dumps(document))
+    return path, building_id
 
 
 def load_module(name: str, path: Path) -> ModuleType:

@@ -38,7 +38,8 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import EXAMPLES_DIR, PROJECT_ROOT, load_module
+import yaml
+from helpers import PROJECT_ROOT, example_building, load_module
 
 from ceilgrid_assets.contract import CODE_LOCATION, LAYOUT_JOB, REPOSITORY
 
@@ -330,16 +331,7 @@ def _ps(stack: Stack) -> list[dict[str, Any]]:
 
 def test_every_service_runs_and_only_nginx_is_published_on_loopback(stack: Stack) -> None:
     services = {entry["Service"]: entry for entry in _ps(stack)}
-    assert set(services) == {
-        "postgres",
-        "backup",
-        "retention",
-        "code",
-        "webserver-operator",
-        "webserver-viewer",
-        "daemon",
-        "nginx",
-    }
+    assert set(services) == set(yaml.safe_load(COMPOSE_FILE.read_text())["services"])
     for name, entry in services.items():
         assert entry["State"] == "running", (name, entry["State"], entry.get("Status"))
         published = [p for p in entry.get("Publishers") or [] if p.get("PublishedPort")]
@@ -386,15 +378,6 @@ def test_health_endpoint_redirect_and_login(stack: Stack) -> None:
         timeout=10,
     )
     assert viewer.ok and "dagster_webserver_version" in viewer.json()
-
-
-def _building(directory: Path, name: str) -> tuple[Path, str]:
-    building_id = f"{name}-{uuid.uuid4().hex[:8]}"
-    document = json.loads((EXAMPLES_DIR / "office-floor.json").read_bytes())
-    document["building_id"] = building_id
-    path = directory / f"{building_id}.json"
-    path.write_text(json.dumps(document))
-    return path, building_id
 
 
 def _submit(
@@ -445,7 +428,7 @@ def _validate(layout: Path) -> None:
 
 
 def test_operator_launches_a_run_that_gets_its_own_container(stack: Stack) -> None:
-    path, building_id = _building(stack.root, "stack-run")
+    path, building_id = example_building(stack.root, "stack-run", "office-floor.json")
     layout = stack.root / f"{building_id}-layout.json"
     done = _submit(stack, "olga", path, "--run", "--wait", "-o", str(layout), "--timeout", "420")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -498,7 +481,7 @@ def test_operator_submission_is_laid_out_by_the_inbox_sensor_in_a_run_container(
     stack: Stack,
 ) -> None:
     """The default path of deploy/README.md's first install, step 6: the sensor's batch run."""
-    path, building_id = _building(stack.root, "stack-inbox")
+    path, building_id = example_building(stack.root, "stack-inbox", "office-floor.json")
     layout = stack.root / f"{building_id}-layout.json"
     done = _submit(stack, "olga", path, "--wait", "-o", str(layout), "--timeout", "420")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -532,7 +515,7 @@ def test_viewer_is_refused_a_launch(stack: Stack) -> None:
     }
     answer = _graphql(stack, "victor", LAUNCH_RUN, {"params": params})
     assert answer["data"]["launchRun"]["__typename"] == "UnauthorizedError"
-    path, _ = _building(stack.root, "stack-viewer")
+    path, _ = example_building(stack.root, "stack-viewer", "office-floor.json")
     refused = _submit(stack, "victor", path, "--run", timeout=120)
     assert refused.returncode == 3, refused.stderr
     assert "Unauthorized" in refused.stderr or "Authorization failed" in refused.stderr

@@ -9,20 +9,18 @@ the URL or from CEILGRID_USER / CEILGRID_PASSWORD; a viewer cannot submit.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
-from helpers import EXAMPLES_DIR, PROJECT_ROOT, load_module
+from helpers import PROJECT_ROOT, example_building, load_module
 
 DEPLOY = PROJECT_ROOT / "deploy" / "docker"
 CEILGRID = str(Path(sys.executable).with_name("ceilgrid"))
@@ -127,12 +125,7 @@ def proxy(dagster_dev) -> Iterator[Proxy]:
 
 
 def building(tmp_path: Path, name: str) -> tuple[Path, str]:
-    building_id = f"{name}-{uuid.uuid4().hex[:8]}"
-    document = json.loads((EXAMPLES_DIR / "school-wing.json").read_bytes())
-    document["building_id"] = building_id
-    path = tmp_path / f"{building_id}.json"
-    path.write_text(json.dumps(document))
-    return path, building_id
+    return example_building(tmp_path, name, "school-wing.json")
 
 
 def submit(
