@@ -40,6 +40,8 @@ def fft_convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 #: Kernel spectra kept (a 500x500-tile room's light kernel spectrum is about 8 MB).
 SPECTRA_KEPT = 8
+#: Kernels up to this many cells are keyed by content (hashing them costs little).
+CONTENT_KEYED_CELLS = 10_000
 _spectra: OrderedDict[tuple[object, ...], tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
 
@@ -47,14 +49,15 @@ def _spectrum(kernel: np.ndarray, fast: tuple[int, int]) -> np.ndarray:
     """``rfft2(kernel, fast)``, memoised by content for small kernels (disk stencils)
     and by identity for read-only large ones (the memoised light kernels; the
     entry holds the array, so its identity cannot pass to another)."""
-    if kernel.size <= 10_000:
+    by_content = kernel.size <= CONTENT_KEYED_CELLS
+    if by_content:
         key: tuple[object, ...] = (kernel.tobytes(), kernel.shape, kernel.dtype.str, fast)
     elif not kernel.flags.writeable:
         key = (id(kernel), fast)
     else:
         return fft.rfft2(kernel, fast)
     entry = _spectra.get(key)
-    if entry is not None and (kernel.size <= 10_000 or entry[0] is kernel):
+    if entry is not None and (by_content or entry[0] is kernel):
         _spectra.move_to_end(key)
         return entry[1]
     spectrum = fft.rfft2(kernel, fast)
