@@ -7,7 +7,7 @@ definitions read the same names without the client importing Dagster.
 import re
 from collections.abc import Iterable
 
-from ceilgrid_assets.core.engine.io import InputError
+from ceilgrid_assets.core.engine.errors import InputError
 
 #: The code location (``pyproject.toml`` ``[tool.dagster]``) and its repository.
 CODE_LOCATION = "ceilgrid"

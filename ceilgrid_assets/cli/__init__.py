@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from ceilgrid_assets.cli.common import EXIT_BAD_INPUT
-from ceilgrid_assets.core.engine.io import InputError
+from ceilgrid_assets.core.engine.errors import InputError
 
 #: Each command's module and the function there that registers its parser, in help order.
 COMMANDS = {

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Iterable
 
-from ceilgrid_assets.core.engine.io import InputError
+from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, PROFILES
 
 #: Exit codes, for every subcommand: 0 all rooms compliant (or done), 1 a room

@@ -17,11 +17,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ceilgrid_assets.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_SERVER
+from ceilgrid_assets.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_SERVER, add_profile_argument
 from ceilgrid_assets.cli.layout import resolve_models_dir
 from ceilgrid_assets.contract import LAYOUT_METADATA_KEY, building_partition_key
-from ceilgrid_assets.core.engine.io import parse_document
-from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, PROFILES
 
 DEFAULT_PORT = 8710
 
@@ -57,6 +55,7 @@ def platform_submitter(url: str) -> Callable[[bytes, str], None]:
 def editor_command(args: argparse.Namespace) -> int:
     # Imported here: the other commands need neither Starlette nor uvicorn.
     from ceilgrid_assets.cli.submit import ServerError
+    from ceilgrid_assets.core.engine.io import parse_document
     from ceilgrid_assets.editor.server import LOOPBACK_HOSTS, Workspace, bind, create_app, serve
     from ceilgrid_assets.editor.sources import default_storage_root, stored_building
 
@@ -143,12 +142,7 @@ def add_editor_parser(commands: argparse._SubParsersAction) -> None:
         default="127.0.0.1",
         help="address to listen on (default 127.0.0.1, this machine only)",
     )
-    editor.add_argument(
-        "--profile",
-        choices=sorted(PROFILES),
-        default=DEFAULT_PROFILE,
-        help=f"rulebook profile (default {DEFAULT_PROFILE})",
-    )
+    add_profile_argument(editor)
     editor.add_argument(
         "--models",
         type=Path,

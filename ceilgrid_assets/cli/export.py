@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ceilgrid_assets.cli.common import EXIT_BAD_INPUT, EXIT_OK, report_errors
-from ceilgrid_assets.core.engine.io import InputError
+from ceilgrid_assets.core.engine.errors import InputError
 
 if TYPE_CHECKING:
     from ceilgrid_assets.core.engine.grid import Room

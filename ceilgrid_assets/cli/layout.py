@@ -1,4 +1,8 @@
-"""``ceilgrid layout``: complete the rooms of a room or building file."""
+"""``ceilgrid layout``: complete the rooms of a room or building file.
+
+The engine (numpy, scipy) is imported when the command runs, not when the
+parser is built, so ``ceilgrid --help`` and the other commands start without it.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,10 @@ import sys
 from pathlib import Path
 
 from ceilgrid_assets.cli.common import add_profile_argument, progress_printer, report_errors
-from ceilgrid_assets.core.engine.building import complete_building, default_jobs
-from ceilgrid_assets.core.engine.io import dump_document, read_document, write_atomic
-from ceilgrid_assets.core.engine.models import (
+from ceilgrid_assets.core.engine.budgets import (
     DEFAULT_OPTIMISER_MAX_CELLS,
     DEFAULT_OPTIMISER_TIME_S,
 )
-from ceilgrid_assets.core.engine.pipeline import EngineConfig
-from ceilgrid_assets.observability import telemetry
 
 
 def resolve_models_dir(explicit: Path | None, disabled: bool) -> Path | None:
@@ -42,6 +42,11 @@ def positive_int(text: str) -> int:
 
 
 def layout_command(args: argparse.Namespace) -> int:
+    from ceilgrid_assets.core.engine.building import complete_building, default_jobs
+    from ceilgrid_assets.core.engine.io import dump_document, read_document, write_atomic
+    from ceilgrid_assets.core.engine.pipeline import EngineConfig
+    from ceilgrid_assets.observability import telemetry
+
     telemetry.get()  # spans and metrics when the environment asks for them
     parsed = read_document(args.input)
     report_errors(parsed.errors)

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 from ceilgrid_assets.cli.common import EXIT_OK
-from ceilgrid_assets.core.learning import registry
 
 
 def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -38,6 +37,8 @@ def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
 
 
 def run_models(args: argparse.Namespace) -> int:
+    from ceilgrid_assets.core.learning import registry  # numpy: not for `ceilgrid --help`
+
     store = args.store or registry.default_store()
     if args.action == "list":
         serving = registry.current(store)

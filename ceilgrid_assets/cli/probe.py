@@ -30,9 +30,8 @@ from ceilgrid_assets.cli.submit import (
     submit,
     wait_for_layout,
 )
-from ceilgrid_assets.core.engine.io import InputError, content_hash, parse_document
+from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, get_profile
-from ceilgrid_assets.core.engine.rules import check_layout
 
 PROBE_BUILDING = "ceilgrid-probe"
 PROBE_SIZE = 6
@@ -49,6 +48,9 @@ def probe_document(room_id: str) -> dict[str, Any]:
 
 def layout_problems(document_text: str, layout: bytes) -> list[str]:
     """What is wrong with the returned layout: missing rooms, rule violations."""
+    from ceilgrid_assets.core.engine.io import parse_document  # numpy: not for `--help`
+    from ceilgrid_assets.core.engine.rules import check_layout
+
     original = {room.grid_id: room for room in parse_document(document_text, "probe").rooms}
     try:
         completed = parse_document(layout, "layout")
@@ -65,6 +67,8 @@ def layout_problems(document_text: str, layout: bytes) -> list[str]:
 
 
 def probe_command(args: argparse.Namespace) -> int:
+    from ceilgrid_assets.core.engine.io import content_hash
+
     started = time.monotonic()
     text = json.dumps(probe_document(f"probe-{secrets.token_hex(6)}"))
     try:

@@ -52,13 +52,7 @@ from ceilgrid_assets.contract import (
     SUBMISSION_ASSET,
     building_partition_key,
 )
-from ceilgrid_assets.core.engine.io import (
-    InputError,
-    content_hash,
-    parse_document,
-    read_limited,
-    write_atomic,
-)
+from ceilgrid_assets.core.engine.errors import InputError
 
 LAYOUT_EVENTS = """
 query LayoutEvents($assetKey: AssetKeyInput!, $partition: String!, $limit: Int!) {
@@ -350,6 +344,14 @@ def _rooms(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def submit_command(args: argparse.Namespace) -> int:
+    # numpy (through the parser) is imported when a submission runs, not for `--help`
+    from ceilgrid_assets.core.engine.io import (
+        content_hash,
+        parse_document,
+        read_limited,
+        write_atomic,
+    )
+
     data = read_limited(args.input)
     if len(data) > MAX_SUBMISSION_BYTES:
         raise InputError(

@@ -1,7 +1,7 @@
 """``ceilgrid validate``: check a completed layout against the rulebook.
 
-Its own module so that checking imports the rules only, not the layout engine's
-models and optimiser.
+Its own module so that checking imports the rules and the certificate only, not
+the layout engine's models; those are imported when the command runs.
 """
 
 from __future__ import annotations
@@ -17,10 +17,6 @@ from ceilgrid_assets.cli.common import (
     add_profile_argument,
     report_errors,
 )
-from ceilgrid_assets.core.engine.certificate import layout_certificate
-from ceilgrid_assets.core.engine.io import read_document
-from ceilgrid_assets.core.engine.profile import get_profile
-from ceilgrid_assets.core.engine.rules import check_layout
 
 
 def certificate_line(certificate: dict[str, Any]) -> str:
@@ -36,6 +32,11 @@ def certificate_line(certificate: dict[str, Any]) -> str:
 
 
 def validate_command(args: argparse.Namespace) -> int:
+    from ceilgrid_assets.core.engine.certificate import layout_certificate
+    from ceilgrid_assets.core.engine.io import read_document
+    from ceilgrid_assets.core.engine.profile import get_profile
+    from ceilgrid_assets.core.engine.rules import check_layout
+
     parsed = read_document(args.input)
     report_errors(parsed.errors)
     profile = get_profile(args.profile)

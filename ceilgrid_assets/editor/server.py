@@ -50,11 +50,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ceilgrid_assets.contract import MAX_SUBMISSION_BYTES, building_partition_key
+from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.grid import COMPONENTS, Room
 from ceilgrid_assets.core.engine.io import (
     MAX_FILE_BYTES,
     OUTPUT_KEYS,
-    InputError,
     ParsedDocument,
     content_hash,
     dump_document,

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from ceilgrid_assets.contract import building_partition_key
-from ceilgrid_assets.core.engine.io import InputError
+from ceilgrid_assets.core.engine.errors import InputError
 
 #: What the platform keeps per building, newest first: the layout, else the input.
 STORED_FILES = ("layout.json", "input.json")

@@ -27,17 +27,22 @@ HEAVY = (
 PROBE = """
 import json, sys
 from ceilgrid_assets.cli import main
-code = main(sys.argv[1:])
+try:
+    code = main(sys.argv[1:])
+except SystemExit as stop:  # --help and argument errors
+    code = stop.code
 heavy = json.loads({heavy!r})
 print(json.dumps([name for name in heavy if name in sys.modules]), code)
 """
 
 
-def loaded_after(*args: str, env_extra: dict[str, str] | None = None) -> tuple[list[str], int]:
-    """The heavy packages in ``sys.modules`` after ``ceilgrid ARGS`` ran in a fresh process."""
+def loaded_after(
+    *args: str, env_extra: dict[str, str] | None = None, heavy: tuple[str, ...] = HEAVY
+) -> tuple[list[str], int]:
+    """The ``heavy`` packages in ``sys.modules`` after ``ceilgrid ARGS`` ran in a fresh process."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(PROJECT_ROOT), **(env_extra or {})}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=json.dumps(HEAVY)), *args],
+        [sys.executable, "-c", PROBE.format(heavy=json.dumps(heavy)), *args],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -54,6 +59,16 @@ def room_file(tmp_path: Path) -> Path:
     path = tmp_path / "room.json"
     path.write_text(to_json(room_document((30, 30), grid_id="hall", room_type="lobby")))
     return path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--help",), ("layout", "--help"), ("validate", "--help"), ("submit", "--help"), ("nope",)],
+)
+def test_help_and_argument_errors_load_no_numpy_or_scipy(args):
+    loaded, code = loaded_after(*args, heavy=("numpy", "scipy", *HEAVY))
+    assert code == (2 if args == ("nope",) else 0)
+    assert loaded == []
 
 
 def test_validate_loads_no_optimiser_learning_plotting_platform_or_telemetry(room_file):

@@ -13,7 +13,8 @@ from helpers import EXAMPLES_DIR, building_document, room_document, to_json
 
 from ceilgrid_assets.contract import BUILDINGS, building_partition_key
 from ceilgrid_assets.core.engine.building import complete_building
-from ceilgrid_assets.core.engine.io import InputError, dump_document, parse_document
+from ceilgrid_assets.core.engine.errors import InputError
+from ceilgrid_assets.core.engine.io import dump_document, parse_document
 from ceilgrid_assets.definitions import defs
 from ceilgrid_assets.defs.resources import build_resources
 from ceilgrid_assets.defs.serving import layouts

@@ -24,14 +24,9 @@ from editor_helpers import (
     with_cell,
 )
 
+from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.grid import CODE
-from ceilgrid_assets.core.engine.io import (
-    InputError,
-    dump_document,
-    parse_document,
-    parse_object,
-    parse_room,
-)
+from ceilgrid_assets.core.engine.io import dump_document, parse_document, parse_object, parse_room
 from ceilgrid_assets.core.engine.photometry import illuminance_map
 from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.rules import compliance_report, layout_metrics

@@ -8,7 +8,8 @@ import pytest
 import requests
 from editor_helpers import CEILGRID, editing_building
 
-from ceilgrid_assets.core.engine.io import InputError, dump_document
+from ceilgrid_assets.core.engine.errors import InputError
+from ceilgrid_assets.core.engine.io import dump_document
 from ceilgrid_assets.editor.sources import stored_building
 
 pytestmark = pytest.mark.timeout(120)

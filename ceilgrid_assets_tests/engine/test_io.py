@@ -13,8 +13,9 @@ import pytest
 from helpers import SAMPLE_PATH, building_document, load_sample, room_document, to_json
 
 from ceilgrid_assets.core.engine import io
+from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.grid import CODE
-from ceilgrid_assets.core.engine.io import InputError, parse_document, parse_object, read_document
+from ceilgrid_assets.core.engine.io import parse_document, parse_object, read_document
 
 SOURCE = "rooms/bad.json"
 

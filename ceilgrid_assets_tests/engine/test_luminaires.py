@@ -16,12 +16,8 @@ from helpers import building_document, make_room, room_document
 from pyldt import LdtReader
 
 from ceilgrid_assets.core.engine.building import complete_building
-from ceilgrid_assets.core.engine.io import (
-    InputError,
-    parse_document,
-    read_document,
-    room_to_document,
-)
+from ceilgrid_assets.core.engine.errors import InputError
+from ceilgrid_assets.core.engine.io import parse_document, read_document, room_to_document
 from ceilgrid_assets.core.engine.luminaires import (
     LUMINAIRE_DIR,
     Luminaire,

@@ -14,8 +14,9 @@ from helpers import SAMPLE_PATH, building_document, reference_rule_ids, room_doc
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.grid import CODE, COMPONENTS, Room
-from ceilgrid_assets.core.engine.io import InputError, parse_document, parse_object
+from ceilgrid_assets.core.engine.io import parse_document, parse_object
 from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room
 from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.rules import check_layout, compliance_report, placement_violations

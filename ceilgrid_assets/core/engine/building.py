@@ -27,9 +27,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ceilgrid_assets.core.engine import hooks
+from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.grid import Room
 from ceilgrid_assets.core.engine.hooks import observed
-from ceilgrid_assets.core.engine.io import InputError, ParsedDocument, room_to_document
+from ceilgrid_assets.core.engine.io import ParsedDocument, room_to_document
 from ceilgrid_assets.core.engine.pipeline import EngineConfig, RoomResult, complete_room
 
 #: Below this many cells to lay out in all, rooms stay in this process: starting

@@ -14,6 +14,12 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ceilgrid_assets.core.engine.budgets import (
+    DEFAULT_OPTIMISER_MAX_CELLS,
+    DEFAULT_OPTIMISER_TIME_S,
+    SPREAD_MAX_CELLS,
+    STAGGERED_MAX_CELLS,
+)
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.heuristics import (
     SPREAD_WALL_WEIGHT,
@@ -32,16 +38,6 @@ from ceilgrid_assets.core.engine.stages import StageContext
 #: Where trained learned models are cached (gitignored): ``ceilgrid train`` writes here
 #: by default and ``ceilgrid layout`` uses them when present.
 DEFAULT_MODELS_DIR = Path(".ceilgrid/models")
-#: The optimiser competes at serving time only in rooms with at most this many usable cells.
-DEFAULT_OPTIMISER_MAX_CELLS = 400
-#: The staggered model runs in rooms of at most this many usable cells (its
-#: local moves cost more than the room grows; the 100x80 hall has 8,000).
-STAGGERED_MAX_CELLS = 12_000
-#: The spread models run in rooms of at most this many usable cells (200x200 tiles).
-SPREAD_MAX_CELLS = 40_000
-#: Wall-clock safety net (s) of the optimiser on one stage of one room at serving
-#: time; the deterministic bound is its node budget (``STAGE_NODE_LIMIT``).
-DEFAULT_OPTIMISER_TIME_S = 10.0
 #: How a note starts when the wall-clock safety net stopped a solve.
 SAFETY_NET = "wall-clock safety net hit"
 

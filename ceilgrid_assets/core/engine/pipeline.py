@@ -19,17 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from ceilgrid_assets.core.engine.budgets import (
+    DEFAULT_OPTIMISER_MAX_CELLS,
+    DEFAULT_OPTIMISER_TIME_S,
+)
 from ceilgrid_assets.core.engine.certificate import room_certificate
 from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, Room
 from ceilgrid_assets.core.engine.heuristics import brighten, repair
 from ceilgrid_assets.core.engine.hooks import observed
-from ceilgrid_assets.core.engine.models import (
-    DEFAULT_OPTIMISER_MAX_CELLS,
-    DEFAULT_OPTIMISER_TIME_S,
-    SAFETY_NET,
-    PlacementModel,
-    default_models,
-)
+from ceilgrid_assets.core.engine.models import SAFETY_NET, PlacementModel, default_models
 from ceilgrid_assets.core.engine.optimiser import BUDGET, JOINT_NODE_LIMIT, solve_joint
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
 from ceilgrid_assets.core.engine.regularity import regularity

@@ -39,9 +39,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score
 from threadpoolctl import threadpool_limits
 
+from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.heuristics import repair
-from ceilgrid_assets.core.engine.io import InputError
 from ceilgrid_assets.core.engine.models import PlacementModel
 from ceilgrid_assets.core.engine.optimiser import solve_stage
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile

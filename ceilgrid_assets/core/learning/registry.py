@@ -23,7 +23,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ceilgrid_assets.core.engine.io import InputError, write_atomic
+from ceilgrid_assets.core.engine.errors import InputError
+from ceilgrid_assets.core.engine.io import write_atomic
 
 RECORD = "promotion.json"
 HISTORY = "history.jsonl"

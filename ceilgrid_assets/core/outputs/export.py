@@ -28,9 +28,9 @@ from ezdxf.document import Drawing
 from ezdxf.enums import TextEntityAlignment
 
 from ceilgrid_assets.core.engine.certificate import layout_certificate
+from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, SMOKE_DETECTOR, Room
 from ceilgrid_assets.core.engine.io import (
-    InputError,
     ParsedDocument,
     parse_object,
     read_document,

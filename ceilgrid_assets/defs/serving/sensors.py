@@ -20,9 +20,8 @@ from ceilgrid_assets.contract import (
     building_partition_key,
     case_collision,
 )
+from ceilgrid_assets.core.engine.errors import InputError, MissingFileError
 from ceilgrid_assets.core.engine.io import (
-    InputError,
-    MissingFileError,
     ParsedDocument,
     content_hash,
     parse_document,

@@ -12,7 +12,8 @@ from ceilgrid_assets.contract import (
     building_id_problem,
     case_collision,
 )
-from ceilgrid_assets.core.engine.io import InputError, parse_document
+from ceilgrid_assets.core.engine.errors import InputError
+from ceilgrid_assets.core.engine.io import parse_document
 from ceilgrid_assets.defs.resources import LayoutStorage
 from ceilgrid_assets.defs.serving.partitions import building_partitions
 

@@ -6,8 +6,9 @@ import time
 import dagster as dg
 
 from ceilgrid_assets.contract import BUILDINGS
+from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.grid import Room
-from ceilgrid_assets.core.engine.io import InputError, parse_document
+from ceilgrid_assets.core.engine.io import parse_document
 from ceilgrid_assets.core.learning.corpus import (
     CorpusSpec,
     corpus_hash,
