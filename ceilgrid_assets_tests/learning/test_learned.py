@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
+from ceilgrid_assets.core.engine.heuristics import repair
 from ceilgrid_assets.core.engine.models import PlacementModel
 from ceilgrid_assets.core.engine.pipeline import RESCUE_MODEL, EngineConfig, complete_room
 from ceilgrid_assets.core.engine.profile import get_profile
@@ -18,6 +19,7 @@ from ceilgrid_assets.core.learning.labels import label_rooms
 from ceilgrid_assets.core.learning.learned import (
     LearnedModel,
     ModelCardError,
+    decode,
     fit_model,
     load_models,
     save_model,
@@ -69,6 +71,22 @@ def test_place_returns_allowed_cells_only(models, small_rooms):
         placed = light.place(context)
         assert placed.shape == room.cells.shape and placed.dtype == bool
         assert not (placed & ~context.allowed).any()
+
+
+def test_a_proposal_is_never_larger_than_the_repaired_decoding(models, small_rooms):
+    # place() polishes the decoded layout with the engine's local moves and
+    # refines it; neither may add devices over decoding plus the repair.
+    larger = fewer = 0
+    for model in models:
+        for room in small_rooms:
+            context = build_context(model.component, room, PROFILE)
+            flat, probability = model.scores(context)
+            decoded = decode(context, flat, probability, model.spacing_factor, model.gain_power)
+            repaired = int(repair(context, decoded).sum())
+            proposed = int(repair(context, model.place(context)).sum())
+            larger += proposed > repaired
+            fewer += proposed < repaired
+    assert larger == 0 and fewer > 0
 
 
 def test_card_round_trip(models, small_rooms, tmp_path):

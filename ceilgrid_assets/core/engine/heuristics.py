@@ -624,6 +624,17 @@ def prune(context: StageContext, added: np.ndarray) -> np.ndarray:
     return added
 
 
+def polish(context: StageContext, layout: np.ndarray) -> np.ndarray:
+    """A proposed layout made compliant and lean: the local moves every proposer shares.
+
+    Stray points are taken by moving a device (:func:`shift_cover`), the repair
+    adds what is still missing, then redundant devices go (:func:`prune`) and
+    devices whose points neighbours can take by moving (:func:`drop_and_shift`).
+    Never more devices than the repair alone would leave.
+    """
+    return drop_and_shift(context, prune(context, repair(context, shift_cover(context, layout))))
+
+
 def repair(context: StageContext, added: np.ndarray) -> np.ndarray:
     """Add devices until this stage's coverage and count hold (where cells allow).
 

@@ -24,11 +24,8 @@ from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.heuristics import (
     SPREAD_WALL_WEIGHT,
     array_layout,
-    drop_and_shift,
     greedy_cover,
-    prune,
-    repair,
-    shift_cover,
+    polish,
     spread,
     staggered_layouts,
 )
@@ -156,9 +153,7 @@ class StaggeredModel:
         for layout in layouts:
             if in_hand is not None and devices(layout) >= in_hand:
                 break
-            added = drop_and_shift(
-                context, prune(context, repair(context, shift_cover(context, layout)))
-            )
+            added = polish(context, layout)
             if best is None or devices(added) < devices(best):
                 best = added
                 in_hand = devices(added) if in_hand is None else min(in_hand, devices(added))

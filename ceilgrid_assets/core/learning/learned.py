@@ -41,9 +41,9 @@ from threadpoolctl import threadpool_limits
 
 from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
-from ceilgrid_assets.core.engine.heuristics import repair
-from ceilgrid_assets.core.engine.models import PlacementModel
-from ceilgrid_assets.core.engine.optimiser import solve_stage
+from ceilgrid_assets.core.engine.heuristics import polish, repair
+from ceilgrid_assets.core.engine.models import SAFETY_NET, PlacementModel
+from ceilgrid_assets.core.engine.optimiser import BUDGET, solve_stage
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
 from ceilgrid_assets.core.engine.stages import StageContext, disk_counts, disk_stencil
 from ceilgrid_assets.core.learning.corpus import CorpusSpec, corpus_hash, generate_rooms
@@ -78,8 +78,12 @@ SPACING_FACTORS: tuple[float, ...] = (0.6, 0.8, 0.9, 1.0, 1.1)
 GAIN_POWERS: tuple[float, ...] = (0.0, 1.0, 4.0)
 #: Shortlist sizes (x devices) for the exact refinement; 0 switches it off. Tuned per component.
 SHORTLISTS: tuple[float, ...] = (0.0, 3.0, 6.0, 10.0)
-#: Seconds the restricted exact solve may take before the decoded layout is used instead.
-REFINE_TIME_S = 1.0
+#: Branch-and-bound nodes of the restricted exact solve: the deterministic bound on
+#: its work (when they run out, its best cover so far is used).
+REFINE_NODE_LIMIT = 500
+#: Wall-clock safety net of that solve; a stage it stops is noted, so the room is
+#: marked in the output (that outcome depends on machine speed).
+REFINE_SAFETY_NET_S = 10.0
 VALIDATION_SHARE = 0.2
 #: Negative rows kept per room and stage, at most (positives are all kept): bounds training time.
 MAX_NEGATIVES_PER_STAGE = 4000
@@ -122,10 +126,8 @@ class LearnedModel:
         if not _needs_devices(context):
             return np.zeros_like(context.allowed)
         flat, probability = self.scores(context)
-        proposal = decode(context, flat, probability, self.spacing_factor, self.gain_power)
-        if self.shortlist <= 0:
-            return proposal
-        return refine(context, flat, probability, proposal, self.shortlist)
+        decoded = decode(context, flat, probability, self.spacing_factor, self.gain_power)
+        return finish(context, flat, probability, decoded, self.shortlist)
 
 
 def _needs_devices(context: StageContext) -> bool:
@@ -194,13 +196,32 @@ def decode(
     return placed
 
 
+def finish(
+    context: StageContext,
+    flat: np.ndarray,
+    probability: np.ndarray,
+    decoded: np.ndarray,
+    shortlist: float,
+) -> np.ndarray:
+    """The decoded layout polished by the engine's local moves, then refined exactly.
+
+    Decoding places devices one at a time in the model's order, so large rooms
+    end with devices a move or a removal makes redundant (:func:`polish`, as
+    the staggered model does); with a ``shortlist``, :func:`refine` follows.
+    """
+    proposal = polish(context, decoded)
+    if shortlist <= 0:
+        return proposal
+    return refine(context, flat, probability, proposal, shortlist)
+
+
 def refine(
     context: StageContext,
     flat: np.ndarray,
     probability: np.ndarray,
     proposal: np.ndarray,
     shortlist: float,
-    time_limit_s: float = REFINE_TIME_S,
+    node_limit: int = REFINE_NODE_LIMIT,
 ) -> np.ndarray:
     """Exact set cover restricted to the model's shortlist: its best-scoring cells.
 
@@ -208,21 +229,24 @@ def refine(
     plus the repaired proposal itself, so a solution always exists (skipped when
     the repaired proposal already meets the stage's lower bound); restricted
     to so few columns HiGHS finishes in milliseconds where the full programme
-    takes seconds. A solve that stops on the time limit is discarded (as the
-    serving optimiser does) and a shortlist half as long gets half the time;
-    if that stops too, the decoded proposal is returned.
+    takes seconds. Its work is bounded by ``node_limit`` (the best cover found
+    within it is used), never by the clock, so the result is the same on every
+    machine; a solve the safety net stops is noted and the proposal kept.
     """
     base = repair(context, proposal & context.allowed)
     if int((context.existing | base).sum()) <= context.lower_bound:
         return proposal  # provably optimal already: nothing to refine
     ranked = flat[np.argsort(-probability, kind="stable")]
-    for factor, seconds in ((shortlist, time_limit_s), (shortlist / 2, time_limit_s / 2)):
-        candidates = base.copy()
-        candidates.flat[ranked[: int(np.ceil(factor * max(int(base.sum()), 1)))]] = True
-        candidates &= context.allowed
-        result = solve_stage(replace(context, allowed=candidates), seconds)
-        if result.status == "optimal" and result.added is not None:
-            return result.added if result.added.sum() <= base.sum() else proposal
+    candidates = base.copy()
+    candidates.flat[ranked[: int(np.ceil(shortlist * max(int(base.sum()), 1)))]] = True
+    candidates &= context.allowed
+    result = solve_stage(replace(context, allowed=candidates), REFINE_SAFETY_NET_S, node_limit)
+    if result.status == "limit":
+        context.notes[MODEL_NAME] = (
+            f"{SAFETY_NET} ({REFINE_SAFETY_NET_S:g} s) in the refinement before its node budget"
+        )
+    elif result.status in ("optimal", BUDGET) and result.added is not None:
+        return result.added if result.added.sum() <= base.sum() else proposal
     return proposal
 
 
@@ -440,20 +464,18 @@ def _layout_stats(
     power: float,
     shortlist: float,
 ) -> dict[str, float]:
-    """Decode (+ refine) + repair on labelled contexts: devices against the optimiser,
-    compliance before repair, decoding seconds per stage."""
+    """Decode, finish and repair on labelled contexts: devices against the optimiser,
+    the decoded layout's compliance before any repair, seconds per stage."""
     ours = optimum = before = 0
     seconds = 0.0
     for stage, flat, probability in scored:
         context = stage.context
         started = time.perf_counter()
-        proposal = decode(context, flat, probability, factor, power)
-        if shortlist > 0:
-            proposal = refine(context, flat, probability, proposal, shortlist)
+        decoded = decode(context, flat, probability, factor, power)
+        proposal = finish(context, flat, probability, decoded, shortlist)
         seconds += time.perf_counter() - started
-        proposal &= context.allowed
-        before += not context.violations(proposal)
-        ours += int((context.existing | repair(context, proposal)).sum())
+        before += not context.violations(decoded & context.allowed)
+        ours += int((context.existing | repair(context, proposal & context.allowed)).sum())
         optimum += int((context.existing | stage.added).sum())
     count = max(len(scored), 1)
     return {
