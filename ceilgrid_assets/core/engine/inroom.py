@@ -24,7 +24,6 @@ import functools
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse.csgraph import dijkstra
 
 from ceilgrid_assets.core.engine.grid import EPSILON_M
 
@@ -87,6 +86,10 @@ def reach_matrix(inside: np.ndarray, tile_size_m: float, radius_m: float) -> spa
 def _memoised_reach(
     inside_bytes: bytes, shape: tuple[int, ...], tile_size_m: float, radius_m: float
 ) -> sparse.csr_matrix:
+    # Imported here: only rooms with voids need paths, and scipy.sparse.csgraph
+    # (with scipy.linalg) would add a tenth of a second to every command's start.
+    from scipy.sparse.csgraph import dijkstra
+
     inside = np.frombuffer(inside_bytes, dtype=bool).reshape(shape)
     height, width = inside.shape
     limit = radius_m + EPSILON_M
