@@ -1,1 +1,5 @@
-"""TODO"""
+"""``make dev``: a local PostgreSQL, ``dagster dev`` on loopback, and their clean stop.
+
+:mod:`.postgres` runs the instance database, :mod:`.server` starts ``dagster
+dev`` against it, :mod:`.reaper` stops every process it leaves behind.
+"""

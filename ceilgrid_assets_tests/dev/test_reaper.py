@@ -130,8 +130,9 @@ def test_interrupt_targets_get_sigint_after_the_sweep():
         [
             sys.executable,
             "-c",
-            "import time\ntry:\n    time.sleep(600)\n"
-            "except KeyboardInterrupt:\n    raise SystemExit(7)",
+            # Its own SIGINT handler: a child of a background job inherits SIGINT ignored.
+            "import signal, time\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+            "try:\n    time.sleep(600)\nexcept KeyboardInterrupt:\n    raise SystemExit(7)",
         ]
     )
     time.sleep(0.5)
