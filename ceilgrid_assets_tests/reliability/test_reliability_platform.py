@@ -342,21 +342,25 @@ def test_rematerializing_a_partition_gives_byte_identical_layout(platform: Platf
 
 
 def test_graphql_burst_and_inbox_flood_each_laid_out_exactly_once(platform: Platform) -> None:
-    """20 concurrent API submissions and 60 inbox files: none lost, none twice, batched."""
+    """8 concurrent API submissions and 24 inbox files: none lost, none twice, batched.
+
+    Twice as many submissions as ``max_concurrent_runs`` (4), so the run queue holds
+    some back; ``scripts/load_test.py`` measures the throughput at full size.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     via_graphql = {
         f"load-gql-{index:03d}": building_bytes(f"load-gql-{index:03d}", rooms=1)
-        for index in range(20)
+        for index in range(8)
     }
     via_inbox = {
         f"load-inbox-{index:03d}": building_bytes(f"load-inbox-{index:03d}", rooms=1)
-        for index in range(60)
+        for index in range(24)
     }
     started = time.monotonic()
     for key, data in via_inbox.items():
         (platform.inbox / f"{key}.json").write_bytes(data)
-    with ThreadPoolExecutor(20) as pool:
+    with ThreadPoolExecutor(len(via_graphql)) as pool:
         list(pool.map(lambda item: platform.submit(*item), via_graphql.items()))
     everything = {**via_graphql, **via_inbox}
     max_in_progress = 0
