@@ -85,6 +85,17 @@ def test_layout_loads_no_learning_plotting_platform_or_telemetry(room_file, tmp_
     assert [name for name in loaded if name != "scipy.optimize"] == []
 
 
+def test_a_room_the_exhaustive_search_settles_never_loads_scipy_optimize(tmp_path):
+    # A 10x10 office: the exhaustive search proves every stage optimal and the
+    # certificate's cheap bounds meet the counts placed, so HiGHS never runs.
+    room = tmp_path / "small.json"
+    room.write_text(to_json(room_document((10, 10), grid_id="small")))
+    out = tmp_path / "out.json"
+    loaded, code = loaded_after("layout", str(room), "-o", str(out), "--jobs", "1")
+    assert code == 0 and json.loads(out.read_text())["compliance"]["compliant"]
+    assert loaded == []
+
+
 def test_export_loads_ifcopenshell_only_for_the_ifc(room_file, tmp_path):
     home = {"HOME": str(tmp_path)}  # ezdxf and matplotlib write caches under HOME
     loaded, code = loaded_after(

@@ -17,16 +17,19 @@ branch and bound by a HiGHS node limit (``mip_max_nodes``, scipy's
 wall-clock limit stays only as a safety net; a solve it stops reports status
 ``"limit"`` and the caller marks the room, since that outcome may differ
 between machines.
+
+``scipy.optimize`` (a quarter of a second to import) is imported by the functions
+that call HiGHS, so a command or room the exhaustive search settles never loads it.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 from ceilgrid_assets.core.engine import constraints
 from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, EMPTY, Room
@@ -45,6 +48,9 @@ from ceilgrid_assets.core.engine.stages import (
     disk_stencil,
     uncovered_by,
 )
+
+if TYPE_CHECKING:
+    from scipy.optimize import LinearConstraint
 
 #: HiGHS statuses as scipy reports them (1: the wall-clock safety net stopped it).
 STATUS = {0: "optimal", 1: "limit", 2: "infeasible", 3: "unbounded", 4: "error"}
@@ -153,6 +159,8 @@ def lp_relaxation(
 
     ``fixed`` marks sites held at 1 (a dive's choices so far).
     """
+    from scipy.optimize import Bounds, milp
+
     relaxed = milp(
         np.ones(n_sites),
         constraints=constraints,
@@ -241,6 +249,8 @@ def _run(
     """
     if time_limit_s <= 0:
         return None, "limit", None
+    from scipy.optimize import Bounds, milp
+
     result = milp(
         c,
         constraints=constraints,
@@ -290,7 +300,7 @@ def solve_stage(
         return result(np.zeros(n_sites, dtype=bool), "trivial", 0.0)
     if n_sites == 0:
         return result(None, "infeasible", None)
-    constraints = []
+    cover = None
     if uncovered.any():
         fewest = context.lower_bound - int(context.existing.sum())
         if fewest <= SEARCH_MAX_DEVICES and int(uncovered.sum()) * n_sites <= SEARCH_MAX_PAIRS:
@@ -305,6 +315,10 @@ def solve_stage(
             cover = coverage_matrix(uncovered, sites, context.disk, context.reach)
             if not (np.asarray(cover.sum(axis=1)).ravel() > 0).all():
                 return result(None, "infeasible", None)
+    from scipy.optimize import LinearConstraint  # only now: the search did not settle it
+
+    constraints = []
+    if cover is not None:
         constraints.append(LinearConstraint(cover, lb=1, ub=np.inf))
     if need:
         constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=need, ub=np.inf))
@@ -477,6 +491,8 @@ def solve_joint(
         )
         if rows.shape[0]:
             add(rows, -np.inf, 1)
+    from scipy.optimize import LinearConstraint
+
     constraint = LinearConstraint(
         sparse.vstack(blocks).tocsr(), np.concatenate(lower), np.concatenate(upper)
     )
