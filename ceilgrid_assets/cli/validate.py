@@ -1,7 +1,7 @@
 """``ceilgrid validate``: check a completed layout against the rulebook.
 
-Its own module so that checking imports the rules and the certificate only, not
-the layout engine's models; those are imported when the command runs.
+Its own module, so that checking never imports the layout engine's models; the
+rules and the certificate are imported when the command runs, not for ``--help``.
 """
 
 from __future__ import annotations
