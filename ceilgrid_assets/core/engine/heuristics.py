@@ -14,7 +14,12 @@ from scipy import ndimage, sparse
 
 from ceilgrid_assets.core.engine.photometry import fft_convolve, illuminance_map, light_contribution
 from ceilgrid_assets.core.engine.rules import EPSILON_M, shortfall_of
-from ceilgrid_assets.core.engine.stages import StageContext, dense_coverage, disk_counts
+from ceilgrid_assets.core.engine.stages import (
+    StageContext,
+    dense_coverage,
+    disk_counts,
+    stencil_window,
+)
 
 #: A greedy round takes cells whose gain is at least this share of the best gain.
 GREEDY_ROUND_SHARE = 1.0
@@ -73,40 +78,34 @@ def greedy_cover(
         elif len(picks) * (4 * reach + 1) ** 2 < LOCAL_UPDATE_SHARE * uncovered.size:
             # Few picks: update the counts around each (disks of a round are disjoint).
             for y, x in picks:
-                _take_disk_points(uncovered, counts, disk, y, x)
+                take_disk_points(uncovered, counts, disk, y, x)
         else:
             for y, x in picks:
-                _take_disk_points(uncovered, None, disk, y, x)
+                take_disk_points(uncovered, None, disk, y, x)
             counts = disk_counts(uncovered, disk)
     return picked
 
 
-def _disk_window(
-    shape: tuple[int, ...], disk: np.ndarray, y: int, x: int
-) -> tuple[tuple[slice, slice], np.ndarray]:
-    """The window of the grid the disk around (y, x) meets, and the disk's part in it."""
-    reach = disk.shape[0] // 2
-    y0, x0 = max(0, y - reach), max(0, x - reach)
-    y1, x1 = min(shape[0], y + reach + 1), min(shape[1], x + reach + 1)
-    stencil = disk[y0 - y + reach : y1 - y + reach, x0 - x + reach : x1 - x + reach]
-    return (slice(y0, y1), slice(x0, x1)), stencil
-
-
-def _take_disk_points(
+def take_disk_points(
     uncovered: np.ndarray, counts: np.ndarray | None, disk: np.ndarray, y: int, x: int
 ) -> None:
     """Mark the uncovered points in the disk around (y, x) covered and take them off
-    ``counts`` (uncovered points within the disk of each cell), in a window only."""
-    window, stencil = _disk_window(uncovered.shape, disk, y, x)
-    taken = uncovered[window] & stencil
-    uncovered[window] &= ~stencil
+    ``counts`` (uncovered points within the disk of each cell), in a window only.
+
+    Equal to recounting with :func:`~.stages.disk_counts`, at the cost of the
+    window: how a one-at-a-time cover (greedy, a learned decoder) keeps its gains.
+    """
+    reach = disk.shape[0] // 2
+    rows, cols, s_rows, s_cols = stencil_window(uncovered.shape, y, x, reach)
+    stencil = disk[s_rows, s_cols]
+    taken = uncovered[rows, cols] & stencil
+    uncovered[rows, cols] &= ~stencil
     if counts is None or not taken.any():
         return
     # Each taken point leaves the count of every cell within the disk around it.
-    reach = disk.shape[0] // 2
     height, width = uncovered.shape
     delta = np.rint(fft_convolve(taken.astype(np.float64), disk.astype(np.float64)))
-    top, left = window[0].start - reach, window[1].start - reach  # the cell of delta[0, 0]
+    top, left = rows.start - reach, cols.start - reach  # the cell of delta[0, 0]
     cy0, cx0 = max(0, top), max(0, left)
     cy1, cx1 = min(height, top + delta.shape[0]), min(width, left + delta.shape[1])
     counts[cy0:cy1, cx0:cx1] -= delta[cy0 - top : cy1 - top, cx0 - left : cx1 - left].astype(
@@ -491,22 +490,11 @@ def shift_cover(
     stuck = ~usable
     columns = context.reach.tocsc() if context.reach is not None else None
 
-    def box(y: int, x: int, size: int) -> tuple[slice, slice, slice, slice]:
-        """Grid window of ``size`` cells around (y, x) and the matching stencil window."""
-        y0, x0 = max(0, y - size), max(0, x - size)
-        y1, x1 = min(height, y + size + 1), min(width, x + size + 1)
-        return (
-            slice(y0, y1),
-            slice(x0, x1),
-            slice(y0 - y + reach, y1 - y + reach),
-            slice(x0 - x + reach, x1 - x + reach),
-        )
-
     def covers_of(y: int, x: int) -> np.ndarray:
         """Points a device at (y, x) covers: its disk, or its column of the coverage relation."""
         points = np.zeros_like(added)
         if columns is None:
-            oy, ox, sy, sx = box(y, x, reach)
+            oy, ox, sy, sx = stencil_window(added.shape, y, x, reach)
             points[oy, ox] = disk[sy, sx]
         else:
             flat = y * width + x
@@ -518,13 +506,13 @@ def shift_cover(
         if stray.size == 0:
             break
         py, px = divmod(int(stray[0]), width)
-        gy, gx, _, _ = box(py, px, 2 * reach)
+        gy, gx, _, _ = stencil_window(added.shape, py, px, 2 * reach)
         dy, dx = np.nonzero(added[gy, gx])
         dy, dx = dy + gy.start, dx + gx.start
         order = np.argsort((dy - py) ** 2 + (dx - px) ** 2, kind="stable")[:SHIFT_TRIED_DEVICES]
         # A new site must reach the stray point: only cells of its disk qualify.
         sites = np.zeros_like(added)
-        qy, qx, ry, rx = box(py, px, reach)
+        qy, qx, ry, rx = stencil_window(added.shape, py, px, reach)
         sites[qy, qx] = disk[ry, rx] & allowed[qy, qx] & ~(context.existing | added)[qy, qx]
         site_y, site_x = np.nonzero(sites)
         moved = False

@@ -153,6 +153,21 @@ SPARSE_DISK_PAIRS = 50_000
 OPERATOR_GRID_STEP = 8
 
 
+def stencil_window(
+    shape: tuple[int, ...], y: int, x: int, reach: int
+) -> tuple[slice, slice, slice, slice]:
+    """Rows and columns of a grid of ``shape`` within ``reach`` cells of (y, x), and the
+    matching rows and columns of a stencil of that reach centred on (y, x)."""
+    y0, y1 = max(0, y - reach), min(shape[0], y + reach + 1)
+    x0, x1 = max(0, x - reach), min(shape[1], x + reach + 1)
+    return (
+        slice(y0, y1),
+        slice(x0, x1),
+        slice(y0 - y + reach, y1 - y + reach),
+        slice(x0 - x + reach, x1 - x + reach),
+    )
+
+
 def disk_counts(
     mask: np.ndarray, disk: np.ndarray, reach: sparse.csr_matrix | None = None
 ) -> np.ndarray:

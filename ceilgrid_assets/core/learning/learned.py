@@ -41,11 +41,16 @@ from threadpoolctl import threadpool_limits
 
 from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
-from ceilgrid_assets.core.engine.heuristics import polish, repair
+from ceilgrid_assets.core.engine.heuristics import polish, repair, take_disk_points
 from ceilgrid_assets.core.engine.models import SAFETY_NET, PlacementModel
 from ceilgrid_assets.core.engine.optimiser import BUDGET, solve_stage
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
-from ceilgrid_assets.core.engine.stages import StageContext, disk_counts, disk_stencil
+from ceilgrid_assets.core.engine.stages import (
+    StageContext,
+    disk_counts,
+    disk_stencil,
+    stencil_window,
+)
 from ceilgrid_assets.core.learning.corpus import CorpusSpec, corpus_hash, generate_rooms
 from ceilgrid_assets.core.learning.features import FEATURES, cell_features, stage_spacing_m
 from ceilgrid_assets.core.learning.labels import (
@@ -191,8 +196,7 @@ def decode(
         else:
             _stamp(priority, suppress, y, x, -np.inf)
         if gain is not None:
-            _stamp(uncovered, disk, y, x, False)
-            _refresh_reach(gain, uncovered, disk, y, x)
+            take_disk_points(uncovered, gain, disk, y, x)
     return placed
 
 
@@ -250,39 +254,11 @@ def refine(
     return proposal
 
 
-def _window(
-    shape: tuple[int, int], y: int, x: int, reach: int
-) -> tuple[slice, slice, slice, slice]:
-    height, width = shape
-    y0, y1 = max(0, y - reach), min(height, y + reach + 1)
-    x0, x1 = max(0, x - reach), min(width, x + reach + 1)
-    return (
-        slice(y0, y1),
-        slice(x0, x1),
-        slice(y0 - y + reach, y1 - y + reach),
-        slice(x0 - x + reach, x1 - x + reach),
-    )
-
-
 def _stamp(grid: np.ndarray, stencil: np.ndarray, y: int, x: int, value: Any) -> None:
     """Set ``grid`` to ``value`` where the stencil centred at (y, x) holds."""
-    rows, cols, s_rows, s_cols = _window(grid.shape, y, x, stencil.shape[0] // 2)
+    rows, cols, s_rows, s_cols = stencil_window(grid.shape, y, x, stencil.shape[0] // 2)
     view = grid[rows, cols]
     view[stencil[s_rows, s_cols]] = value
-
-
-def _refresh_reach(
-    gain: np.ndarray, uncovered: np.ndarray, disk: np.ndarray, y: int, x: int
-) -> None:
-    """Recompute ``gain`` where a pick at (y, x) can change it: within twice the reach."""
-    reach = disk.shape[0] // 2
-    height, width = gain.shape
-    gy0, gy1 = max(0, y - 2 * reach), min(height, y + 2 * reach + 1)
-    gx0, gx1 = max(0, x - 2 * reach), min(width, x + 2 * reach + 1)
-    iy0, iy1 = max(0, gy0 - reach), min(height, gy1 + reach)
-    ix0, ix1 = max(0, gx0 - reach), min(width, gx1 + reach)
-    local = disk_counts(uncovered[iy0:iy1, ix0:ix1], disk)
-    gain[gy0:gy1, gx0:gx1] = local[gy0 - iy0 : gy1 - iy0, gx0 - ix0 : gx1 - ix0]
 
 
 # --- training ---------------------------------------------------------------------------
