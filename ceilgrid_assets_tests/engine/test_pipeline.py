@@ -28,6 +28,7 @@ from ceilgrid_assets.core.engine.grid import CODE, INVALID
 from ceilgrid_assets.core.engine.heuristics import array_shape
 from ceilgrid_assets.core.engine.io import dump_document, parse_document, read_document
 from ceilgrid_assets.core.engine.pipeline import (
+    RESCUE_MODEL,
     CandidateOutcome,
     EngineConfig,
     complete_room,
@@ -112,6 +113,17 @@ def test_pre_existing_detector_in_a_corridor():
     result = complete_room(make_room((12, 1), devices={"smoke_detector": [(6, 0)]}))
     assert_compliant(result)
     assert positions(result.room, "smoke_detector") == {(6, 0)}  # one already covers 7.2 m
+
+
+@pytest.mark.parametrize("shape", [(4, 11), (11, 4)])
+def test_a_narrow_room_drops_the_detector_reservation_instead_of_needing_the_rescue(shape):
+    """Four tiles wide, the return (1.80 m from the supply, 1.50 m from a detector)
+    finds no cell clear of the reserved detector; the series frees the reservation
+    and places detectors last, so the room is completed without the joint rescue."""
+    result = complete_room(make_room(shape))
+    assert_compliant(result)
+    assert "rescue" not in result.compliance
+    assert all(record["chosen"] != RESCUE_MODEL for record in result.models.values())
 
 
 def test_l_shaped_room_with_a_column_grid():

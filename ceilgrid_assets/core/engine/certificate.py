@@ -11,6 +11,8 @@ The cheapest bound that proves the placed count optimal is used:
 
 - ``count rule``: the rulebook's minimum count (returns from the supplies' bound);
 - ``disk packing``: uncovered points over the most any one cell can cover;
+- ``point packing``: points no one cell covers two of, each needing its own
+  device (small rooms);
 - ``LP``: the linear relaxation of the set cover, rounded up;
 - ``set-cover optimum``: the integer optimum of the relaxation, for rooms small
   enough to solve it within the optimiser's node budget.
@@ -42,7 +44,13 @@ EXACT_MAX_SITES = 400
 #: Safety net of one LP or integer solve (s); its deterministic bound is the problem size.
 SOLVE_SAFETY_NET_S = 60.0
 
-METHODS: tuple[str, ...] = ("count rule", "disk packing", "LP", "set-cover optimum")
+METHODS: tuple[str, ...] = (
+    "count rule",
+    "disk packing",
+    "point packing",
+    "LP",
+    "set-cover optimum",
+)
 
 
 def component_bound(
@@ -53,13 +61,11 @@ def component_bound(
     Stops at the first bound that reaches ``placed`` (the layout is then proved
     optimal for this component); stronger methods run only while a gap remains.
     """
-    count_rule = max(context.required_count, int(context.existing.sum()))
-    bound = context.lower_bound
+    bound, method = context.bound
     if bound >= placed or context.radius_m is None:
-        return bound, "count rule" if bound == count_rule else "disk packing"
-    method = "count rule" if bound == count_rule else "disk packing"
+        return bound, method
     existing = int(context.existing.sum())
-    uncovered = context.uncovered(context.existing)
+    uncovered = context.open_points
     sites = context.allowed
     n_sites = int(sites.sum())
     if not uncovered.any() or n_sites == 0:

@@ -73,9 +73,7 @@ class GreedyCoverModel:
     def place(self, context: StageContext) -> np.ndarray | None:
         if context.radius_m is None:
             return None
-        return greedy_cover(
-            context.uncovered(context.existing), context.allowed, context.disk, context.reach
-        )
+        return greedy_cover(context.open_points, context.allowed, context.disk, context.reach)
 
 
 @dataclass(frozen=True)
@@ -157,7 +155,7 @@ class StaggeredModel:
             if best is None or devices(added) < devices(best):
                 best = added
                 in_hand = devices(added) if in_hand is None else min(in_hand, devices(added))
-            if devices(best) <= context.lower_bound:
+            if context.is_optimal(devices(best)):
                 break  # nothing can have fewer
         if best is None and layouts:
             context.notes[self.name] = (

@@ -44,7 +44,6 @@ from ceilgrid_assets.core.engine.stages import (
     StageContext,
     coverage_matrix,
     coverage_relation,
-    dense_coverage,
     disk_stencil,
     uncovered_by,
 )
@@ -83,9 +82,9 @@ class SolveResult:
     seconds: float
 
 
-#: The exhaustive search gives up (and the MILP runs) after this many branches.
+#: The exhaustive search gives up (and the LP runs) after this many branches ...
 SEARCH_MAX_BRANCHES = 400
-#: ... and is only tried when at most this many new devices could be optimal
+#: ... looks for covers of up to this many new devices, or of the lower bound if larger ...
 SEARCH_MAX_DEVICES = 3
 #: ... on at most this many (point, site) pairs.
 SEARCH_MAX_PAIRS = 250_000
@@ -110,15 +109,20 @@ def _cover_with(cover: np.ndarray, size: int, budget: _BranchBudget) -> list[int
     """Sites (columns) covering every row of ``cover`` with at most ``size`` of them, or None.
 
     Branches on the row with the fewest covering sites (one of them must be
-    taken); the last device is found for all sites at once.
+    taken), trying first the sites that cover most rows, so the first dive is
+    a greedy cover; a branch is cut when even the best site could not cover
+    the remaining rows in time. The last device is found for all sites at once.
     """
     if cover.shape[0] == 0:
         return []
+    gains = cover.sum(axis=0)
+    if size * int(gains.max()) < cover.shape[0]:
+        return None
     if size == 1:
-        full = np.flatnonzero(cover.all(axis=0))
-        return [int(full[0])] if full.size else None
+        return [int(np.argmax(gains))]  # the bound above left only a site covering all
     hardest = int(np.argmin(cover.sum(axis=1)))
-    for site in np.flatnonzero(cover[hardest]).tolist():
+    sites = np.flatnonzero(cover[hardest])
+    for site in sites[np.argsort(-gains[sites], kind="stable")].tolist():
         budget.spend()
         rest = _cover_with(cover[~cover[:, site]], size - 1, budget)
         if rest is not None:
@@ -131,10 +135,11 @@ def smallest_cover(
 ) -> np.ndarray | None:
     """Exhaustive search for a minimum set cover of ``lower`` to ``upper`` sites.
 
-    ``cover`` is the dense (points x sites) boolean matrix. Returns the chosen
-    sites as a boolean vector when the search proved it minimal (every smaller
-    size was ruled out exhaustively), or None when the minimum lies above
-    ``upper`` or the branch budget ran out: the caller then solves the MILP.
+    ``cover`` is the dense (points x sites) boolean matrix and ``lower`` a
+    proved lower bound. Returns the chosen sites as a boolean vector when they
+    are minimal (every size from ``lower`` up was tried in turn), or None when
+    the minimum lies above ``upper`` or the branch budget ran out: the caller
+    then solves the LP.
     """
     budget = _BranchBudget(branches)
     try:
@@ -286,7 +291,7 @@ def solve_stage(
     started = time.perf_counter()
     sites = context.allowed
     need = max(0, context.required_count - int(context.existing.sum()))
-    uncovered = context.uncovered(context.existing)
+    uncovered = context.open_points
     n_sites = int(sites.sum())
 
     def result(chosen: np.ndarray | None, status: str, gap: float | None) -> SolveResult:
@@ -303,11 +308,11 @@ def solve_stage(
     cover = None
     if uncovered.any():
         fewest = context.lower_bound - int(context.existing.sum())
-        if fewest <= SEARCH_MAX_DEVICES and int(uncovered.sum()) * n_sites <= SEARCH_MAX_PAIRS:
-            dense = dense_coverage(uncovered, sites, context.disk, context.reach)
+        if int(uncovered.sum()) * n_sites <= SEARCH_MAX_PAIRS:
+            dense = context.open_cover
             if not dense.any(axis=1).all():
                 return result(None, "infeasible", None)
-            chosen = smallest_cover(dense, fewest, SEARCH_MAX_DEVICES)
+            chosen = smallest_cover(dense, fewest, max(fewest, SEARCH_MAX_DEVICES))
             if chosen is not None and int(chosen.sum()) >= need:  # else the count rule binds
                 return result(chosen, "optimal", 0.0)
             cover = sparse.csr_matrix(dense, dtype=np.float64)

@@ -189,7 +189,7 @@ def run_stage(
     for exact in (False, True):
         if exact:
             best = select(list(outcomes.values()), context.profile.tie_break)
-            optimal = best is not None and best.compliant and best.devices <= context.lower_bound
+            optimal = best is not None and best.compliant and context.is_optimal(best.devices)
         for index, model in enumerate(applicable):
             if bool(getattr(model, "exact", False)) != exact:
                 continue
@@ -245,14 +245,15 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
     conflicts = input_conflicts(room, profile)
     plan_context = build_context("smoke_detector", room, profile)
     detector_plan, plan_outcomes = run_stage(plan_context, models)
+    reserved: np.ndarray | None = detector_plan.added
     current = room
     stages = [room]
     record: dict[str, Any] = {}
     candidates: dict[str, list[CandidateOutcome]] = {}
     safety_net: list[str] = [f"smoke_detector look-ahead: {note}" for note in _safety(plan_context)]
     for component in DEVICE_COMPONENTS:
-        context = build_context(component, current, profile, detector_plan.added)
-        if component == "smoke_detector":
+        context = build_context(component, current, profile, reserved)
+        if component == "smoke_detector" and reserved is not None:
             # The look-ahead proposals stay valid (earlier stages kept clear of
             # them); re-judge them against the room as it now is.
             outcomes = [evaluate(context, o.model, o.added, o.seconds) for o in plan_outcomes]
@@ -265,6 +266,13 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
             )
         else:
             chosen, outcomes = run_stage(context, models)
+            if not chosen.compliant and reserved is not None and component != "smoke_detector":
+                # The cells kept for detectors left this stage no compliant layout
+                # (a narrow room's return, say): free them; detectors go last instead.
+                safety_net += [f"{component}: {note}" for note in _safety(context)]
+                reserved = None
+                context = build_context(component, current, profile)
+                chosen, outcomes = run_stage(context, models)
             safety_net += [f"{component}: {note}" for note in _safety(context)]
         current = context.apply(chosen.added)
         stages.append(current)

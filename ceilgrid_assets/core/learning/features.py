@@ -145,7 +145,7 @@ def cell_features(context: StageContext) -> pd.DataFrame:
 
     disk = context.disk if context.disk is not None else np.ones((1, 1), dtype=bool)
     disk_n = float(disk.sum())
-    uncovered = context.uncovered(context.existing)
+    uncovered = context.open_points
 
     columns: dict[str, np.ndarray | float] = {
         "wall_m": at(context.wall_distance),

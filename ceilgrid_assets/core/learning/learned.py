@@ -136,9 +136,7 @@ class LearnedModel:
 
 
 def _needs_devices(context: StageContext) -> bool:
-    return int(context.existing.sum()) < context.required_count or bool(
-        context.uncovered(context.existing).any()
-    )
+    return int(context.existing.sum()) < context.required_count or bool(context.open_points.any())
 
 
 def decode(
@@ -167,7 +165,7 @@ def decode(
     priority = priority.reshape(height, width)
     placed = np.zeros((height, width), dtype=bool)
     need = context.required_count - int(context.existing.sum())
-    uncovered = context.uncovered(context.existing)
+    uncovered = context.open_points.copy()
     disk = context.disk
     gain = disk_counts(uncovered, disk) if disk is not None else None
     suppress = disk_stencil(spacing_factor * stage_spacing_m(context), t)
@@ -238,7 +236,7 @@ def refine(
     machine; a solve the safety net stops is noted and the proposal kept.
     """
     base = repair(context, proposal & context.allowed)
-    if int((context.existing | base).sum()) <= context.lower_bound:
+    if context.is_optimal(int((context.existing | base).sum())):
         return proposal  # provably optimal already: nothing to refine
     ranked = flat[np.argsort(-probability, kind="stable")]
     candidates = base.copy()
