@@ -3,11 +3,11 @@
 import dagster as dg
 
 from ceilgrid_assets.defs import operations, serving, training
-from ceilgrid_assets.defs.resources import build_resources
+from ceilgrid_assets.defs.resources import build_resources, run_executor
 
 defs = dg.Definitions.merge(
     serving.defs,
     training.defs,
     operations.defs,
-    dg.Definitions(resources=build_resources()),
+    dg.Definitions(resources=build_resources(), executor=run_executor()),
 )

@@ -14,7 +14,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from dagster import ConfigurableResource, Failure
+from dagster import (
+    ConfigurableResource,
+    ExecutorDefinition,
+    Failure,
+    in_process_executor,
+    multiprocess_executor,
+)
 
 from ceilgrid_assets.contract import building_partition_key
 from ceilgrid_assets.core.engine.models import PlacementModel
@@ -241,6 +247,31 @@ class WebhookConfig(ConfigurableResource):
     """Where run-failure alerts go; an empty URL turns alerting off."""
 
     url: str = ""
+
+
+#: Executors a deployment may choose for runs of jobs that name none (the automation's
+#: training runs): CEILGRID_RUN_EXECUTOR. The serving and corpus jobs always run in
+#: process (one step after another in the run worker).
+RUN_EXECUTORS = ("in_process", "multiprocess", "k8s")
+
+
+def run_executor() -> ExecutorDefinition:
+    """The default executor from CEILGRID_RUN_EXECUTOR (default ``in_process``).
+
+    In process, a run spends no start-up per step (a process per step costs about
+    5 s here, and a training run has seven); ``k8s`` (the Helm values set it) runs
+    each step as its own pod, so the four models of a night train side by side.
+    """
+    name = os.environ.get("CEILGRID_RUN_EXECUTOR") or "in_process"
+    if name == "k8s":
+        from dagster_k8s import k8s_job_executor  # only deployments on Kubernetes need it
+
+        return k8s_job_executor
+    if name == "multiprocess":
+        return multiprocess_executor
+    if name == "in_process":
+        return in_process_executor
+    raise ValueError(f"CEILGRID_RUN_EXECUTOR={name!r}: expected one of {', '.join(RUN_EXECUTORS)}")
 
 
 def build_resources() -> dict[str, ConfigurableResource]:

@@ -88,7 +88,7 @@ def _solve_with(monkeypatch, methods: set[str], component: str, room):
     """solve_stage with only ``methods`` of search / rounding / dive / milp allowed to settle it."""
     with monkeypatch.context() as patch:
         if "search" not in methods:
-            patch.setattr(optimiser, "SEARCH_MAX_DEVICES", 0)
+            patch.setattr(optimiser, "SEARCH_MAX_PAIRS", -1)
         if "rounding" not in methods:  # every site: never meets the bound
             patch.setattr(optimiser, "rounded_cover", lambda cover, x, need: np.ones(x.size, bool))
         if "dive" not in methods:

@@ -78,6 +78,11 @@ after_inputs_finished = after_inputs(in_same_run=False)
 #: Models, evaluation, promotion: inputs may run first in the same run.
 after_inputs_refreshed_or_in_run = after_inputs(in_same_run=True)
 
+#: Seconds between two evaluations of the training automation and of the first-start
+#: sensor (CEILGRID_AUTOMATION_INTERVAL_S): each step of the nightly chain starts at
+#: the tick after its inputs finished, so this is the wait per step.
+AUTOMATION_INTERVAL_S = int(os.environ.get("CEILGRID_AUTOMATION_INTERVAL_S", "30"))
+
 #: Evaluates the training group's conditions. One run per shard (no backfills), each
 #: tagged as training so that dagster.yaml's limit applies to it.
 training_automation = dg.AutomationConditionSensorDefinition(
@@ -86,7 +91,7 @@ training_automation = dg.AutomationConditionSensorDefinition(
     run_tags=TRAINING_RUN_TAGS,
     emit_backfills=False,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=AUTOMATION_INTERVAL_S,
 )
 
 
@@ -97,7 +102,7 @@ FIRST_START_ROOMS = int(os.environ.get("CEILGRID_FIRST_START_ROOMS", "60"))
 @dg.sensor(
     job=corpus_job,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=AUTOMATION_INTERVAL_S,
     description="On a platform with no promoted models and no corpus yet, starts one small "
     "training (CEILGRID_FIRST_START_ROOMS rooms); the automation conditions carry it to "
     "promotion. Only where CEILGRID_FIRST_START_TRAINING=1 (make dev sets it).",
