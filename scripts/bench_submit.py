@@ -58,11 +58,15 @@ def phases(dagster_home: Path, building_id: str, submitted: float, seen: float) 
         run = instance.get_run_record_by_id(record.run_id)
         stats = instance.get_run_stats(record.run_id)
     created, started = run.create_timestamp.timestamp(), stats.start_time or 0.0
-    laid_out, ended = record.timestamp, stats.end_time or 0.0
+    laid_out = record.timestamp
+    ended = (
+        "the run still writing its report"
+        if stats.end_time is None
+        else f"run ended {stats.end_time - laid_out:+.1f} s after the layout"
+    )
     return (
         f"run created +{created - submitted:.1f} s, started +{started - created:.1f} s, "
-        f"layout +{laid_out - started:.1f} s, seen +{seen - laid_out:.1f} s "
-        f"(run ended {ended - laid_out:+.1f} s after the layout)"
+        f"layout +{laid_out - started:.1f} s, seen +{seen - laid_out:.1f} s ({ended})"
     )
 
 
