@@ -40,7 +40,9 @@ def test_greedy_cover_updates_gains_locally_as_a_full_recount_would(monkeypatch,
         height, width = (int(n) for n in rng.integers(5, 90, size=2))
         uncovered = rng.random((height, width)) < rng.random()
         candidates = rng.random((height, width)) < 0.8
-        local = greedy_cover(uncovered, candidates, disk)
+        with monkeypatch.context() as patch:  # every round it can, updates around each pick
+            patch.setattr(heuristics, "PICK_UPDATE_CELLS", 0)
+            local = greedy_cover(uncovered, candidates, disk)
         with monkeypatch.context() as patch:  # every round recounts over the whole grid
             patch.setattr(heuristics, "LOCAL_UPDATE_SHARE", 0.0)
             full = greedy_cover(uncovered, candidates, disk)

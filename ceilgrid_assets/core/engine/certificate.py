@@ -61,8 +61,11 @@ def component_bound(
     Stops at the first bound that reaches ``placed`` (the layout is then proved
     optimal for this component); stronger methods run only while a gap remains.
     """
-    bound, method = context.bound
+    bound, method = context.cheap_bound
     if bound >= placed or context.radius_m is None:
+        return bound, method
+    bound, method = context.bound
+    if bound >= placed:
         return bound, method
     existing = int(context.existing.sum())
     uncovered = context.open_points
