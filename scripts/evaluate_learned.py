@@ -15,12 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from ceilgrid_assets.core.engine.models import DEFAULT_MODELS_DIR
-from ceilgrid_assets.core.learning.corpus import CorpusSpec, generate_rooms
-from ceilgrid_assets.core.learning.evaluation import awkward_rooms, evaluate_models, summarise
-from ceilgrid_assets.core.learning.learned import load_models
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=9001)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
+    # The learning stack (scikit-learn, skops, pandas) takes seconds to import: after --help.
+    import pandas as pd
+
+    from ceilgrid_assets.core.learning.corpus import CorpusSpec, generate_rooms
+    from ceilgrid_assets.core.learning.evaluation import awkward_rooms, evaluate_models, summarise
+    from ceilgrid_assets.core.learning.learned import load_models
+
     models = load_models(args.models)
     trained_on = {model.card.get("corpus", {}).get("seed") for model in models}
     if args.seed in trained_on:

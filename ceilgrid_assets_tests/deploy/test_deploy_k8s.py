@@ -12,9 +12,6 @@ exist and is never contacted. See ``deploy/k8s/offline.py``.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -233,49 +230,37 @@ def test_prune_cronjob_runs_daily() -> None:
     assert container["command"][:2] == ["python", "/opt/dagster/bin/prune_runs.py"]
 
 
-EXECUTOR_PROBE = """
-import json
-from ceilgrid_assets.definitions import defs
-from ceilgrid_assets.contract import LAYOUT_JOB
-print(json.dumps({
-    "automation": defs.resolve_implicit_global_asset_job_def().executor_def.name,
-    "serving": defs.resolve_job_def(LAYOUT_JOB).executor_def.name,
-    "corpus": defs.resolve_job_def("corpus_job").executor_def.name,
-}))
-"""
+def _executors(monkeypatch: pytest.MonkeyPatch, name: str) -> dict[str, str]:
+    """The executors of the code location built with CEILGRID_RUN_EXECUTOR=``name``."""
+    from ceilgrid_assets.contract import LAYOUT_JOB
+    from ceilgrid_assets.definitions import build_definitions
+
+    monkeypatch.setenv("CEILGRID_RUN_EXECUTOR", name)
+    defs = build_definitions()
+    return {
+        "automation": defs.resolve_implicit_global_asset_job_def().executor_def.name,
+        "serving": defs.resolve_job_def(LAYOUT_JOB).executor_def.name,
+        "corpus": defs.resolve_job_def("corpus_job").executor_def.name,
+    }
 
 
-def _executors(env: dict[str, str]) -> subprocess.CompletedProcess:
-    """The code location's executors, loaded in a fresh interpreter with ``env``."""
-    return subprocess.run(
-        [sys.executable, "-c", EXECUTOR_PROBE],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **env},
-        cwd=PROJECT_ROOT,
-    )
-
-
-def test_the_runtime_config_makes_training_steps_k8s_pods_and_serving_stays_in_process() -> None:
+def test_the_runtime_config_makes_training_steps_k8s_pods_and_serving_stays_in_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """deploy/README: on Kubernetes each step of a training run is its own pod."""
     data = _manifest("ConfigMap", "ceilgrid-runtime")["data"]
     assert data["CEILGRID_RUN_EXECUTOR"] == "k8s"
-    loaded = _executors({"CEILGRID_RUN_EXECUTOR": data["CEILGRID_RUN_EXECUTOR"]})
-    assert loaded.returncode == 0, loaded.stderr
-    assert json.loads(loaded.stdout) == {
+    assert _executors(monkeypatch, data["CEILGRID_RUN_EXECUTOR"]) == {
         "automation": "k8s",
         "serving": "in_process",
         "corpus": "in_process",
     }
 
 
-def test_locally_runs_are_in_process_and_a_wrong_executor_is_named() -> None:
-    local = _executors({"CEILGRID_RUN_EXECUTOR": ""})
-    assert local.returncode == 0, local.stderr
-    assert json.loads(local.stdout)["automation"] == "in_process"
-    wrong = _executors({"CEILGRID_RUN_EXECUTOR": "celery"})
-    assert wrong.returncode != 0
-    assert "CEILGRID_RUN_EXECUTOR='celery': expected one of in_process, multiprocess, k8s" in (
-        wrong.stderr
-    )
+def test_locally_runs_are_in_process_and_a_wrong_executor_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _executors(monkeypatch, "")["automation"] == "in_process"
+    assert _executors(monkeypatch, "multiprocess")["automation"] == "multiprocess"
+    with pytest.raises(ValueError, match=r"CEILGRID_RUN_EXECUTOR='celery': expected one of "):
+        _executors(monkeypatch, "celery")
