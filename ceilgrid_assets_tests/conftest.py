@@ -17,7 +17,8 @@ Fixtures for everyone:
   Postgres run, event-log and schedule storage.
 - ``dagster_dev`` (session): one ``dagster dev`` (webserver + daemon) on a free
   port against its own database, shared by the end-to-end and browser tests;
-  ``.url``, ``.home`` (its CEILGRID_HOME) and ``.env``.
+  ``.url``, ``.home`` (its CEILGRID_HOME) and ``.env``. Their modules run one after
+  another and the server stops after the last of their tests.
 - ``ceilgrid_home`` (function): sets ``CEILGRID_HOME`` (inbox, quarantine,
   storage root, model store) to a fresh directory and returns it.
 """
@@ -38,6 +39,42 @@ from ceilgrid_assets.dev.postgres import PostgresServer, create_database, start_
 
 _database_numbers = itertools.count()
 TEMPLATE_DATABASE = "dagster_template"
+
+#: The shared ``dagster dev`` once started, and the test after which it stops.
+_shared_dev: list = []
+_last_dev_test: list[str] = []
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules that use ``dagster_dev`` run one after another, where the first of them
+    stood, and the server stops after the last of their tests: an idle ``dagster dev``
+    keeps a fifth of a core busy, which every later test would otherwise pay for."""
+    by_module: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        by_module.setdefault(item.nodeid.split("::")[0], []).append(item)
+    users = [
+        module
+        for module, tests in by_module.items()
+        if any("dagster_dev" in getattr(test, "fixturenames", ()) for test in tests)
+    ]
+    if not users:
+        return
+    ordered: list[pytest.Item] = []
+    for module, tests in by_module.items():
+        if module == users[0]:
+            ordered += [test for user in users for test in by_module[user]]
+        elif module not in users:
+            ordered += tests
+    items[:] = ordered
+    _last_dev_test[:] = [by_module[users[-1]][-1].nodeid]
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if _shared_dev and _last_dev_test == [item.nodeid]:
+        from ceilgrid_assets.dev.server import stop
+
+        stop(_shared_dev.pop())
 
 
 @pytest.fixture(scope="session")
@@ -163,9 +200,10 @@ def dagster_dev(
     env = {**instance_env(postgres_server, home, dagster_home), "DAGSTER_POSTGRES_DB": database}
     port = free_port()
     process = start_dagster_dev(PROJECT_ROOT, env, port, home / "dagster-dev.log")
+    _shared_dev[:] = [process]
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_webserver(url, process)
         yield DagsterDev(url=url, home=home, env=env)
     finally:
-        stop(process)
+        stop(process)  # a no-op when it stopped after the last test that used it
