@@ -266,7 +266,7 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
             )
         else:
             chosen, outcomes = run_stage(context, models)
-            if not chosen.compliant and reserved is not None and component != "smoke_detector":
+            if not chosen.compliant and reserved is not None:
                 # The cells kept for detectors left this stage no compliant layout
                 # (a narrow room's return, say): free them; detectors go last instead.
                 safety_net += [f"{component}: {note}" for note in _safety(context)]
