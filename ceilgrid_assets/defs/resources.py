@@ -259,7 +259,7 @@ def run_executor() -> ExecutorDefinition:
     """The default executor from CEILGRID_RUN_EXECUTOR (default ``in_process``).
 
     In process, a run spends no start-up per step (a process per step costs about
-    5 s here, and a training run has seven); ``k8s`` (the Helm values set it) runs
+    5 s here, and a training run has seven); ``k8s`` (the Kubernetes runtime ConfigMap sets it) runs
     each step as its own pod, so the four models of a night train side by side.
     """
     name = os.environ.get("CEILGRID_RUN_EXECUTOR") or "in_process"
