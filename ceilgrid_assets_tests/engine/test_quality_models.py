@@ -1,5 +1,6 @@
 """The staggered model and its local improvement: hand-computed shapes, moves and prunes,
-and fewer devices than the square array where coverage sets the count."""
+and fewer devices than the square array where coverage sets the count; the swap search
+that brings greedy covers down to the lower bound."""
 
 from __future__ import annotations
 
@@ -12,14 +13,22 @@ from helpers import make_room
 
 from ceilgrid_assets.core.engine.heuristics import (
     drop_and_shift,
+    fewer_by_swaps,
+    greedy_cover,
     outline_pieces,
     prune,
     shift_cover,
     staggered_shape,
+    swap_cover,
 )
-from ceilgrid_assets.core.engine.models import ArrayModel, StaggeredModel, default_models
+from ceilgrid_assets.core.engine.models import (
+    ArrayModel,
+    GreedyCoverModel,
+    StaggeredModel,
+    default_models,
+)
 from ceilgrid_assets.core.engine.pipeline import evaluate
-from ceilgrid_assets.core.engine.profile import get_profile
+from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, get_profile
 from ceilgrid_assets.core.engine.stages import build_context
 
 NFPA = get_profile("nfpa72")
@@ -143,3 +152,33 @@ def test_staggered_leaves_rooms_the_optimiser_covers_to_it():
     assert StaggeredModel(min_cells=399).place(context) is not None
     (model,) = [m for m in default_models(optimiser_max_cells=100) if m.name == "staggered"]
     assert model.min_cells == 100
+
+
+def test_swap_cover_finds_the_cover_greedy_misses():
+    # Points 0-5. Site 2 covers the most (0, 1, 3, 4), so greedy takes it and
+    # needs two more; sites 0 and 1 alone cover everything.
+    sites = [{0, 1, 2}, {3, 4, 5}, {0, 1, 3, 4}, {5}]
+    cover = np.array([[point in site for site in sites] for point in range(6)])
+    found = swap_cover(cover, np.array([True, False, True, True]), size=2)
+    assert found is not None
+    assert found.tolist() == [True, True, False, False]
+
+
+def test_swap_cover_gives_up_below_the_optimum():
+    # Each point has a site of its own: no three sites cover four points.
+    cover = np.eye(4, dtype=bool)
+    assert swap_cover(cover, np.ones(4, dtype=bool), size=3) is None
+
+
+@pytest.mark.parametrize("shape", [(18, 14), (16, 12)])
+def test_swaps_bring_a_greedy_supply_cover_down_to_the_lower_bound(shape):
+    context = build_context("air_supply", make_room(shape), get_profile(DEFAULT_PROFILE))
+    greedy = greedy_cover(context.open_points, context.allowed, context.disk, context.reach)
+    assert int(greedy.sum()) > context.lower_bound  # greedy alone misses it here
+    fewer = fewer_by_swaps(context, greedy)
+    assert int(fewer.sum()) == context.lower_bound
+    assert not (fewer & ~context.allowed).any()
+    assert not context.uncovered(fewer).any()
+    # the model proposes it, so the exact step has nothing left to win
+    proposal = GreedyCoverModel().place(context)
+    assert proposal is not None and context.is_optimal(int(proposal.sum()))

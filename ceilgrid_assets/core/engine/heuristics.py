@@ -93,6 +93,84 @@ def greedy_cover(
     return picked
 
 
+#: Swap moves :func:`swap_cover` may make to find a cover one site smaller (its
+#: deterministic work budget), moves a removed site stays out, and the largest
+#: (open points x allowed sites) problem it takes on (a dense matrix).
+SWAP_MAX_MOVES = 60
+SWAP_TABU_MOVES = 3
+SWAP_MAX_PAIRS = 250_000
+
+
+def swap_cover(cover: np.ndarray, chosen: np.ndarray, size: int) -> np.ndarray | None:
+    """``size`` sites (columns) covering every row of a dense ``cover``, or None.
+
+    Point-weighted local search from the sites ``chosen``: the chosen site
+    covering the least weight alone goes until ``size`` are left; then each move
+    swaps the chosen and free site that leave the least weight uncovered, and
+    every point still uncovered gains weight, so the search leaves plateaus
+    instead of circling. A site just removed stays out for ``SWAP_TABU_MOVES``
+    moves. Deterministic: ties go to the lowest indices. Finds in a millisecond
+    the covers at the count rule that greedy misses by a device or two.
+    """
+    columns = cover.astype(np.float32)
+    weight = np.ones(cover.shape[0], dtype=np.float32)
+    chosen = chosen.copy()
+    times = columns @ chosen.astype(np.float32)
+    while int(chosen.sum()) > size:
+        alone = (weight * (times == 1)) @ columns
+        site = int(np.flatnonzero(chosen)[np.argmin(alone[chosen])])
+        chosen[site] = False
+        times -= columns[:, site]
+    back_at = np.zeros(cover.shape[1], dtype=np.int64)  # a removed site may return from this move
+    for move in range(SWAP_MAX_MOVES):
+        uncovered = times == 0
+        if not uncovered.any():
+            return chosen
+        inside = np.flatnonzero(chosen)
+        # Weight each free site would cover, and for each chosen site the weight
+        # only it covers and how much of that each free site would take over.
+        gain = (weight * uncovered) @ columns
+        lone = columns[:, inside] * (weight * (times == 1))[:, None]
+        net = gain[None, :] + lone.T @ columns - lone.sum(axis=0)[:, None]
+        net[:, chosen | (back_at > move)] = -np.inf
+        if not np.isfinite(net).any():
+            return None
+        out, site = divmod(int(np.argmax(net)), cover.shape[1])
+        chosen[inside[out]], chosen[site] = False, True
+        times += columns[:, site] - columns[:, inside[out]]
+        back_at[inside[out]] = move + 1 + SWAP_TABU_MOVES
+        weight[times == 0] += 1
+    return chosen if not (times == 0).any() else None
+
+
+def fewer_by_swaps(context: StageContext, added: np.ndarray) -> np.ndarray:
+    """``added`` (a cover of the open points) made smaller one device at a time by
+    :func:`swap_cover`, down to the stage's lower bound, while swaps find one.
+
+    Stages whose coverage problem is larger than ``SWAP_MAX_PAIRS`` pairs, or
+    with points no allowed cell reaches, are returned unchanged.
+    """
+    existing = int(context.existing.sum())
+    n_open, n_sites = int(context.open_points.sum()), int(context.allowed.sum())
+    if context.radius_m is None or not n_open or n_open * n_sites > SWAP_MAX_PAIRS:
+        return added
+    if context.is_optimal(existing + int(added.sum())):  # the cheap bound first
+        return added
+    cover = context.open_cover
+    if not cover.any(axis=1).all():
+        return added
+    floor = context.lower_bound - existing
+    chosen = added[context.allowed]
+    while int(chosen.sum()) > floor:
+        smaller = swap_cover(cover, chosen, int(chosen.sum()) - 1)
+        if smaller is None:
+            break
+        chosen = smaller
+    result = np.zeros_like(added)
+    result[context.allowed] = chosen
+    return result
+
+
 def take_disk_points(
     uncovered: np.ndarray, counts: np.ndarray | None, disk: np.ndarray, y: int, x: int
 ) -> None:

@@ -24,6 +24,7 @@ from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.heuristics import (
     SPREAD_WALL_WEIGHT,
     array_layout,
+    fewer_by_swaps,
     greedy_cover,
     polish,
     spread,
@@ -64,7 +65,8 @@ class ArrayModel:
 
 @dataclass(frozen=True)
 class GreedyCoverModel:
-    """Greedy set cover of the coverage points, then spread to reach the count."""
+    """Greedy set cover of the coverage points made smaller by swaps; the repair spreads
+    devices to reach the count."""
 
     name: str = "greedy-cover"
     components: tuple[str, ...] = DEVICE_COMPONENTS
@@ -73,7 +75,8 @@ class GreedyCoverModel:
     def place(self, context: StageContext) -> np.ndarray | None:
         if context.radius_m is None:
             return None
-        return greedy_cover(context.open_points, context.allowed, context.disk, context.reach)
+        picked = greedy_cover(context.open_points, context.allowed, context.disk, context.reach)
+        return fewer_by_swaps(context, picked)
 
 
 @dataclass(frozen=True)
