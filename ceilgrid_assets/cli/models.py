@@ -1,14 +1,17 @@
 """``ceilgrid models``: the promoted model versions (list, show, compare, promote, rollback).
 
 Acts on the model store on disk (``--store``, default as the platform's:
-``CEILGRID_MODEL_STORE`` or ``.ceilgrid/model-store``); serving picks up a
-promotion or rollback on its next run, as it loads the ``promoted`` link then.
+``CEILGRID_MODEL_STORE`` or ``.ceilgrid/model-store``), or with ``--url``
+(default ``CEILGRID_STORAGE_URL``, as the platform) on the bucket's registry,
+``--store`` then being the local cache versions are downloaded into. Serving
+picks up a promotion or rollback on its next run, as it reads the pointer then.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from ceilgrid_assets.cli.common import EXIT_OK
@@ -22,6 +25,12 @@ def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         description="The model registry: every promotion is a version with its lineage.",
     )
     parser.add_argument("--store", type=Path, default=None, help="model store directory")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("CEILGRID_STORAGE_URL", ""),
+        help="s3://BUCKET[/PREFIX]: the bucket's registry, as the platform's pods share it "
+        "(default: $CEILGRID_STORAGE_URL, else the store on disk)",
+    )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("list", help="every version, oldest first; * marks the one serving")
     show = actions.add_parser("show", help="a version's lineage record (JSON)")
@@ -38,10 +47,19 @@ def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
 
 def run_models(args: argparse.Namespace) -> int:
     from ceilgrid_assets.core.learning import registry  # numpy: not for `ceilgrid --help`
+    from ceilgrid_assets.core.storage import open_blobs
 
     store = args.store or registry.default_store()
+    try:
+        remote = open_blobs(args.url, str(store)) if args.url else None
+    except ValueError as error:  # not an s3:// URL
+        raise registry.RegistryError(str(error)) from None
+    if remote is not None:  # the bucket is the registry: cache its versions first
+        registry.pull_all(remote, store)
     if args.action == "list":
-        serving = registry.current(store)
+        serving = (
+            registry.current(store) if remote is None else registry.remote_current(remote, store)
+        )
         for version in registry.versions(store):
             mark = "*" if serving is not None and version.id == serving.id else " "
             print(mark, json.dumps(version.summary()))
@@ -51,7 +69,14 @@ def run_models(args: argparse.Namespace) -> int:
         old, new = (registry.get_version(store, name) for name in (args.old, args.new))
         print(json.dumps(registry.compare(old, new), indent=1))
     elif args.action == "promote":
-        print(f"serving {registry.activate(store, args.version, 'promote').id}")
+        if remote is None:
+            version = registry.activate(store, args.version, "promote")
+        else:
+            version = registry.remote_activate(remote, store, args.version, "promote")
+        print(f"serving {version.id}")
     else:
-        print(f"serving {registry.rollback(store).id}")
+        version = (
+            registry.rollback(store) if remote is None else registry.remote_rollback(remote, store)
+        )
+        print(f"serving {version.id}")
     return EXIT_OK

@@ -8,9 +8,7 @@ share no volume) or one shared folder (deploy/docker sets
 working directory, which ``make dev`` runs from.
 """
 
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -25,7 +23,7 @@ from dagster import (
 from ceilgrid_assets.contract import building_partition_key
 from ceilgrid_assets.core.engine.models import PlacementModel
 from ceilgrid_assets.core.learning import registry
-from ceilgrid_assets.defs.blobs import BlobStore, LocalBlobs, open_blobs
+from ceilgrid_assets.core.storage import BlobStore, LocalBlobs, open_blobs
 
 
 def ceilgrid_home() -> Path:
@@ -138,20 +136,14 @@ class PromotedModels(NamedTuple):
     models: list[PlacementModel]
 
 
-#: Model versions and the promoted pointer live under this folder of the bucket.
-REMOTE_MODELS = "model-store"
-
-
 class ModelStore(ConfigurableResource):
     """The model registry (``core/learning/registry.py``) serving and promotion share.
 
     ``versions/vNNNN/`` holds every promoted set with its lineage record;
     ``promoted`` is a symlink swapped atomically to the version serving uses.
     With ``url`` (``s3://bucket/prefix``) the bucket's ``model-store/`` is the
-    registry every pod shares: promotion uploads the version's files, its record
-    last, then replaces the small ``model-store/promoted`` object (``{"version":
-    "v0003"}``); ``location`` is then a local cache that versions are downloaded
-    into, whole, before anything is loaded from them.
+    registry every pod shares (see the registry module) and ``location`` a local
+    cache that versions are downloaded into, whole, before anything is loaded.
     """
 
     location: str
@@ -164,40 +156,7 @@ class ModelStore(ConfigurableResource):
         remote = self._remote()
         if remote is None:
             return registry.current(Path(self.location))
-        pointer = remote.get_bytes(f"{REMOTE_MODELS}/{registry.PROMOTED}")
-        if pointer is None:
-            return None
-        version_id = json.loads(pointer).get("version", "")
-        if not registry.is_version_id(version_id):
-            raise ValueError(f"the promoted pointer in {self.url} names no version id")
-        return self._download(remote, version_id)
-
-    def _download(self, remote: BlobStore, version_id: str) -> registry.Version:
-        """The version from the local cache, downloaded first if missing.
-
-        Files go to a staging folder renamed into place, so the cache only ever
-        holds whole versions; names are checked like every other storage key.
-        """
-        store = Path(self.location)
-        if not (store / registry.VERSIONS / version_id / registry.RECORD).is_file():
-            folder = f"{REMOTE_MODELS}/{registry.VERSIONS}/{version_id}"
-            names = remote.list(folder)
-            if f"{folder}/{registry.RECORD}" not in names:
-                raise registry.RegistryError(f"model version {version_id} in {self.url} is partial")
-            (store / registry.VERSIONS).mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=store / registry.VERSIONS, prefix=".pull-") as tmp:
-                staging = LocalBlobs(Path(tmp) / version_id)
-                for name in names:
-                    data = remote.get_bytes(name)
-                    if data is None:
-                        raise registry.RegistryError(f"{name} vanished from {self.url}")
-                    staging.put_bytes(name.removeprefix(folder + "/"), data)
-                try:
-                    staging.root.rename(store / registry.VERSIONS / version_id)
-                except OSError:  # another process downloaded it meanwhile
-                    if not (store / registry.VERSIONS / version_id).is_dir():
-                        raise
-        return registry.get_version(store, version_id)
+        return registry.remote_current(remote, Path(self.location))
 
     def promoted_record(self) -> dict[str, Any] | None:
         version = self._current()
@@ -210,27 +169,14 @@ class ModelStore(ConfigurableResource):
         from the bucket's (training runs one at a time: see docs/platform.md).
         """
         store, remote = Path(self.location), self._remote()
-        if remote is not None:
-            folder = f"{REMOTE_MODELS}/{registry.VERSIONS}"
-            for version_id in sorted({name.split("/")[2] for name in remote.list(folder)}):
-                if registry.is_version_id(version_id):
-                    self._download(remote, version_id)
+        if remote is None:
+            return registry.activate(
+                store, registry.add_version(store, candidate, record).id, "promote"
+            )
+        registry.pull_all(remote, store)
         version = registry.add_version(store, candidate, record)
-        if remote is not None:
-            prefix = f"{REMOTE_MODELS}/{registry.VERSIONS}/{version.id}"
-            if remote.exists(f"{prefix}/{registry.RECORD}"):  # nothing locks the bucket
-                raise registry.RegistryError(
-                    f"model version {version.id} appeared in {self.url} meanwhile "
-                    "(another promotion): promote again"
-                )
-            files = [path for path in version.path.rglob("*") if path.is_file()]
-            # The record last: a version without one is partial and never loaded.
-            for path in sorted(files, key=lambda path: (path.name == registry.RECORD, path)):
-                name = path.relative_to(version.path).as_posix()
-                remote.put_bytes(f"{prefix}/{name}", path.read_bytes())
-            pointer = json.dumps({"version": version.id}).encode()
-            remote.put_bytes(f"{REMOTE_MODELS}/{registry.PROMOTED}", pointer)
-        return registry.activate(store, version.id, "promote")
+        registry.push_version(remote, version)
+        return registry.remote_activate(remote, store, version.id, "promote")
 
     def load_promoted(self) -> PromotedModels:
         """The promoted learned models (none before the first promotion), read from the

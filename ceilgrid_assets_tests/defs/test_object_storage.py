@@ -22,14 +22,16 @@ import yaml
 from helpers import EXAMPLES_DIR, PROJECT_ROOT, load_module, plain_model
 from moto.server import ThreadedMotoServer
 
+from ceilgrid_assets.cli import main
 from ceilgrid_assets.contract import BUILDINGS
 from ceilgrid_assets.core.engine.io import content_hash
 from ceilgrid_assets.core.learning import registry
 from ceilgrid_assets.core.learning.learned import save_model
+from ceilgrid_assets.core.learning.registry import REMOTE_MODELS
 from ceilgrid_assets.core.outputs.export import bill_of_quantities, boq_csv, layout_from_document
+from ceilgrid_assets.core.storage import LocalBlobs, S3Blobs, open_blobs
 from ceilgrid_assets.definitions import defs
-from ceilgrid_assets.defs.blobs import LocalBlobs, S3Blobs, open_blobs
-from ceilgrid_assets.defs.resources import REMOTE_MODELS, LayoutStorage, ModelStore, build_resources
+from ceilgrid_assets.defs.resources import LayoutStorage, ModelStore, build_resources
 from ceilgrid_assets.defs.serving.sensors import scan_inbox
 
 SERVING = ["submitted_building", "completed_layout", "building_report"]
@@ -316,6 +318,44 @@ def test_a_planted_pointer_or_partial_version_is_refused(bucket, tmp_path) -> No
     with pytest.raises(registry.RegistryError, match="partial"):
         store.load_promoted()
     assert files_under(tmp_path / "cache") == []
+
+
+def test_the_command_line_lists_promotes_and_rolls_back_the_bucket_registry(
+    bucket, tmp_path, capsys
+) -> None:
+    """``ceilgrid models --url``: the versions a pod promoted, and a rollback every pod follows."""
+    url = f"s3://{bucket}/ceilgrid"
+    trainer = ModelStore(location=str(tmp_path / "trainer-cache"), url=url)
+    trainer.promote(candidate(tmp_path / "c1"), {"note": "first"})
+    trainer.promote(candidate(tmp_path / "c2"), {"note": "second"})
+    cli = ["models", "--url", url, "--store", str(tmp_path / "cli-cache")]
+
+    assert main([*cli, "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [(line[0], json.loads(line[2:])["version"]) for line in listed] == [
+        (" ", "v0001"),
+        ("*", "v0002"),
+    ]
+    assert main([*cli, "show", "v0001"]) == 0
+    assert json.loads(capsys.readouterr().out)["note"] == "first"
+
+    pointer = f"ceilgrid/{REMOTE_MODELS}/promoted"
+    assert main([*cli, "rollback"]) == 0
+    assert capsys.readouterr().out.strip() == "serving v0001"
+    assert json.loads(objects(bucket, pointer)[pointer]) == {"version": "v0001"}
+    server = ModelStore(location=str(tmp_path / "server-cache"), url=url)
+    assert server.load_promoted().version == "v0001"
+    assert main([*cli, "rollback"]) == 2  # nothing older
+    assert "v0001 is the oldest version" in capsys.readouterr().err
+
+    assert main([*cli, "promote", "v0002"]) == 0
+    assert server.load_promoted().version == "v0002"
+    assert main([*cli, "promote", "v0009"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "no model version v0009" in error and "\n" not in error
+    assert json.loads(objects(bucket, pointer)[pointer]) == {"version": "v0002"}
+    assert main(["models", "--url", "http://not-a-bucket", "list"]) == 2
+    assert "expected s3://BUCKET" in capsys.readouterr().err
 
 
 def helm_compute_logs(endpoint: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from helpers import EXAMPLES_DIR, inbox_tick
 
 from ceilgrid_assets.contract import MAX_BUILDING_ID, MAX_SUBMISSION_BYTES, building_partition_key
 from ceilgrid_assets.core.engine.errors import InputError
-from ceilgrid_assets.defs.blobs import LocalBlobs
+from ceilgrid_assets.core.storage import LocalBlobs
 from ceilgrid_assets.defs.resources import LayoutStorage, build_resources
 from ceilgrid_assets.defs.serving.layouts import completed_layout
 from ceilgrid_assets.defs.serving.partitions import BUILDINGS

@@ -9,6 +9,13 @@ A store directory holds::
 Versions are never changed after they are written, so any layout made with a
 version can be made again from it. ``promote`` and ``rollback`` only swap the
 ``promoted`` symlink, atomically: a reader sees the old set or the new one.
+
+With object storage (a :class:`~ceilgrid_assets.core.storage.BlobStore`), the
+bucket's ``model-store/`` is the registry every pod shares: ``versions/vNNNN/``
+with the same files (the record uploaded last, so a version without one is
+partial and never loaded) and the small ``promoted`` object (``{"version":
+"v0003"}``) in place of the symlink. The local store is then a cache that
+whole versions are downloaded into before anything is read from them.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -25,11 +33,14 @@ from typing import Any
 
 from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.io import write_atomic
+from ceilgrid_assets.core.storage import BlobStore, LocalBlobs
 
 RECORD = "promotion.json"
 HISTORY = "history.jsonl"
 PROMOTED = "promoted"
 VERSIONS = "versions"
+#: Model versions and the promoted pointer live under this folder of a bucket.
+REMOTE_MODELS = "model-store"
 _VERSION_ID = re.compile(r"v(\d{4,})")
 
 
@@ -152,6 +163,99 @@ def rollback(store: Path) -> Version:
     if not older:
         raise RegistryError(f"{now.id} is the oldest version in {store}: nothing to roll back to")
     return activate(store, older[-1].id, "rollback")
+
+
+def remote_current(remote: BlobStore, store: Path) -> Version | None:
+    """The version the bucket's pointer names, downloaded into ``store`` if missing;
+    None before the first promotion."""
+    pointer = remote.get_bytes(f"{REMOTE_MODELS}/{PROMOTED}")
+    if pointer is None:
+        return None
+    version_id = json.loads(pointer).get("version", "")
+    if not is_version_id(version_id):
+        raise RegistryError(
+            f"the promoted pointer in {remote.describe(REMOTE_MODELS)} names no version id"
+        )
+    return pull_version(remote, store, version_id)
+
+
+def pull_version(remote: BlobStore, store: Path, version_id: str) -> Version:
+    """The version from the local cache ``store``, downloaded first if missing.
+
+    Files go to a staging folder renamed into place, so the cache only ever
+    holds whole versions; names are checked like every other storage key.
+    """
+    store = Path(store)
+    if not (store / VERSIONS / version_id / RECORD).is_file():
+        folder = f"{REMOTE_MODELS}/{VERSIONS}/{version_id}"
+        names = remote.list(folder)
+        if not names:
+            raise RegistryError(
+                f"no model version {version_id} in {remote.describe(REMOTE_MODELS)}"
+            )
+        if f"{folder}/{RECORD}" not in names:
+            raise RegistryError(
+                f"model version {version_id} in {remote.describe(folder)} is partial"
+            )
+        (store / VERSIONS).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=store / VERSIONS, prefix=".pull-") as tmp:
+            staging = LocalBlobs(Path(tmp) / version_id)
+            for name in names:
+                data = remote.get_bytes(name)
+                if data is None:
+                    raise RegistryError(f"{remote.describe(name)} vanished")
+                staging.put_bytes(name.removeprefix(folder + "/"), data)
+            try:
+                staging.root.rename(store / VERSIONS / version_id)
+            except OSError:  # another process downloaded it meanwhile
+                if not (store / VERSIONS / version_id).is_dir():
+                    raise
+    return get_version(store, version_id)
+
+
+def pull_all(remote: BlobStore, store: Path) -> list[Version]:
+    """Every whole version in the bucket, cached in ``store``; oldest first."""
+    folder = f"{REMOTE_MODELS}/{VERSIONS}"
+    found = sorted({name.split("/")[2] for name in remote.list(folder)})
+    return [
+        pull_version(remote, store, version_id) for version_id in found if is_version_id(version_id)
+    ]
+
+
+def push_version(remote: BlobStore, version: Version) -> None:
+    """Upload a version added to the cache, its record last; refused if the bucket
+    already holds that id (nothing locks a bucket: another promotion got there first)."""
+    prefix = f"{REMOTE_MODELS}/{VERSIONS}/{version.id}"
+    if remote.exists(f"{prefix}/{RECORD}"):
+        raise RegistryError(
+            f"model version {version.id} appeared in {remote.describe(prefix)} meanwhile "
+            "(another promotion): promote again"
+        )
+    files = [path for path in version.path.rglob("*") if path.is_file()]
+    for path in sorted(files, key=lambda path: (path.name == RECORD, path)):
+        remote.put_bytes(f"{prefix}/{path.relative_to(version.path).as_posix()}", path.read_bytes())
+
+
+def remote_activate(remote: BlobStore, store: Path, version_id: str, action: str) -> Version:
+    """Serve ``version_id`` from the bucket: the pointer object is replaced whole, and
+    the local cache records the action in its history."""
+    if not is_version_id(version_id):
+        raise RegistryError(f"{version_id!r} is not a version id (v0001, v0002, ...)")
+    pull_version(remote, store, version_id)
+    remote.put_bytes(f"{REMOTE_MODELS}/{PROMOTED}", json.dumps({"version": version_id}).encode())
+    return activate(store, version_id, action)
+
+
+def remote_rollback(remote: BlobStore, store: Path) -> Version:
+    """Serve the bucket's version before the one its pointer names (by number)."""
+    now = remote_current(remote, store)
+    where = remote.describe(REMOTE_MODELS)
+    if now is None:
+        raise RegistryError(f"nothing is promoted in {where}: nothing to roll back")
+    older = [version for version in pull_all(remote, store) if _order(version) < _order(now)]
+    if not older:
+        raise RegistryError(f"{now.id} is the oldest version in {where}: nothing to roll back to")
+    return remote_activate(remote, store, older[-1].id, "rollback")
 
 
 def history(store: Path) -> list[dict[str, Any]]:
