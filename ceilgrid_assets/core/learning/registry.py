@@ -214,12 +214,16 @@ def pull_version(remote: BlobStore, store: Path, version_id: str) -> Version:
 
 
 def pull_all(remote: BlobStore, store: Path) -> list[Version]:
-    """Every whole version in the bucket, cached in ``store``; oldest first."""
+    """Every whole version in the bucket, cached in ``store``; oldest first. A version
+    without its record (a promotion still uploading, or one that failed) is left out."""
     folder = f"{REMOTE_MODELS}/{VERSIONS}"
-    found = sorted({name.split("/")[2] for name in remote.list(folder)})
-    return [
-        pull_version(remote, store, version_id) for version_id in found if is_version_id(version_id)
-    ]
+    whole = sorted(
+        parts[2]
+        for parts in (name.split("/") for name in remote.list(folder))
+        if parts[3:] == [RECORD] and is_version_id(parts[2])
+    )
+    pulled = [pull_version(remote, store, version_id) for version_id in whole]
+    return sorted(pulled, key=_order)
 
 
 def push_version(remote: BlobStore, version: Version) -> None:
