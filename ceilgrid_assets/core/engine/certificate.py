@@ -73,12 +73,6 @@ def component_bound(
     n_sites = int(sites.sum())
     if not uncovered.any() or n_sites == 0:
         return bound, method
-    # Imported here: most rooms are settled by the cheap bounds, and ``ceilgrid
-    # validate`` should not pay for scipy.optimize to start.
-    from scipy.optimize import LinearConstraint
-
-    from ceilgrid_assets.core.engine.optimiser import lp_relaxation, solve_stage
-
     disk_cells = int(context.disk.sum())
     if int(uncovered.sum()) * disk_cells <= LP_MAX_PAIRS:
         points = uncovered
@@ -86,6 +80,13 @@ def component_bound(
         points = sampled_points(uncovered, disk_cells, sample_pairs)
     else:
         return bound, method
+    # Imported only now: most rooms are settled by the cheap bounds or too large for
+    # the LP, and ``ceilgrid validate`` should not pay for scipy.optimize to start
+    # (0.4 s of the 500x500-tile room's layout).
+    from scipy.optimize import LinearConstraint
+
+    from ceilgrid_assets.core.engine.optimiser import lp_relaxation, solve_stage
+
     cover = coverage_matrix(points, sites, context.disk, context.reach)
     if not (cover.getnnz(axis=1) > 0).all():  # some point no site reaches: no compliant layout
         return bound, method
