@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import make_room
+from scipy import ndimage
 
 from ceilgrid_assets.core.engine import heuristics
 from ceilgrid_assets.core.engine.heuristics import BlockArgmax, greedy_cover
 from ceilgrid_assets.core.engine.photometry import illuminance_map, light_contribution
 from ceilgrid_assets.core.engine.profile import get_profile
-from ceilgrid_assets.core.engine.stages import disk_stencil
+from ceilgrid_assets.core.engine.rules import shortfall_of
+from ceilgrid_assets.core.engine.stages import build_context, disk_stencil
 
 
 def test_block_argmax_is_numpy_argmax_under_window_updates(monkeypatch):
@@ -32,8 +34,11 @@ def test_block_argmax_is_numpy_argmax_under_window_updates(monkeypatch):
             tracker.refresh(*window)
 
 
+@pytest.mark.parametrize("stamped_points", [0, 10**9])  # always by FFT, always one by one
 @pytest.mark.parametrize("radius_m", [1.3, 3.46, 6.4])
-def test_greedy_cover_updates_gains_locally_as_a_full_recount_would(monkeypatch, radius_m):
+def test_greedy_cover_updates_gains_locally_as_a_full_recount_would(
+    monkeypatch, radius_m, stamped_points
+):
     rng = np.random.default_rng(7)
     disk = disk_stencil(radius_m, 0.6)
     for _ in range(15):
@@ -42,6 +47,7 @@ def test_greedy_cover_updates_gains_locally_as_a_full_recount_would(monkeypatch,
         candidates = rng.random((height, width)) < 0.8
         with monkeypatch.context() as patch:  # every round it can, updates around each pick
             patch.setattr(heuristics, "PICK_UPDATE_CELLS", 0)
+            patch.setattr(heuristics, "STAMPED_POINTS", stamped_points)
             local = greedy_cover(uncovered, candidates, disk)
         with monkeypatch.context() as patch:  # every round recounts over the whole grid
             patch.setattr(heuristics, "LOCAL_UPDATE_SHARE", 0.0)
@@ -58,3 +64,36 @@ def test_one_more_light_adds_its_contribution_to_the_map():
     lights[13, 17] = True
     after = illuminance_map(room, profile, lights)
     np.testing.assert_allclose(before + light_contribution(room, profile, 13, 17), after, rtol=1e-9)
+
+
+def test_brightening_reuses_its_distance_transform_and_places_the_same_lights(monkeypatch):
+    """The nearest free cell stays the nearest while it is free (free cells only get
+    fewer), so fewer transforms give the lights a fresh transform per light gives."""
+    profile = get_profile("nfpa72")
+    room = make_room((30, 22), invalid=[(7, 5), (19, 5), (7, 15), (19, 15)])
+    context = build_context("light", room, profile)
+    start = np.zeros(room.cells.shape, dtype=bool)
+    start[11, 15] = True
+    transforms = []
+    real = ndimage.distance_transform_edt
+
+    def counted(*args, **kwargs):
+        transforms.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(heuristics.ndimage, "distance_transform_edt", counted)
+    added = heuristics.brighten(context, start)
+    monkeypatch.undo()
+    # the loop as written before: one fresh transform for every light it adds
+    reference, free = start.copy(), context.allowed & ~start
+    while free.any():
+        lux = illuminance_map(room, profile, context.existing | reference)
+        dark = shortfall_of(room, profile, lux)
+        if dark is None:
+            break
+        darkest = np.unravel_index(int(np.nanargmin(dark)), dark.shape)
+        _, nearest = ndimage.distance_transform_edt(~free, return_indices=True)
+        y, x = int(nearest[0][darkest]), int(nearest[1][darkest])
+        reference[y, x], free[y, x] = True, False
+    np.testing.assert_array_equal(added, reference)
+    assert int(added.sum() - start.sum()) > len(transforms) > 0
