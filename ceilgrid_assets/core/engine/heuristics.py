@@ -112,7 +112,7 @@ def swap_cover(cover: np.ndarray, chosen: np.ndarray, size: int) -> np.ndarray |
     moves. Deterministic: ties go to the lowest indices. Finds in a millisecond
     the covers at the count rule that greedy misses by a device or two.
     """
-    columns = cover.astype(np.float32)
+    columns = np.asarray(cover, dtype=np.float32)  # no copy when the caller converted it
     weight = np.ones(cover.shape[0], dtype=np.float32)
     chosen = chosen.copy()
     times = columns @ chosen.astype(np.float32)
@@ -156,9 +156,9 @@ def fewer_by_swaps(context: StageContext, added: np.ndarray) -> np.ndarray:
         return added
     if context.is_optimal(existing + int(added.sum())):  # the cheap bound first
         return added
-    cover = context.open_cover
-    if not cover.any(axis=1).all():
+    if not context.open_cover.any(axis=1).all():
         return added
+    cover = context.open_cover.astype(np.float32)  # once for every size tried
     floor = context.lower_bound - existing
     chosen = added[context.allowed]
     while int(chosen.sum()) > floor:

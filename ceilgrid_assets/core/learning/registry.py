@@ -217,13 +217,12 @@ def pull_all(remote: BlobStore, store: Path) -> list[Version]:
     """Every whole version in the bucket, cached in ``store``; oldest first. A version
     without its record (a promotion still uploading, or one that failed) is left out."""
     folder = f"{REMOTE_MODELS}/{VERSIONS}"
-    whole = sorted(
+    whole = [
         parts[2]
         for parts in (name.split("/") for name in remote.list(folder))
         if parts[3:] == [RECORD] and is_version_id(parts[2])
-    )
-    pulled = [pull_version(remote, store, version_id) for version_id in whole]
-    return sorted(pulled, key=_order)
+    ]
+    return sorted((pull_version(remote, store, version_id) for version_id in whole), key=_order)
 
 
 def push_version(remote: BlobStore, version: Version) -> None:
