@@ -12,11 +12,22 @@ from helpers import make_room, positions, reference_rule_ids, rule_ids
 
 from ceilgrid_assets.core.engine import constraints, pipeline
 from ceilgrid_assets.core.engine.constraints import CLEARANCES, Clearance
-from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS
-from ceilgrid_assets.core.engine.optimiser import solve_joint
+from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, EMPTY, LIGHT
+from ceilgrid_assets.core.engine.heuristics import brighten
+from ceilgrid_assets.core.engine.optimiser import (
+    UNIFORMITY_ROW_MARGIN,
+    solve_joint,
+    uniformity_rows,
+)
+from ceilgrid_assets.core.engine.photometry import illuminance_map, room_kernel
 from ceilgrid_assets.core.engine.pipeline import EngineConfig, complete_room
 from ceilgrid_assets.core.engine.profile import get_profile
-from ceilgrid_assets.core.engine.rules import check_layout, input_conflicts
+from ceilgrid_assets.core.engine.rules import (
+    calculation_area,
+    check_layout,
+    dark_points,
+    input_conflicts,
+)
 from ceilgrid_assets.core.engine.stages import build_context
 
 NFPA = get_profile("nfpa72")
@@ -188,6 +199,46 @@ def test_the_rescue_says_budget_exhausted_when_its_node_budget_runs_out():
     starved = complete_room(room, EngineConfig(rescue_node_limit=0))
     assert not starved.compliant
     assert starved.compliance["rescue"].startswith("budget exhausted")
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (5, 2)])
+def test_the_rescue_solves_again_with_uniformity_rows_until_u0_holds(shape):
+    """A 1.2 x 3.0 m closet: the joint programme knows no U0, and its first layout
+    fails U0 even with every light brightening can add (these rooms came back not
+    compliant); the rows of the points it left dark lead to a compliant one."""
+    room = make_room(shape)
+    first = solve_joint(room, NFPA, 30)
+    solved = room.with_cells(np.where(first.added > 0, first.added, room.cells).astype(np.uint8))
+    lights = build_context("light", solved, NFPA)
+    brightened = lights.apply(brighten(lights, np.zeros_like(lights.allowed)))
+    assert rule_ids(check_layout(brightened, NFPA, room)) == {"light.uniformity"}
+    result = complete_room(room)
+    assert_completed(result)
+    assert result.compliance["rescue"] == "compliant layout found"
+    assert result.metrics["uniformity_u0"] >= NFPA.target_u0("office")
+
+
+def test_uniformity_rows_are_the_validators_illuminance_exactly():
+    """Row p times a light layout, less its bound, is (E_p - u Eavg) / peak: the
+    sign is the validator's verdict on that point, for any layout."""
+    room = make_room((9, 7), invalid=[(4, 3), (0, 6)], devices={"light": [(0, 0)]})
+    sites = room.cells == EMPTY
+    area = calculation_area(room, NFPA)
+    rows, bounds = uniformity_rows(room, NFPA, sites, area)
+    target, peak = NFPA.target_u0(room.room_type), float(room_kernel(room, NFPA).max())
+    rng = np.random.default_rng(7)
+    verdicts = set()
+    for share in np.linspace(0.05, 0.6, 12):
+        chosen = rng.random(int(sites.sum())) < share
+        lights = room.cells == LIGHT
+        lights[sites] |= chosen
+        lux = np.where(area, illuminance_map(room, NFPA, lights), np.nan)
+        margin = (rows @ chosen - (bounds - UNIFORMITY_ROW_MARGIN)) * peak
+        expected = lux[area] - target * np.nanmean(lux)
+        np.testing.assert_allclose(margin, expected, rtol=1e-9, atol=1e-9)
+        assert np.array_equal(margin < 0, dark_points(lux, target)[area])
+        verdicts.add(bool((margin < 0).any()))
+    assert verdicts == {True, False}  # both dark and well-lit layouts were drawn
 
 
 def test_compliant_rooms_carry_no_diagnosis():

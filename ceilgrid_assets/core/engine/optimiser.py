@@ -33,10 +33,11 @@ from scipy import sparse
 
 from ceilgrid_assets.core.engine import constraints
 from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, EMPTY, Room
-from ceilgrid_assets.core.engine.photometry import required_lights
+from ceilgrid_assets.core.engine.photometry import illuminance_map, required_lights, room_kernel
 from ceilgrid_assets.core.engine.profile import Profile
 from ceilgrid_assets.core.engine.rules import (
     EPSILON_M,
+    calculation_area,
     device_layers,
     forbidden_cells,
 )
@@ -80,6 +81,7 @@ class SolveResult:
     status: str
     gap: float | None
     seconds: float
+    nodes: int = 0  # branch-and-bound nodes HiGHS explored
 
 
 #: The exhaustive search gives up (and the LP runs) after this many branches ...
@@ -245,15 +247,17 @@ def _run(
     upper: np.ndarray,
     node_limit: int,
     time_limit_s: float,
-) -> tuple[np.ndarray | None, str, float | None]:
+) -> tuple[np.ndarray | None, str, float | None, int]:
     """Branch and bound within ``node_limit`` nodes; ``time_limit_s`` is only a safety net.
+
+    Returns the choice, the status, the gap and the nodes explored.
 
     An incumbent found within the node budget is returned with status
     ``budget``: the same on every machine. One stopped by the clock (``limit``)
     is returned too, and the caller must not let it change a layout silently.
     """
     if time_limit_s <= 0:
-        return None, "limit", None
+        return None, "limit", None, 0
     from scipy.optimize import Bounds, milp
 
     result = milp(
@@ -267,9 +271,11 @@ def _run(
     if status == "error" and "Solution limit" in str(result.message):  # HiGHS: mip_max_nodes
         status = BUDGET
     gap = getattr(result, "mip_gap", None)
+    nodes = int(getattr(result, "mip_node_count", None) or 0)
     if result.x is None:
-        return None, status, gap
-    return np.round(result.x).astype(bool), status, (float(gap) if gap is not None else None)
+        return None, status, gap, nodes
+    chosen = np.round(result.x).astype(bool)
+    return chosen, status, (float(gap) if gap is not None else None), nodes
 
 
 def solve_stage(
@@ -355,7 +361,7 @@ def solve_stage(
     if cap is not None:
         constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=0, ub=cap - 1))
     remaining_s = time_limit_s - (time.perf_counter() - started)
-    chosen, status, gap = _run(
+    chosen, status, gap, _ = _run(
         np.ones(n_sites), constraints, np.ones(n_sites), node_limit, remaining_s
     )
     if cap is not None and status == "infeasible":  # nothing with fewer than ``cap`` devices
@@ -399,11 +405,51 @@ def _conflict_rows(
     )
 
 
+#: Slack of a uniformity row, as a share of one fitting's peak illuminance: keeps a
+#: solution HiGHS accepts within its feasibility tolerance (1e-6) on the right side
+#: of the validator's exact check.
+UNIFORMITY_ROW_MARGIN = 1e-5
+
+
+def uniformity_rows(
+    room: Room, profile: Profile, sites: np.ndarray, points: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``A x >= b`` over the light ``sites``: U0 >= target at each of ``points``.
+
+    U0 = Emin / Eavg >= u holds when every calculation point p has
+    E_p >= u Eavg; both sides are sums over fittings, so each point's inequality
+    is linear in the lights placed: sum_j (K_pj - u mean_q K_qj) x_j >=
+    u Eavg0 - E0_p, where K_pj is what a light on site j gives point p and E0
+    the input lights' map. Each row is necessary for the rule, so a programme
+    they make infeasible proves no compliant layout exists; rows are scaled to
+    one fitting's peak.
+    """
+    area = calculation_area(room, profile)
+    kernel = room_kernel(room, profile)
+    height, width = room.cells.shape
+    target = profile.target_u0(room.room_type)
+    ay, ax = np.nonzero(area)
+    sy, sx = np.nonzero(sites)
+    # Illuminance each light site gives each calculation point, (points x sites).
+    reach = kernel[height - 1 + ay[:, None] - sy[None, :], width - 1 + ax[:, None] - sx[None, :]]
+    existing = np.nan_to_num(illuminance_map(room, profile))[ay, ax]
+    chosen = points[ay, ax]
+    scale = float(kernel.max())
+    rows = (reach[chosen] - target * reach.mean(axis=0)) / scale
+    bounds = (target * existing.mean() - existing[chosen]) / scale + UNIFORMITY_ROW_MARGIN
+    return rows, bounds
+
+
 def solve_joint(
-    room: Room, profile: Profile, time_limit_s: float, node_limit: int = JOINT_NODE_LIMIT
+    room: Room,
+    profile: Profile,
+    time_limit_s: float,
+    node_limit: int = JOINT_NODE_LIMIT,
+    uniform_at: np.ndarray | None = None,
 ) -> SolveResult:
     """All four components at once; ``added`` holds component codes (0 where nothing new).
 
+    ``uniform_at`` (calculation points) adds :func:`uniformity_rows` for them.
     Status ``infeasible`` is a proof that no completion exists; ``budget`` means
     the node budget ran out first (deterministic); ``limit`` the safety net.
     """
@@ -482,6 +528,9 @@ def solve_joint(
             n_existing["air_supply"] - 2 * n_existing["air_return"],
             np.inf,
         )
+    if uniform_at is not None and uniform_at.any():
+        rows, bounds = uniformity_rows(room, profile, sites["light"], uniform_at)
+        add(sparse.csr_matrix(rows) @ selector("light"), bounds, np.inf)
     # Pairwise clearances between new devices, from the table.
     for clearance in constraints.CLEARANCES:
         first, second = clearance.subject, clearance.other
@@ -502,14 +551,14 @@ def solve_joint(
         sparse.vstack(blocks).tocsr(), np.concatenate(lower), np.concatenate(upper)
     )
     remaining_s = time_limit_s - (time.perf_counter() - started)
-    chosen, status, gap = _run(
+    chosen, status, gap, nodes = _run(
         np.ones(n_vars), [constraint], np.ones(n_vars), node_limit, remaining_s
     )
     elapsed = time.perf_counter() - started
     if chosen is None:
-        return SolveResult(None, status, gap, elapsed)
+        return SolveResult(None, status, gap, elapsed, nodes)
     codes = np.zeros(cells.size, dtype=np.uint8)
     for name in DEVICE_COMPONENTS:
         picked = chosen[var[name][sites[name]]]
         codes[np.flatnonzero(sites[name].ravel())[picked]] = CODE[name]
-    return SolveResult(codes.reshape(cells.shape), status, gap, elapsed)
+    return SolveResult(codes.reshape(cells.shape), status, gap, elapsed, nodes)

@@ -36,8 +36,10 @@ from ceilgrid_assets.core.engine.rules import (
     check_layout,
     compliance_report,
     conflict_cells,
+    dark_points,
     input_conflicts,
     layout_metrics,
+    uniformity_shortfall,
 )
 from ceilgrid_assets.core.engine.stages import StageContext, build_context, quality_score
 
@@ -46,6 +48,11 @@ DEFAULT_RESCUE_MAX_CELLS = 900
 #: Wall-clock safety net of the rescue; its deterministic bound is the node budget.
 DEFAULT_RESCUE_TIME_S = 30.0
 RESCUE_MODEL = "joint-optimiser"
+#: Solves of the joint rescue, each with the uniformity rows of the points the one
+#: before left too dark.
+RESCUE_UNIFORMITY_ROUNDS = 12
+#: Branch-and-bound nodes all those later solves may explore together (deterministic).
+RESCUE_UNIFORMITY_NODES = 1_000
 
 
 @dataclass(frozen=True)
@@ -341,24 +348,51 @@ def _rescue(room: Room, profile: Profile, config: EngineConfig) -> tuple[Room | 
 
     ``proved infeasible`` is a proof that no compliant completion exists;
     ``budget exhausted`` is the deterministic node budget running out first.
+    The joint programme is linear and U0 is a ratio: lights are first added where
+    the uniformity rule asks, on cells clear of every device; if U0 still misses,
+    the programme is solved again with the uniformity rows of the points left
+    dark (:func:`~ceilgrid_assets.core.engine.optimiser.uniformity_rows`), up to
+    ``RESCUE_UNIFORMITY_ROUNDS`` times.
     """
-    result = solve_joint(room, profile, config.rescue_time_s, config.rescue_node_limit)
-    if result.status == "infeasible":
-        return None, "proved infeasible: no completion meets every rule"
-    if result.status == "limit":
-        return None, f"{SAFETY_NET} ({config.rescue_time_s:g} s) before the node budget"
-    if result.status == BUDGET and result.added is None:
-        return None, f"budget exhausted: {config.rescue_node_limit} nodes, no layout found"
-    if result.added is None or result.status not in ("optimal", BUDGET):
-        return None, f"solver status {result.status}"
-    cells = np.where(result.added > 0, result.added, room.cells).astype(np.uint8)
-    # The joint programme is linear and knows no U0: lights are added where the
-    # uniformity rule asks, on cells clear of every device it placed.
-    lights = build_context("light", room.with_cells(cells), profile)
-    completed = lights.apply(brighten(lights, np.zeros_like(lights.allowed)))
-    if check_layout(completed, profile, room):
-        return None, f"solver status {result.status}, but its layout fails validation"
-    return completed, "compliant layout found"
+    deadline = time.perf_counter() + config.rescue_time_s
+    uniform_at = np.zeros(room.cells.shape, dtype=bool)
+    nodes_left, status = config.rescue_node_limit, ""
+    for round_ in range(RESCUE_UNIFORMITY_ROUNDS):
+        if round_ == 1:  # the uniformity rounds share a budget of their own
+            nodes_left = min(config.rescue_node_limit, RESCUE_UNIFORMITY_NODES)
+        result = solve_joint(room, profile, deadline - time.perf_counter(), nodes_left, uniform_at)
+        nodes_left -= result.nodes
+        status = result.status
+        if status == "infeasible":
+            return None, "proved infeasible: no completion meets every rule"
+        if status == "limit":
+            return None, f"{SAFETY_NET} ({config.rescue_time_s:g} s) before the node budget"
+        if status == BUDGET and result.added is None and round_ == 0:
+            return None, f"budget exhausted: {config.rescue_node_limit} nodes, no layout found"
+        if result.added is None and round_ > 0:
+            break
+        if result.added is None or status not in ("optimal", BUDGET):
+            return None, f"solver status {status}"
+        solved = room.with_cells(
+            np.where(result.added > 0, result.added, room.cells).astype(np.uint8)
+        )
+        lights = build_context("light", solved, profile)
+        completed = lights.apply(brighten(lights, np.zeros_like(lights.allowed)))
+        if not check_layout(completed, profile, room):
+            return completed, "compliant layout found"
+        # Only U0 can fail (the programme holds every other rule): constrain the points
+        # the solution itself left dark; brightening raises Eavg, so not its darkest.
+        lux = uniformity_shortfall(solved, profile)
+        if lux is None:
+            break
+        dark = dark_points(lux, profile.target_u0(room.room_type))
+        if not (dark & ~uniform_at).any() or nodes_left <= 0:
+            break
+        uniform_at |= dark
+    return None, (
+        f"no layout meeting light.uniformity found: {round_} rounds of uniformity rows on "
+        f"{int(uniform_at.sum())} points"
+    )
 
 
 def _stage_views(original: Room, completed: Room) -> list[Room]:

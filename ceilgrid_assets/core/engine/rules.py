@@ -379,6 +379,13 @@ def shortfall_of(room: Room, profile: Profile, lux: np.ndarray) -> np.ndarray | 
     return lux if summary.uniformity_u0 < profile.target_u0(room.room_type) - EPSILON_M else None
 
 
+def dark_points(lux: np.ndarray, target: float) -> np.ndarray:
+    """Calculation points (not NaN in ``lux``) darker than ``target`` x Eavg: where U0
+    needs more light."""
+    average = illuminance_summary(lux).average_lx
+    return ~np.isnan(lux) & (np.nan_to_num(lux, nan=np.inf) < target * average)
+
+
 def uniformity_violation(room: Room, profile: Profile) -> Violation | None:
     """``light.uniformity``: U0 = Emin / Eavg over the calculation area at least the target.
 
@@ -391,7 +398,7 @@ def uniformity_violation(room: Room, profile: Profile) -> Violation | None:
     summary = illuminance_summary(lux)
     target = profile.target_u0(room.room_type)
     area = ~np.isnan(lux)
-    dark = area & (np.nan_to_num(lux, nan=np.inf) < target * summary.average_lx)
+    dark = dark_points(lux, target)
     return _violation(
         "light.uniformity",
         f"U0 = Emin/Eavg = {summary.minimum_lx:.0f}/{summary.average_lx:.0f} lx = "
