@@ -14,7 +14,9 @@ import pytest
 from helpers import building_document, make_room, room_document
 
 from ceilgrid_assets.core.engine.building import complete_building
+from ceilgrid_assets.core.engine import optimiser
 from ceilgrid_assets.core.engine.certificate import (
+    EXACT_MAX_GAP,
     METHODS,
     component_bound,
     layout_certificate,
@@ -172,6 +174,28 @@ def test_a_sampled_lp_tightens_the_bound_of_a_large_room_and_stays_valid():
     assert sampled_method == "LP" and cheap < sampled <= placed
 
 
+def test_the_integer_step_runs_only_when_the_lp_bound_is_near_the_placed_count(monkeypatch):
+    """Lights under a 2.0 m ceiling cover a 1.3 m radius: many small disks, where a
+    branch and bound's root alone can take seconds. Far above the LP bound it is
+    not run and the LP bound stands; within EXACT_MAX_GAP it runs."""
+    room = make_room((8, 8), ceiling_height_m=2.0, room_type="storage")  # coverage binds
+    context = relaxation_contexts(room, NFPA)["light"]
+    calls = []
+    real = optimiser.solve_stage
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optimiser, "solve_stage", counted)
+    lp_bound, method = component_bound(context, 10**6)
+    assert method == "LP" and calls == []
+    assert component_bound(context, lp_bound + EXACT_MAX_GAP + 1) == (lp_bound, "LP")
+    assert calls == []
+    near, near_method = component_bound(context, lp_bound + 1)
+    assert len(calls) == 1 and (near, near_method) == (lp_bound + 1, "set-cover optimum")
+
+
 def test_in_a_u_shaped_room_the_bound_follows_paths_inside_the_room():
     # 17 x 9 tiles of 1 m with the top middle outside the room (void): two arms
     # joined at the bottom. Across the void one detector pair would do; inside
@@ -180,8 +204,10 @@ def test_in_a_u_shaped_room_the_bound_follows_paths_inside_the_room():
     cells[0:6, 3:14] = CODE["void"]
     room = Room("u", cells, tile_size_m=1.0)
     across = Room("u", np.where(cells == CODE["void"], CODE["invalid"], cells), tile_size_m=1.0)
-    in_room, method = component_bound(relaxation_contexts(room, NFPA)["smoke_detector"], 10**6)
-    straight, _ = component_bound(relaxation_contexts(across, NFPA)["smoke_detector"], 10**6)
+    # Against one device more than the optimum, so that the integer step runs (it
+    # does when the cheaper bounds are within EXACT_MAX_GAP of the placed count).
+    in_room, method = component_bound(relaxation_contexts(room, NFPA)["smoke_detector"], 4)
+    straight, _ = component_bound(relaxation_contexts(across, NFPA)["smoke_detector"], 3)
     assert (in_room, method) == (3, "set-cover optimum") and straight == 2
     result = complete_room(room, CONFIG)
     assert result.compliant and result.certificate["components"]["smoke_detector"]["gap"] == 0

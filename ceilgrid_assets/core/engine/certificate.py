@@ -41,6 +41,10 @@ from ceilgrid_assets.core.engine.stages import StageContext, build_context, cove
 LP_MAX_PAIRS = 150_000
 #: The integer optimum is sought for relaxations with at most this many candidate cells.
 EXACT_MAX_SITES = 400
+#: ... and only when the LP bound is within this many devices of the placed count:
+#: wider gaps are seldom closed within the node budget, and the root of such a
+#: branch and bound alone can take seconds (low ceilings: many small disks).
+EXACT_MAX_GAP = 2
 #: Safety net of one LP or integer solve (s); its deterministic bound is the problem size.
 SOLVE_SAFETY_NET_S = 60.0
 
@@ -97,7 +101,7 @@ def component_bound(
     _, lp_bound, status = lp_relaxation(constraints, n_sites, SOLVE_SAFETY_NET_S)
     if status == "optimal" and existing + lp_bound > bound:
         bound, method = existing + lp_bound, "LP"
-    if bound >= placed or n_sites > EXACT_MAX_SITES:
+    if bound >= placed or n_sites > EXACT_MAX_SITES or placed - bound > EXACT_MAX_GAP:
         return bound, method
     exact = solve_stage(context, SOLVE_SAFETY_NET_S)
     if exact.status in ("optimal", "trivial") and exact.added is not None:
