@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from helpers import building_document, make_room, room_document
 
-from ceilgrid_assets.core.engine.building import complete_building
 from ceilgrid_assets.core.engine import optimiser
+from ceilgrid_assets.core.engine.building import complete_building
 from ceilgrid_assets.core.engine.certificate import (
     EXACT_MAX_GAP,
     METHODS,
