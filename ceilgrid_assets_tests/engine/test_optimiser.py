@@ -10,6 +10,7 @@ import pytest
 from helpers import make_room
 
 from ceilgrid_assets.core.engine import optimiser, stages
+from ceilgrid_assets.core.engine.models import OptimiserModel
 from ceilgrid_assets.core.engine.optimiser import smallest_cover, solve_stage
 from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.stages import (
@@ -95,6 +96,8 @@ def _solve_with(monkeypatch, methods: set[str], component: str, room):
             patch.setattr(optimiser, "dived_cover", lambda *args: (None, "optimal"))
         if "milp" not in methods:
             patch.setattr(optimiser, "_run", lambda *args: pytest.fail("the MILP ran"))
+        else:  # with rounding disabled the cap is every site: over the work limit
+            patch.setattr(optimiser, "BRANCH_MAX_WORK", 10**9)
         # The wall clock is only a safety net here: the node budget decides.
         return solve_stage(build_context(component, room, NFPA), 120.0)
 
@@ -161,3 +164,20 @@ def test_small_diffuser_stage_is_proved_optimal_without_the_milp(monkeypatch):
     monkeypatch.setattr(optimiser, "_run", no_milp)
     result = solve_stage(build_context("air_supply", make_room((10, 10)), NFPA), 5.0)
     assert (result.status, int(result.added.sum())) == ("optimal", 2)
+
+
+def test_branch_and_bound_is_not_started_on_a_problem_over_its_work_limit(monkeypatch):
+    """Lights under a 2.0 m ceiling in a 20 x 20 room: the cover needs ~40 small disks
+    over ~400 points, where HiGHS's root alone took seconds; the LP-rounded cover is
+    returned instead, the same on every machine, and the optimiser model says why."""
+    room = make_room((20, 20), ceiling_height_m=2.0, room_type="storage")
+    context = build_context("light", room, NFPA)
+    monkeypatch.setattr(optimiser, "_run", lambda *args: pytest.fail("the MILP ran"))
+    result = solve_stage(context, 120.0)
+    assert result.status == optimiser.TOO_LARGE
+    placed = int(result.added.sum())
+    assert placed * int(context.open_points.sum()) > optimiser.BRANCH_MAX_WORK
+    assert [v for v in context.violations(result.added) if v.rule != "light.uniformity"] == []
+    model = OptimiserModel()
+    assert model.place(context) is not None
+    assert "no branch and bound" in context.notes[model.name]

@@ -30,7 +30,14 @@ from ceilgrid_assets.core.engine.heuristics import (
     spread,
     staggered_layouts,
 )
-from ceilgrid_assets.core.engine.optimiser import BUDGET, NO_BETTER, STAGE_NODE_LIMIT, solve_stage
+from ceilgrid_assets.core.engine.optimiser import (
+    BRANCH_MAX_WORK,
+    BUDGET,
+    NO_BETTER,
+    STAGE_NODE_LIMIT,
+    TOO_LARGE,
+    solve_stage,
+)
 from ceilgrid_assets.core.engine.stages import StageContext
 
 #: Where trained learned models are cached (gitignored): ``ceilgrid train`` writes here
@@ -201,7 +208,14 @@ class OptimiserModel:
             context.notes[self.name] = (
                 f"node budget of {self.node_limit} spent; its best cover so far competes"
             )
-        if result.status not in ("optimal", "trivial", BUDGET):
+        if result.status == TOO_LARGE:
+            context.notes[self.name] = (
+                f"no branch and bound: over {BRANCH_MAX_WORK} (device, point) pairs; "
+                "its LP-rounded cover competes"
+                if result.added is not None
+                else f"no branch and bound: over {BRANCH_MAX_WORK} (device, point) pairs"
+            )
+        if result.status not in ("optimal", "trivial", BUDGET, TOO_LARGE):
             return None
         return result.added
 

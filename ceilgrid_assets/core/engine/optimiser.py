@@ -62,6 +62,13 @@ NO_BETTER = "no better"
 STAGE_NODE_LIMIT = 2_000
 #: Branch-and-bound nodes the joint rescue may explore.
 JOINT_NODE_LIMIT = 5_000
+#: Status of a stage whose branch and bound was not started: over BRANCH_MAX_WORK.
+TOO_LARGE = "too large"
+#: Branch and bound runs only where the cap on devices times the points to cover is at
+#: most this. Above it (lights under low ceilings: many small disks) HiGHS's root alone
+#: took 1-10 s here before any node, so a node budget no longer bounds the time and the
+#: wall-clock safety net, not the work, would decide the layout on a loaded machine.
+BRANCH_MAX_WORK = 4_000
 #: LP solves one dive may take (each fixes one more site at 1).
 DIVE_MAX_LPS = 12
 #: An LP value this close to 0 or 1 counts as integral.
@@ -289,7 +296,9 @@ def solve_stage(
     Cheapest proof first: :func:`smallest_cover` settles stages needing a few
     devices, :func:`rounded_cover` most others (a rounded LP solution meeting
     the LP bound), :func:`dived_cover` most of the rest; branch and bound (the
-    MILP) runs only when all fail, within ``node_limit`` nodes. ``time_limit_s`` is the safety net.
+    MILP) runs only when all fail, within ``node_limit`` nodes, and only on problems
+    of at most ``BRANCH_MAX_WORK`` (device, point) pairs (else status ``too large``,
+    with the best cover in hand if any). ``time_limit_s`` is the safety net.
     With ``beat`` (new devices of a cover already in hand), branch and bound
     is skipped when the LP bound proves it cannot find fewer, and otherwise
     searches only below ``beat``; status ``no better`` when nothing is.
@@ -358,6 +367,8 @@ def solve_stage(
     # faster than an open search.
     caps = [count for count in (beat, None if in_hand is None else int(in_hand.sum())) if count]
     cap = min(caps) if caps else None
+    if cover is not None and (cap or n_sites) * cover.shape[0] > BRANCH_MAX_WORK:
+        return result(in_hand, TOO_LARGE, None)
     if cap is not None:
         constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=0, ub=cap - 1))
     remaining_s = time_limit_s - (time.perf_counter() - started)

@@ -43,7 +43,7 @@ from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.heuristics import polish, repair, take_disk_points
 from ceilgrid_assets.core.engine.models import SAFETY_NET, PlacementModel
-from ceilgrid_assets.core.engine.optimiser import BUDGET, solve_stage
+from ceilgrid_assets.core.engine.optimiser import BUDGET, TOO_LARGE, solve_stage
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
 from ceilgrid_assets.core.engine.stages import (
     StageContext,
@@ -247,7 +247,7 @@ def refine(
         context.notes[MODEL_NAME] = (
             f"{SAFETY_NET} ({REFINE_SAFETY_NET_S:g} s) in the refinement before its node budget"
         )
-    elif result.status in ("optimal", BUDGET) and result.added is not None:
+    elif result.status in ("optimal", BUDGET, TOO_LARGE) and result.added is not None:
         return result.added if result.added.sum() <= base.sum() else proposal
     return proposal
 
