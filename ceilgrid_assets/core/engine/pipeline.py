@@ -52,7 +52,7 @@ RESCUE_MODEL = "joint-optimiser"
 #: before left too dark.
 RESCUE_UNIFORMITY_ROUNDS = 12
 #: Branch-and-bound nodes all those later solves may explore together (deterministic).
-RESCUE_UNIFORMITY_NODES = 1_000
+RESCUE_UNIFORMITY_NODES = 500
 
 
 @dataclass(frozen=True)
