@@ -218,6 +218,26 @@ def test_the_rescue_solves_again_with_uniformity_rows_until_u0_holds(shape):
     assert result.metrics["uniformity_u0"] >= NFPA.target_u0("office")
 
 
+def test_rooms_over_the_uniformity_cell_limit_get_one_joint_solve(monkeypatch):
+    """Above RESCUE_UNIFORMITY_MAX_CELLS a joint node can take 0.1 s, so the re-solves
+    would be timed by the clock: the closet, with the limit set below its 10 cells,
+    gets the single solve and says its layout failed."""
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return solve_joint(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "solve_joint", counted)
+    monkeypatch.setattr(pipeline, "RESCUE_UNIFORMITY_MAX_CELLS", 9)
+    result = complete_room(make_room((2, 5)))
+    assert not result.compliant and len(calls) == 1
+    assert result.compliance["rescue"] == "solver status optimal, but its layout fails validation"
+    monkeypatch.setattr(pipeline, "RESCUE_UNIFORMITY_MAX_CELLS", 10)
+    calls.clear()
+    assert complete_room(make_room((2, 5))).compliant and len(calls) > 1
+
+
 def test_uniformity_rows_are_the_validators_illuminance_exactly():
     """Row p times a light layout, less its bound, is (E_p - u Eavg) / peak: the
     sign is the validator's verdict on that point, for any layout."""

@@ -53,6 +53,10 @@ RESCUE_MODEL = "joint-optimiser"
 RESCUE_UNIFORMITY_ROUNDS = 12
 #: Branch-and-bound nodes all those later solves may explore together (deterministic).
 RESCUE_UNIFORMITY_NODES = 500
+#: ... in rooms of at most this many usable cells: a node of a larger joint programme
+#: took up to 0.1 s here (a 187-cell room: 38 s for 391 nodes), so nodes would no
+#: longer bound the time and the safety net would decide.
+RESCUE_UNIFORMITY_MAX_CELLS = 60
 
 
 @dataclass(frozen=True)
@@ -352,12 +356,14 @@ def _rescue(room: Room, profile: Profile, config: EngineConfig) -> tuple[Room | 
     the uniformity rule asks, on cells clear of every device; if U0 still misses,
     the programme is solved again with the uniformity rows of the points left
     dark (:func:`~ceilgrid_assets.core.engine.optimiser.uniformity_rows`), up to
-    ``RESCUE_UNIFORMITY_ROUNDS`` times.
+    ``RESCUE_UNIFORMITY_ROUNDS`` times, in rooms of at most
+    ``RESCUE_UNIFORMITY_MAX_CELLS`` usable cells.
     """
     deadline = time.perf_counter() + config.rescue_time_s
     uniform_at = np.zeros(room.cells.shape, dtype=bool)
     nodes_left, status = config.rescue_node_limit, ""
-    for round_ in range(RESCUE_UNIFORMITY_ROUNDS):
+    small = int(room.usable.sum()) <= RESCUE_UNIFORMITY_MAX_CELLS
+    for round_ in range(RESCUE_UNIFORMITY_ROUNDS if small else 1):
         if round_ == 1:  # the uniformity rounds share a budget of their own
             nodes_left = min(config.rescue_node_limit, RESCUE_UNIFORMITY_NODES)
         result = solve_joint(room, profile, deadline - time.perf_counter(), nodes_left, uniform_at)
@@ -389,6 +395,8 @@ def _rescue(room: Room, profile: Profile, config: EngineConfig) -> tuple[Room | 
         if not (dark & ~uniform_at).any() or nodes_left <= 0:
             break
         uniform_at |= dark
+    if round_ == 0:  # no solve with uniformity rows
+        return None, f"solver status {status}, but its layout fails validation"
     return None, (
         f"no layout meeting light.uniformity found: {round_} rounds of uniformity rows on "
         f"{int(uniform_at.sum())} points"
