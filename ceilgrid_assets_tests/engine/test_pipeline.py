@@ -126,6 +126,25 @@ def test_a_narrow_room_drops_the_detector_reservation_instead_of_needing_the_res
     assert all(record["chosen"] != RESCUE_MODEL for record in result.models.values())
 
 
+def test_a_hall_too_large_for_the_rescue_is_laid_out_again_with_the_lights_last():
+    """32 x 32 tiles of 1.2 m under a 6 m ceiling: the lumen method asks for about 400
+    lights, which the default order placed in the corners too, leaving a corner no
+    supply could reach (supply.coverage). Over 900 cells no joint rescue runs; the
+    series is run again with the lights last and the room is compliant."""
+    invalid = [(x, y) for x in range(4, 32, 8) for y in range(3, 32, 8)]
+    room = make_room((32, 32), invalid=invalid, tile_size_m=1.2, ceiling_height_m=6.0)
+    assert int(room.usable.sum()) > EngineConfig().rescue_max_cells
+    result = complete_room(room)
+    assert_compliant(result)
+    assert_inputs_kept(result)
+    assert result.compliance["series"].startswith("lights placed last")
+    assert "rescue" not in result.compliance
+    # reported in the usual order, one view per stage, the last the layout itself
+    assert list(result.models) == ["light", "air_supply", "air_return", "smoke_detector"]
+    assert len(result.stages) == 5 and np.array_equal(result.stages[-1].cells, result.room.cells)
+    assert int((result.stages[1].cells == CODE["light"]).sum()) == result.metrics["lights"]
+
+
 def test_l_shaped_room_with_a_column_grid():
     columns = [(x, y) for x in range(3, 20, 5) for y in range(3, 16, 5)]
     invalid = rect(10, 8, 20, 16) + columns

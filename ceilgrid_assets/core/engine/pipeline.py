@@ -252,8 +252,77 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
     """
     config = config or EngineConfig()
     started = time.perf_counter()
-    profile, models = config.profile, config.models
+    profile = config.profile
     conflicts = input_conflicts(room, profile)
+    series = _series(room, config, DEVICE_COMPONENTS)
+    compliance = compliance_report(series.room, profile, room)
+    if not compliance["compliant"] and not conflicts and _too_large_to_rescue(room, config):
+        # No joint rescue here: try the series once more with the lights last, which
+        # in dense-light rooms (high ceilings, large tiles) would otherwise take the
+        # corner cells the diffusers need.
+        retry = _series(room, config, LIGHTS_LAST)
+        retried = compliance_report(retry.room, profile, room)
+        if retried["compliant"]:
+            series, compliance = retry, retried
+            compliance["series"] = (
+                "lights placed last: the default order left the room not compliant"
+            )
+    current, stages, record = series.room, series.stages, series.record
+    candidates, safety_net = series.candidates, series.safety_net
+    rescue = None
+    if conflicts:
+        compliance["input_conflicts"] = _conflict_message(room, profile)
+        if not compliance["compliant"]:
+            rescue = "not run: input devices conflict, so no completion can be compliant"
+    elif not compliance["compliant"] and _too_large_to_rescue(room, config):
+        rescue = f"not run: more than {config.rescue_max_cells} usable cells"
+    elif not compliance["compliant"]:
+        rescued, rescue = _rescue(room, profile, config)
+        if rescued is not None:
+            current = rescued
+            compliance = compliance_report(current, profile, room)
+            stages = _stage_views(room, rescued)
+            for component in DEVICE_COMPONENTS:
+                record[component]["chosen"] = RESCUE_MODEL
+                record[component]["compliant"] = True
+    if rescue is not None:
+        compliance["rescue"] = rescue
+    if rescue is not None and rescue.startswith(SAFETY_NET):
+        safety_net.append(f"joint rescue: {rescue}")
+    if safety_net:
+        compliance["safety_net"] = safety_net
+    return RoomResult(
+        original=room,
+        room=current,
+        stages=stages,
+        models=record,
+        compliance=compliance,
+        metrics=layout_metrics(current, profile),
+        candidates=candidates,
+        certificate=room_certificate(room, current, profile),
+        seconds=time.perf_counter() - started,
+    )
+
+
+#: The order of the retry of a room the default series left not compliant.
+LIGHTS_LAST = ("air_supply", "air_return", "smoke_detector", "light")
+
+
+@dataclass
+class _Series:
+    """One pass of the stages in series: the completed room and what each stage chose."""
+
+    room: Room
+    stages: list[Room]
+    record: dict[str, Any]
+    candidates: dict[str, list[CandidateOutcome]]
+    safety_net: list[str]
+
+
+def _series(room: Room, config: EngineConfig, order: Sequence[str]) -> _Series:
+    """The stages in ``order``, the smoke detectors planned first (a look-ahead whose
+    cells the other stages keep clear of)."""
+    profile, models = config.profile, config.models
     plan_context = build_context("smoke_detector", room, profile)
     detector_plan, plan_outcomes = run_stage(plan_context, models)
     reserved: np.ndarray | None = detector_plan.added
@@ -262,7 +331,7 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
     record: dict[str, Any] = {}
     candidates: dict[str, list[CandidateOutcome]] = {}
     safety_net: list[str] = [f"smoke_detector look-ahead: {note}" for note in _safety(plan_context)]
-    for component in DEVICE_COMPONENTS:
+    for component in order:
         context = build_context(component, current, profile, reserved)
         if component == "smoke_detector" and reserved is not None:
             # The look-ahead proposals stay valid (earlier stages kept clear of
@@ -293,40 +362,15 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
             "compliant": chosen.compliant,
             "candidates": [outcome.to_dict() for outcome in outcomes],
         }
-    compliance = compliance_report(current, profile, room)
-    rescue = None
-    if conflicts:
-        compliance["input_conflicts"] = _conflict_message(room, profile)
-        if not compliance["compliant"]:
-            rescue = "not run: input devices conflict, so no completion can be compliant"
-    elif not compliance["compliant"] and room.usable.sum() > config.rescue_max_cells:
-        rescue = f"not run: more than {config.rescue_max_cells} usable cells"
-    elif not compliance["compliant"]:
-        rescued, rescue = _rescue(room, profile, config)
-        if rescued is not None:
-            current = rescued
-            compliance = compliance_report(current, profile, room)
-            stages = _stage_views(room, rescued)
-            for component in DEVICE_COMPONENTS:
-                record[component]["chosen"] = RESCUE_MODEL
-                record[component]["compliant"] = True
-    if rescue is not None:
-        compliance["rescue"] = rescue
-    if rescue is not None and rescue.startswith(SAFETY_NET):
-        safety_net.append(f"joint rescue: {rescue}")
-    if safety_net:
-        compliance["safety_net"] = safety_net
-    return RoomResult(
-        original=room,
-        room=current,
-        stages=stages,
-        models=record,
-        compliance=compliance,
-        metrics=layout_metrics(current, profile),
-        candidates=candidates,
-        certificate=room_certificate(room, current, profile),
-        seconds=time.perf_counter() - started,
-    )
+    if tuple(order) != tuple(DEVICE_COMPONENTS):  # reports list the stages in one order
+        stages = _stage_views(room, current)
+        record = {component: record[component] for component in DEVICE_COMPONENTS}
+        candidates = {component: candidates[component] for component in DEVICE_COMPONENTS}
+    return _Series(current, stages, record, candidates, safety_net)
+
+
+def _too_large_to_rescue(room: Room, config: EngineConfig) -> bool:
+    return int(room.usable.sum()) > config.rescue_max_cells
 
 
 def _safety(context: StageContext) -> list[str]:
