@@ -52,7 +52,7 @@ RESCUE_MODEL = "joint-optimiser"
 #: before left too dark.
 RESCUE_UNIFORMITY_ROUNDS = 12
 #: Branch-and-bound nodes all those later solves may explore together (deterministic).
-RESCUE_UNIFORMITY_NODES = 500
+RESCUE_UNIFORMITY_NODES = 250
 #: ... in rooms of at most this many usable cells: a node of a larger joint programme
 #: took up to 0.1 s here (a 187-cell room: 38 s for 391 nodes), so nodes would no
 #: longer bound the time and the safety net would decide.
