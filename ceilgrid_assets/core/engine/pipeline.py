@@ -256,10 +256,14 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
     conflicts = input_conflicts(room, profile)
     series = _series(room, config, DEVICE_COMPONENTS)
     compliance = compliance_report(series.room, profile, room)
-    if not compliance["compliant"] and not conflicts and _too_large_to_rescue(room, config):
-        # No joint rescue here: try the series once more with the lights last, which
-        # in dense-light rooms (high ceilings, large tiles) would otherwise take the
-        # corner cells the diffusers need.
+    rescue = None
+    if conflicts:
+        compliance["input_conflicts"] = _conflict_message(room, profile)
+        if not compliance["compliant"]:
+            rescue = "not run: input devices conflict, so no completion can be compliant"
+    elif not compliance["compliant"] and _too_large_to_rescue(room, config):
+        # No joint rescue here: the series once more with the lights last, which in
+        # dense-light rooms (high ceilings, large tiles) took the cells diffusers need.
         retry = _series(room, config, LIGHTS_LAST)
         retried = compliance_report(retry.room, profile, room)
         if retried["compliant"]:
@@ -267,24 +271,17 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
             compliance["series"] = (
                 "lights placed last: the default order left the room not compliant"
             )
-    current, stages, record = series.room, series.stages, series.record
-    candidates, safety_net = series.candidates, series.safety_net
-    rescue = None
-    if conflicts:
-        compliance["input_conflicts"] = _conflict_message(room, profile)
-        if not compliance["compliant"]:
-            rescue = "not run: input devices conflict, so no completion can be compliant"
-    elif not compliance["compliant"] and _too_large_to_rescue(room, config):
-        rescue = f"not run: more than {config.rescue_max_cells} usable cells"
+        else:
+            rescue = f"not run: more than {config.rescue_max_cells} usable cells"
     elif not compliance["compliant"]:
         rescued, rescue = _rescue(room, profile, config)
         if rescued is not None:
-            current = rescued
-            compliance = compliance_report(current, profile, room)
-            stages = _stage_views(room, rescued)
+            series.room, series.stages = rescued, _stage_views(room, rescued)
+            compliance = compliance_report(rescued, profile, room)
             for component in DEVICE_COMPONENTS:
-                record[component]["chosen"] = RESCUE_MODEL
-                record[component]["compliant"] = True
+                series.record[component]["chosen"] = RESCUE_MODEL
+                series.record[component]["compliant"] = True
+    current, safety_net = series.room, series.safety_net
     if rescue is not None:
         compliance["rescue"] = rescue
     if rescue is not None and rescue.startswith(SAFETY_NET):
@@ -294,11 +291,11 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
     return RoomResult(
         original=room,
         room=current,
-        stages=stages,
-        models=record,
+        stages=series.stages,
+        models=series.record,
         compliance=compliance,
         metrics=layout_metrics(current, profile),
-        candidates=candidates,
+        candidates=series.candidates,
         certificate=room_certificate(room, current, profile),
         seconds=time.perf_counter() - started,
     )
