@@ -35,6 +35,22 @@ def env_path(name: str, default: Path) -> str:
     return str(Path(os.environ.get(name) or default).absolute())
 
 
+def env_int(name: str, default: int, minimum: int = 1) -> int:
+    """A whole number from the environment, else ``default``; a bad value stops the
+    definitions from loading with one line naming the variable, not a traceback deep
+    in ``int()``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, got {raw!r}")
+    return value
+
+
 #: Optimiser labels by room content, under the storage root (and the bucket).
 LABEL_CACHE = "label-cache"
 

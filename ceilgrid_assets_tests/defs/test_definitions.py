@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import dagster as dg
@@ -85,6 +88,55 @@ def test_nightly_retraining_schedule():
         if defs.resolve_asset_graph().get(dg.AssetKey(key)).automation_condition
     }
     assert automated == training - {"served_rooms", "room_corpus"}  # the schedule runs these
+    (request,) = nightly_retraining.evaluate_tick(dg.build_schedule_context()).run_requests
+    assert request.run_config == {"ops": {"room_corpus": {"config": {"n_rooms": 400}}}}
+
+
+def _load_definitions_with(
+    variables: dict[str, str], statement: str
+) -> subprocess.CompletedProcess[str]:
+    """Import the definitions in a fresh interpreter with ``variables`` set, then run
+    ``statement`` (settings are read when the definitions load)."""
+    return subprocess.run(
+        [sys.executable, "-c", f"import ceilgrid_assets.definitions as d\n{statement}"],
+        env={**os.environ, **variables},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_retraining_time_and_nightly_corpus_size_come_from_the_environment():
+    statement = (
+        "from ceilgrid_assets.defs.training import schedules as s\n"
+        "import dagster as dg\n"
+        "tick = s.nightly_retraining.evaluate_tick(dg.build_schedule_context())\n"
+        "(request,) = tick.run_requests\n"
+        "print(s.nightly_retraining.cron_schedule, '|', s.nightly_tick.cron_schedule, '|',"
+        " request.run_config['ops']['room_corpus']['config']['n_rooms'])"
+    )
+    done = _load_definitions_with(
+        {"CEILGRID_RETRAINING_CRON": "30 23 * * 0", "CEILGRID_NIGHTLY_ROOMS": "900"}, statement
+    )
+    assert done.returncode == 0, done.stderr
+    cron, night, rooms = (part.strip() for part in done.stdout.strip().split("|"))
+    # The automation conditions' night follows the same cron as the schedule.
+    assert cron == night == "30 23 * * 0" and rooms == "900"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CEILGRID_NIGHTLY_ROOMS", "many"),
+        ("CEILGRID_INBOX_BATCH_SIZE", "0"),
+        ("CEILGRID_FIRST_START_ROOMS", "-3"),
+    ],
+)
+def test_a_bad_number_setting_stops_loading_with_one_line_naming_it(variable, value):
+    done = _load_definitions_with({variable: value}, "")
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == f"ValueError: {variable} must be a whole number of at least 1, got {value!r}"
 
 
 def test_instance_storage_round_trip_on_postgres(postgres_instance):

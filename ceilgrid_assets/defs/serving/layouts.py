@@ -1,6 +1,5 @@
 """Completed layouts: the serving side, one building partition (or a batch) per run."""
 
-import os
 import time
 from collections import Counter
 from datetime import timedelta
@@ -14,7 +13,7 @@ from ceilgrid_assets.core.engine.io import content_hash, dump_document, parse_do
 from ceilgrid_assets.core.engine.pipeline import EngineConfig
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE
 from ceilgrid_assets.defs.observability import log_event, materialization_telemetry
-from ceilgrid_assets.defs.resources import LayoutStorage, ModelStore
+from ceilgrid_assets.defs.resources import LayoutStorage, ModelStore, env_int
 from ceilgrid_assets.defs.serving.partitions import building_partitions
 from ceilgrid_assets.defs.serving.submissions import (
     PLATFORM_OWNER,
@@ -31,9 +30,7 @@ DEVICE_METRICS = {
     "smoke_detector": "smoke_detectors",
 }
 #: The layout document travels back to API clients in metadata up to this size.
-LAYOUT_METADATA_MAX_BYTES = int(
-    os.environ.get("CEILGRID_LAYOUT_METADATA_MAX_BYTES", str(16 * 1024 * 1024))
-)
+LAYOUT_METADATA_MAX_BYTES = env_int("CEILGRID_LAYOUT_METADATA_MAX_BYTES", 16 * 1024 * 1024)
 
 
 class LayoutConfig(dg.Config):

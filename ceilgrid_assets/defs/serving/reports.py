@@ -7,14 +7,13 @@ only decides what to write next to each layout and what to show in the UI.
 """
 
 import json
-import os
 from typing import Any
 
 import dagster as dg
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.defs.metadata import frame_table
-from ceilgrid_assets.defs.resources import LayoutStorage
+from ceilgrid_assets.defs.resources import LayoutStorage, env_int
 from ceilgrid_assets.defs.serving.layouts import SERVING_FRESHNESS, completed_layout
 from ceilgrid_assets.defs.serving.partitions import building_partitions
 from ceilgrid_assets.defs.serving.submissions import (
@@ -32,7 +31,7 @@ IFC_NAME = "layout.ifc"
 
 
 def report_image_rooms() -> int:
-    return int(os.environ.get("CEILGRID_REPORT_IMAGE_ROOMS", DEFAULT_REPORT_IMAGE_ROOMS))
+    return env_int("CEILGRID_REPORT_IMAGE_ROOMS", DEFAULT_REPORT_IMAGE_ROOMS, minimum=0)
 
 
 @dg.asset(

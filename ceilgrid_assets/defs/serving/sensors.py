@@ -28,7 +28,7 @@ from ceilgrid_assets.core.engine.io import (
     read_limited,
     write_atomic,
 )
-from ceilgrid_assets.defs.resources import InboxFolders, LayoutStorage
+from ceilgrid_assets.defs.resources import InboxFolders, LayoutStorage, env_int
 
 #: Files modified more recently than this may still be being written: next tick.
 SETTLE_S = 1.0
@@ -36,16 +36,14 @@ SETTLE_S = 1.0
 CURSOR_MEMORY = 20_000
 #: Buildings per layout run: each run pays several CPU-seconds starting a worker
 #: process, a building of a few rooms well under one.
-INBOX_BATCH_SIZE = int(os.environ.get("CEILGRID_INBOX_BATCH_SIZE", "25"))
-INBOX_MAX_FILES_PER_TICK = int(os.environ.get("CEILGRID_INBOX_MAX_FILES", "200"))
+INBOX_BATCH_SIZE = env_int("CEILGRID_INBOX_BATCH_SIZE", 25)
+INBOX_MAX_FILES_PER_TICK = env_int("CEILGRID_INBOX_MAX_FILES", 200)
 #: API submissions read per tick (each carries its document in memory), and the
 #: bytes of documents staged per tick: whoever sends them, a burst is spread over
 #: ticks instead of filling memory and disk at once. One document larger than
 #: MAX_SUBMISSION_BYTES is refused with its reason (drop such a file into the inbox).
-API_MAX_PER_TICK = int(os.environ.get("CEILGRID_API_MAX_SUBMISSIONS", "50"))
-API_MAX_BYTES_PER_TICK = int(
-    os.environ.get("CEILGRID_API_MAX_BYTES_PER_TICK", str(4 * MAX_SUBMISSION_BYTES))
-)
+API_MAX_PER_TICK = env_int("CEILGRID_API_MAX_SUBMISSIONS", 50)
+API_MAX_BYTES_PER_TICK = env_int("CEILGRID_API_MAX_BYTES_PER_TICK", 4 * MAX_SUBMISSION_BYTES)
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 
 

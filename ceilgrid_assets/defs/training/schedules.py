@@ -9,18 +9,29 @@ import os
 
 import dagster as dg
 
-from ceilgrid_assets.defs.resources import ModelStore
-from ceilgrid_assets.defs.training.corpus import TRAINING
+from ceilgrid_assets.defs.resources import ModelStore, env_int
+from ceilgrid_assets.defs.training.corpus import TRAINING, CorpusConfig
 from ceilgrid_assets.defs.training.jobs import TRAINING_RUN_TAGS, corpus_job
 
-RETRAINING_CRON = "0 2 * * *"
+#: When retraining starts (CEILGRID_RETRAINING_CRON, a cron string in UTC): the
+#: schedule and the automation conditions' "night" both follow it.
+RETRAINING_CRON = os.environ.get("CEILGRID_RETRAINING_CRON", "").strip() or "0 2 * * *"
 RETRAINING_TIMEZONE = "UTC"
+#: Synthetic rooms of the nightly corpus (CEILGRID_NIGHTLY_ROOMS), besides the served rooms.
+NIGHTLY_ROOMS = env_int("CEILGRID_NIGHTLY_ROOMS", CorpusConfig().n_rooms)
+
+
+def corpus_run_config(n_rooms: int) -> dict:
+    """Run config of ``corpus_job`` for a corpus of ``n_rooms`` synthetic rooms."""
+    return {"ops": {"room_corpus": {"config": {"n_rooms": n_rooms}}}}
+
 
 nightly_retraining = dg.ScheduleDefinition(
     name="nightly_retraining",
     job=corpus_job,
     cron_schedule=RETRAINING_CRON,
     execution_timezone=RETRAINING_TIMEZONE,
+    run_config=corpus_run_config(NIGHTLY_ROOMS),
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Nightly retraining of the learned placement models; the blocking checks on "
     "the evaluation decide whether serving switches to the new models.",
@@ -81,7 +92,7 @@ after_inputs_refreshed_or_in_run = after_inputs(in_same_run=True)
 #: Seconds between two evaluations of the training automation and of the first-start
 #: sensor (CEILGRID_AUTOMATION_INTERVAL_S): each step of the nightly chain starts at
 #: the tick after its inputs finished, so this is the wait per step.
-AUTOMATION_INTERVAL_S = int(os.environ.get("CEILGRID_AUTOMATION_INTERVAL_S", "30"))
+AUTOMATION_INTERVAL_S = env_int("CEILGRID_AUTOMATION_INTERVAL_S", 30)
 
 #: Evaluates the training group's conditions. One run per shard (no backfills), each
 #: tagged as training so that dagster.yaml's limit applies to it.
@@ -96,7 +107,7 @@ training_automation = dg.AutomationConditionSensorDefinition(
 
 
 #: Size of the corpus the first start trains on: small, so that models serve within minutes.
-FIRST_START_ROOMS = int(os.environ.get("CEILGRID_FIRST_START_ROOMS", "60"))
+FIRST_START_ROOMS = env_int("CEILGRID_FIRST_START_ROOMS", 60)
 
 
 @dg.sensor(
@@ -119,5 +130,5 @@ def first_start_training(
     # One run key: requested once per instance, even if this run fails.
     return dg.RunRequest(
         run_key="first-start",
-        run_config={"ops": {"room_corpus": {"config": {"n_rooms": FIRST_START_ROOMS}}}},
+        run_config=corpus_run_config(FIRST_START_ROOMS),
     )
