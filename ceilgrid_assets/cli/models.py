@@ -1,4 +1,4 @@
-"""``ceilgrid models``: the promoted model versions (list, show, compare, promote, rollback).
+"""``ceilgrid models``: the model versions (list, show, compare, promote, rollback, history).
 
 Acts on the model store on disk (``--store``, default as the platform's:
 ``CEILGRID_MODEL_STORE`` or ``.ceilgrid/model-store``), or with ``--url``
@@ -41,6 +41,9 @@ def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     promote = actions.add_parser("promote", help="serve an existing version")
     promote.add_argument("version")
     actions.add_parser("rollback", help="serve the version before the current one")
+    actions.add_parser(
+        "history", help="every promotion and rollback, oldest first (a JSON line each)"
+    )
     parser.set_defaults(handler=run_models)
     return parser
 
@@ -54,6 +57,11 @@ def run_models(args: argparse.Namespace) -> int:
         remote = open_blobs(args.url, str(store)) if args.url else None
     except ValueError as error:  # not an s3:// URL
         raise registry.RegistryError(str(error)) from None
+    if args.action == "history":
+        lines = registry.history(store) if remote is None else registry.remote_history(remote)
+        for line in lines:
+            print(json.dumps(line))
+        return EXIT_OK
     if remote is not None:  # the bucket is the registry: cache its versions first
         registry.pull_all(remote, store)
     if args.action == "list":

@@ -359,6 +359,19 @@ def test_the_command_line_lists_promotes_and_rolls_back_the_bucket_registry(
     assert main(["models", "--url", "http://not-a-bucket", "list"]) == 2
     assert "expected s3://BUCKET" in capsys.readouterr().err
 
+    # The history is the bucket's: the pod's promotions and the command line's actions,
+    # read from a machine that made none of them.
+    other = ["models", "--url", url, "--store", str(tmp_path / "other-cache")]
+    assert main([*other, "history"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["version"], line["action"]) for line in lines] == [
+        ("v0001", "promote"),
+        ("v0002", "promote"),
+        ("v0001", "rollback"),
+        ("v0002", "promote"),
+    ]
+    assert all(line["at"].endswith("Z") for line in lines)
+
 
 def helm_compute_logs(endpoint: str) -> dict[str, Any]:
     """The instance's ``compute_logs`` as the Helm chart renders it from values.yaml."""

@@ -88,6 +88,12 @@ def test_cli_lists_shows_rolls_back_and_promotes(store, capsys):
     assert registry.current(store).id == "v0003"
     assert main(["models", "--store", str(store), "show", "v0042"]) == 2
     assert "no model version 'v0042'" in capsys.readouterr().err
+    assert main(["models", "--store", str(store), "history"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["version"], line["action"]) for line in lines][-2:] == [
+        ("v0002", "rollback"),
+        ("v0003", "promote"),
+    ]
 
 
 def test_the_default_store_follows_the_platform_variables(tmp_path, monkeypatch):

@@ -14,7 +14,9 @@ With object storage (a :class:`~ceilgrid_assets.core.storage.BlobStore`), the
 bucket's ``model-store/`` is the registry every pod shares: ``versions/vNNNN/``
 with the same files (the record uploaded last, so a version without one is
 partial and never loaded) and the small ``promoted`` object (``{"version":
-"v0003"}``) in place of the symlink. The local store is then a cache that
+"v0003"}``) in place of the symlink, and ``history/`` with one small object per
+promotion or rollback (an object each, never a shared file rewritten, so two
+machines acting at once lose neither line). The local store is then a cache that
 whole versions are downloaded into before anything is read from them.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -37,6 +40,8 @@ from ceilgrid_assets.core.storage import BlobStore, LocalBlobs
 
 RECORD = "promotion.json"
 HISTORY = "history.jsonl"
+#: The bucket's history: one object per promotion or rollback.
+HISTORY_FOLDER = "history"
 PROMOTED = "promoted"
 VERSIONS = "versions"
 #: Model versions and the promoted pointer live under this folder of a bucket.
@@ -148,10 +153,13 @@ def activate(store: Path, version_id: str, action: str) -> Version:
     temporary.unlink(missing_ok=True)
     temporary.symlink_to(version.path.relative_to(link.parent))
     os.replace(temporary, link)
-    line = {"at": _now(), "version": version.id, "action": action}
     with open(Path(store) / HISTORY, "a") as history:
-        history.write(json.dumps(line) + "\n")
+        history.write(json.dumps(_history_line(version.id, action)) + "\n")
     return version
+
+
+def _history_line(version_id: str, action: str) -> dict[str, Any]:
+    return {"at": _now(), "version": version_id, "action": action}
 
 
 def rollback(store: Path) -> Version:
@@ -240,12 +248,17 @@ def push_version(remote: BlobStore, version: Version) -> None:
 
 
 def remote_activate(remote: BlobStore, store: Path, version_id: str, action: str) -> Version:
-    """Serve ``version_id`` from the bucket: the pointer object is replaced whole, and
-    the local cache records the action in its history."""
+    """Serve ``version_id`` from the bucket: the pointer object is replaced whole and the
+    action added to the bucket's history (the local cache records it in its own too)."""
     if not is_version_id(version_id):
         raise RegistryError(f"{version_id!r} is not a version id (v0001, v0002, ...)")
     pull_version(remote, store, version_id)
     remote.put_bytes(f"{REMOTE_MODELS}/{PROMOTED}", json.dumps({"version": version_id}).encode())
+    folder = f"{REMOTE_MODELS}/{HISTORY_FOLDER}"
+    # Numbered in order; two machines acting at once may take the same number, and the
+    # token keeps both lines (their order between them is then not known).
+    name = f"{len(remote.list(folder)) + 1:06d}-{secrets.token_hex(4)}.json"
+    remote.put_bytes(f"{folder}/{name}", json.dumps(_history_line(version_id, action)).encode())
     return activate(store, version_id, action)
 
 
@@ -262,8 +275,17 @@ def remote_rollback(remote: BlobStore, store: Path) -> Version:
 
 
 def history(store: Path) -> list[dict[str, Any]]:
+    """The promotions and rollbacks made through this store, oldest first."""
     path = Path(store) / HISTORY
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def remote_history(remote: BlobStore) -> list[dict[str, Any]]:
+    """Every promotion and rollback of the bucket's registry, from whichever machine,
+    oldest first."""
+    names = sorted(remote.list(f"{REMOTE_MODELS}/{HISTORY_FOLDER}"))
+    found = (remote.get_bytes(name) for name in names)
+    return [json.loads(data) for data in found if data is not None]  # None: removed meanwhile
 
 
 def compare(old: Version, new: Version) -> list[dict[str, Any]]:
