@@ -203,9 +203,9 @@ def test_instance_config_is_valid_for_dagster(
     result = process_config(DockerRunLauncher.config_type(), launcher)
     assert result.success, [error.message for error in result.errors]
     assert result.value["image"] == "registry.example.com/ceilgrid:0.1.0"
-    coordinator = instance_yaml["run_coordinator"]
-    assert coordinator["class"] == "QueuedRunCoordinator"
-    assert coordinator["config"]["max_concurrent_runs"] > 0
+    assert instance_yaml["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert instance_yaml["concurrency"]["runs"]["max_concurrent_runs"] > 0
+    assert instance_yaml["concurrency"]["pools"] == {"granularity": "run", "default_limit": 2}
     assert instance_yaml["run_monitoring"]["enabled"] and instance_yaml["run_retries"]["enabled"]
     assert instance_yaml["retention"]["sensor"]["purge_after_days"]["skipped"] > 0
 

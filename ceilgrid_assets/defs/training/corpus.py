@@ -18,6 +18,8 @@ from ceilgrid_assets.core.learning.corpus import (
 )
 from ceilgrid_assets.defs.resources import LayoutStorage
 
+#: The training group, and the concurrency pool of its assets: dagster.yaml holds any
+#: run with a training asset back while another runs, however it was launched.
 TRAINING = "training"
 ML_OWNER = "team:ceilgrid-ml"
 
@@ -48,6 +50,7 @@ class ServedRoomsConfig(dg.Config):
 
 @dg.asset(
     group_name=TRAINING,
+    pool=TRAINING,
     kinds={"python", "json"},
     owners=[ML_OWNER],
     # Read from the storage root's stored inputs; listed for lineage.
@@ -85,6 +88,7 @@ def served_rooms(
 
 @dg.asset(
     group_name=TRAINING,
+    pool=TRAINING,
     kinds={"python", "numpy"},
     owners=[ML_OWNER],
     description="Seeded synthetic rooms (realistic sizes, shapes, columns, beams, pre-existing "

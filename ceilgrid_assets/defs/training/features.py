@@ -28,6 +28,7 @@ class LabelConfig(dg.Config):
 
 @dg.asset(
     group_name=TRAINING,
+    pool=TRAINING,
     partitions_def=label_shard_partitions,
     kinds={"scipy", "python"},
     owners=[ML_OWNER],
@@ -106,6 +107,7 @@ def feature_summary(labels: list[Any]) -> Any:
 
 @dg.asset(
     group_name=TRAINING,
+    pool=TRAINING,
     kinds={"pandas"},
     owners=[ML_OWNER],
     tags=TRAINING_RUN_TAGS,

@@ -24,6 +24,7 @@ def _model_asset(component: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"{component}_model",
         group_name=TRAINING,
+        pool=TRAINING,
         kinds={"scikitlearn"},
         owners=[ML_OWNER],
         tags=TRAINING_RUN_TAGS,
@@ -79,6 +80,7 @@ class EvaluationConfig(dg.Config):
 
 @dg.asset(
     group_name=TRAINING,
+    pool=TRAINING,
     kinds={"pandas"},
     owners=[ML_OWNER],
     tags=TRAINING_RUN_TAGS,
@@ -129,6 +131,7 @@ def promotion_record(evaluation: Any, models: dict[str, Any], run_id: str) -> di
 
 @dg.asset(
     group_name=TRAINING,
+    pool=TRAINING,
     kinds={"scikitlearn", "filesystem"},
     owners=[ML_OWNER],
     # Retrained nightly: warn when a day has passed, fail after 26 hours.

@@ -17,8 +17,6 @@ from dagster._core.remote_origin import (
     RemoteJobOrigin,
     RemoteRepositoryOrigin,
 )
-from dagster._core.storage.dagster_run import DagsterRun
-from dagster._core.utils import make_new_run_id
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
     QueuedRunCoordinatorDaemon,
 )
@@ -170,35 +168,49 @@ def test_every_automation_run_carries_the_training_workload_tag(trained):
         assert run.tags[WORKLOAD] == "training"
 
 
-def test_the_queue_holds_a_second_training_run_back_but_starts_serving(postgres_instance):
-    """dagster.yaml's training limit (1) applied by the run queue's own dequeue logic."""
-    training = dict(training_automation.run_tags)
-    serving = {WORKLOAD: "serving", "dagster/partition": "tower"}
-
+def test_the_queue_holds_training_runs_back_however_launched_but_starts_serving(
+    postgres_instance,
+):
+    """dagster.yaml's "training" pool (one run at a time) applied by the run queue's own
+    dequeue logic, on runs made from the definitions' execution plans: a shard run of the
+    automation (tagged) and a run the UI's asset graph would launch (Dagster's implicit
+    asset job, no tag of ours) wait while a training run is in progress, whatever its
+    tags; a serving run of the same job still starts."""
+    job = defs.resolve_implicit_global_asset_job_def()
     origin = RemoteJobOrigin(
         RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("ceilgrid"), "__repository__"),
-        "__ASSET_JOB",
+        job.name,
     )
+    training = dict(training_automation.run_tags)
 
-    def add_run(status: dg.DagsterRunStatus, tags: dict[str, str]) -> str:
-        run = DagsterRun(
-            job_name="__ASSET_JOB",
-            run_id=make_new_run_id(),
+    def add_run(status: dg.DagsterRunStatus, asset: str, tags: dict[str, str]) -> str:
+        return postgres_instance.create_run_for_job(
+            job_def=job,
+            asset_selection=frozenset({dg.AssetKey(asset)}),
             status=status,
             tags=tags,
             remote_job_origin=origin,
-        )
-        return postgres_instance.add_run(run).run_id
+        ).run_id
 
-    add_run(dg.DagsterRunStatus.STARTED, {**training, "dagster/partition": "shard-00"})
-    held = add_run(dg.DagsterRunStatus.QUEUED, {**training, "dagster/partition": "shard-01"})
-    started = add_run(dg.DagsterRunStatus.QUEUED, serving)
-    queue = QueuedRunCoordinatorDaemon(interval_seconds=1)
-    dequeued = queue._get_runs_to_dequeue(
-        postgres_instance, postgres_instance.get_concurrency_config(), None
-    )
-    assert [run.run_id for run in dequeued] == [started]
-    assert held not in {run.run_id for run in dequeued}
+    def dequeued() -> list[str]:
+        queue = QueuedRunCoordinatorDaemon(interval_seconds=1)
+        runs = queue._get_runs_to_dequeue(
+            postgres_instance, postgres_instance.get_concurrency_config(), None
+        )
+        return [run.run_id for run in runs]
+
+    from_ui = add_run(dg.DagsterRunStatus.QUEUED, "training_features", {})
+    assert WORKLOAD not in postgres_instance.get_run_by_id(from_ui).tags
+    assert dequeued() == [from_ui]  # nothing in progress: it may start
+    shard = [{**training, "dagster/partition": key} for key in SHARDS[:2]]
+    in_progress = add_run(dg.DagsterRunStatus.STARTED, "optimiser_labels", shard[0])
+    next_shard = add_run(dg.DagsterRunStatus.QUEUED, "optimiser_labels", shard[1])
+    serving = add_run(dg.DagsterRunStatus.QUEUED, "submitted_building", {"dagster/partition": "x"})
+    assert dequeued() == [serving]
+    postgres_instance.report_run_failed(postgres_instance.get_run_by_id(in_progress))
+    # The slot is free again: one training run (the older first) may start.
+    assert dequeued() == [from_ui, serving]
+    assert next_shard not in dequeued()
 
 
 def test_first_start_sensor_requests_one_small_corpus_run_only_when_nothing_exists(
