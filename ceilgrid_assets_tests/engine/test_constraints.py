@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from helpers import make_room, positions, reference_rule_ids, rule_ids
 
-from ceilgrid_assets.core.engine import constraints, pipeline
+from ceilgrid_assets.core.engine import constraints, optimiser, pipeline
 from ceilgrid_assets.core.engine.constraints import CLEARANCES, Clearance
 from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, EMPTY, LIGHT
 from ceilgrid_assets.core.engine.heuristics import brighten
 from ceilgrid_assets.core.engine.optimiser import (
+    JOINT_NODE_LIMIT,
     UNIFORMITY_ROW_MARGIN,
     solve_joint,
     uniformity_rows,
@@ -218,10 +219,11 @@ def test_the_rescue_solves_again_with_uniformity_rows_until_u0_holds(shape):
     assert result.metrics["uniformity_u0"] >= NFPA.target_u0("office")
 
 
-def test_rooms_over_the_uniformity_cell_limit_get_one_joint_solve(monkeypatch):
-    """Above RESCUE_UNIFORMITY_MAX_CELLS a joint node can take 0.1 s, so the re-solves
-    would be timed by the clock: the closet, with the limit set below its 10 cells,
+def test_larger_programmes_get_fewer_uniformity_rounds(monkeypatch):
+    """Each re-solve pays a root LP that no node budget bounds, so the solves are
+    RESCUE_ROUNDS_WORK over the programme's nonzeros: set below the closet's, it
     gets the single solve and says its layout failed."""
+    nonzeros = solve_joint(make_room((2, 5)), NFPA, 30).nonzeros
     calls = []
 
     def counted(*args, **kwargs):
@@ -229,13 +231,75 @@ def test_rooms_over_the_uniformity_cell_limit_get_one_joint_solve(monkeypatch):
         return solve_joint(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "solve_joint", counted)
-    monkeypatch.setattr(pipeline, "RESCUE_UNIFORMITY_MAX_CELLS", 9)
-    result = complete_room(make_room((2, 5)))
-    assert not result.compliant and len(calls) == 1
-    assert result.compliance["rescue"] == "solver status optimal, but its layout fails validation"
-    monkeypatch.setattr(pipeline, "RESCUE_UNIFORMITY_MAX_CELLS", 10)
+    monkeypatch.setattr(pipeline, "RESCUE_ROUNDS_WORK", nonzeros - 1)
+    assert pipeline._rescue(make_room((2, 5)), NFPA, EngineConfig()) == (
+        None,
+        "solver status optimal, but its layout fails validation",
+    )
+    assert len(calls) == 1
+    monkeypatch.setattr(pipeline, "RESCUE_ROUNDS_WORK", 12 * nonzeros)
     calls.clear()
     assert complete_room(make_room((2, 5))).compliant and len(calls) > 1
+
+
+def test_a_144_cell_room_under_large_tiles_gets_uniformity_rows_too():
+    """9 x 23 tiles of 1.2 m under 4.69 m, with full-width bands out of use: the first
+    joint layout misses only U0 (this room came back not compliant while the rows
+    were kept to rooms of 60 cells); its programme is small enough for the rounds."""
+    bands = [(x, y) for y in (6, 7, 9, 10, 19, 20, 21) for x in range(9)]
+    room = make_room((9, 23), invalid=bands, tile_size_m=1.2, ceiling_height_m=4.69)
+    assert int(room.usable.sum()) == 144
+    first = solve_joint(room, NFPA, 30)
+    assert pipeline.RESCUE_ROUNDS_WORK // first.nonzeros >= 2
+    solved = room.with_cells(np.where(first.added > 0, first.added, room.cells).astype(np.uint8))
+    lights = build_context("light", solved, NFPA)
+    brightened = lights.apply(brighten(lights, np.zeros_like(lights.allowed)))
+    assert rule_ids(check_layout(brightened, NFPA, room)) == {"light.uniformity"}
+    result = complete_room(room)
+    assert_completed(result)
+    assert result.compliance["rescue"] == "compliant layout found"
+
+
+def test_a_joint_programme_over_the_nonzero_limit_is_not_solved(monkeypatch):
+    """Above JOINT_MAX_NONZEROS the root LP alone could outlast any node budget: the
+    rescue says so, deterministically, without calling HiGHS."""
+    room = make_room((3, 10), invalid=[(0, 4)])  # needs the rescue (see above)
+    nonzeros = solve_joint(room, NFPA, 30).nonzeros
+    monkeypatch.setattr(optimiser, "JOINT_MAX_NONZEROS", nonzeros - 1)
+    monkeypatch.setattr(pipeline, "JOINT_MAX_NONZEROS", nonzeros - 1)
+
+    def no_highs(*args, **kwargs):
+        raise AssertionError("HiGHS was called")
+
+    monkeypatch.setattr(optimiser, "_run", no_highs)
+    assert solve_joint(room, NFPA, 30).status == optimiser.TOO_LARGE
+    message = complete_room(room).compliance["rescue"]
+    assert message == (
+        f"not run: the joint programme has {nonzeros:,} nonzeros, more than {nonzeros - 1:,}"
+    )
+
+
+def test_the_joint_node_budget_shrinks_with_the_programme(monkeypatch):
+    budget = optimiser.joint_node_budget
+    assert budget(2_000, JOINT_NODE_LIMIT) == JOINT_NODE_LIMIT  # small rooms: unchanged
+    assert budget(2_000, 7) == 7  # never above the caller's
+    sizes = [5_000, 10_000, 50_000, 100_000, 230_000]
+    budgets = [budget(size, JOINT_NODE_LIMIT) for size in sizes]
+    assert budgets == sorted(budgets, reverse=True) and budgets[-1] < 20
+    work = [nodes * size**1.5 for nodes, size in zip(budgets, sizes, strict=True)]
+    assert max(work) <= optimiser.JOINT_NODE_WORK
+    seen = []
+    real_run = optimiser._run
+
+    def spy(c, constraints_, upper, node_limit, time_limit_s):
+        seen.append((constraints_[0].A.nnz, node_limit))
+        return real_run(c, constraints_, upper, node_limit, time_limit_s)
+
+    monkeypatch.setattr(optimiser, "_run", spy)
+    monkeypatch.setattr(optimiser, "JOINT_NODE_WORK", 1e6)
+    solve_joint(make_room((6, 6)), NFPA, 30)
+    ((nonzeros, nodes),) = seen
+    assert nodes == int(1e6 / nonzeros**1.5) < JOINT_NODE_LIMIT
 
 
 def test_uniformity_rows_are_the_validators_illuminance_exactly():

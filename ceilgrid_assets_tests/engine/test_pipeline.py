@@ -23,6 +23,7 @@ from helpers import (
     to_json,
 )
 
+from ceilgrid_assets.core.engine import optimiser, pipeline
 from ceilgrid_assets.core.engine.building import complete_building
 from ceilgrid_assets.core.engine.grid import CODE, INVALID
 from ceilgrid_assets.core.engine.heuristics import array_shape
@@ -143,6 +144,24 @@ def test_a_hall_too_large_for_the_rescue_is_laid_out_again_with_the_lights_last(
     assert list(result.models) == ["light", "air_supply", "air_return", "smoke_detector"]
     assert len(result.stages) == 5 and np.array_equal(result.stages[-1].cells, result.room.cells)
     assert int((result.stages[1].cells == CODE["light"]).sum()) == result.metrics["lights"]
+
+
+def test_a_room_the_rescue_leaves_not_compliant_is_laid_out_again_with_the_lights_last(
+    monkeypatch,
+):
+    """The same hall with the rescue allowed at its size, its programme over the
+    nonzero limit: the rescue does not run, and the retry with the lights last still
+    comes after it."""
+    invalid = [(x, y) for x in range(4, 32, 8) for y in range(3, 32, 8)]
+    room = make_room((32, 32), invalid=invalid, tile_size_m=1.2, ceiling_height_m=6.0)
+    monkeypatch.setattr(optimiser, "JOINT_MAX_NONZEROS", 1)
+    monkeypatch.setattr(pipeline, "JOINT_MAX_NONZEROS", 1)
+    config = EngineConfig(rescue_max_cells=2_000)
+    assert pipeline._rescue(room, config.profile, config)[1].startswith("not run: the joint")
+    result = complete_room(room, config)
+    assert_compliant(result)
+    assert result.compliance["series"].startswith("lights placed last")
+    assert "rescue" not in result.compliance
 
 
 def test_l_shaped_room_with_a_column_grid():

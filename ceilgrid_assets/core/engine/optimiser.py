@@ -62,6 +62,14 @@ NO_BETTER = "no better"
 STAGE_NODE_LIMIT = 2_000
 #: Branch-and-bound nodes the joint rescue may explore.
 JOINT_NODE_LIMIT = 5_000
+#: Nonzeros of the largest joint programme solved. Above it (rooms of 500-800 cells
+#: under 0.6 m tiles) HiGHS's root alone took 5-13 s here, before any node, so no
+#: node budget bounds the time and the safety net would decide.
+JOINT_MAX_NONZEROS = 300_000
+#: Work of one joint solve: nodes x nonzeros^1.5. A node took about 1e-8 nonzeros^1.5
+#: seconds here (10 ms at 10,000 nonzeros, 0.6-1.7 s at 230,000), so this keeps the
+#: branch and bound near 10 s on this 2-core machine, a third of the safety net.
+JOINT_NODE_WORK = 1e9
 #: Status of a stage whose branch and bound was not started: over BRANCH_MAX_WORK.
 TOO_LARGE = "too large"
 #: Branch and bound runs only where the cap on devices times the points to cover is at
@@ -89,6 +97,7 @@ class SolveResult:
     gap: float | None
     seconds: float
     nodes: int = 0  # branch-and-bound nodes HiGHS explored
+    nonzeros: int = 0  # of the programme's constraint matrix (joint solves)
 
 
 #: The exhaustive search gives up (and the LP runs) after this many branches ...
@@ -462,7 +471,10 @@ def solve_joint(
 
     ``uniform_at`` (calculation points) adds :func:`uniformity_rows` for them.
     Status ``infeasible`` is a proof that no completion exists; ``budget`` means
-    the node budget ran out first (deterministic); ``limit`` the safety net.
+    the node budget ran out first (deterministic); ``limit`` the safety net;
+    ``too large`` that the programme has more than ``JOINT_MAX_NONZEROS``
+    nonzeros and was not solved. ``node_limit`` is lowered to
+    :func:`joint_node_budget` of the programme's size.
     """
     started = time.perf_counter()
     cells, t = room.cells, room.tile_size_m
@@ -558,18 +570,31 @@ def solve_joint(
             add(rows, -np.inf, 1)
     from scipy.optimize import LinearConstraint
 
-    constraint = LinearConstraint(
-        sparse.vstack(blocks).tocsr(), np.concatenate(lower), np.concatenate(upper)
-    )
+    matrix = sparse.vstack(blocks).tocsr()
+    if matrix.nnz > JOINT_MAX_NONZEROS:
+        elapsed = time.perf_counter() - started
+        return SolveResult(None, TOO_LARGE, None, elapsed, nonzeros=matrix.nnz)
+    constraint = LinearConstraint(matrix, np.concatenate(lower), np.concatenate(upper))
     remaining_s = time_limit_s - (time.perf_counter() - started)
     chosen, status, gap, nodes = _run(
-        np.ones(n_vars), [constraint], np.ones(n_vars), node_limit, remaining_s
+        np.ones(n_vars),
+        [constraint],
+        np.ones(n_vars),
+        joint_node_budget(matrix.nnz, node_limit),
+        remaining_s,
     )
     elapsed = time.perf_counter() - started
     if chosen is None:
-        return SolveResult(None, status, gap, elapsed, nodes)
+        return SolveResult(None, status, gap, elapsed, nodes, matrix.nnz)
     codes = np.zeros(cells.size, dtype=np.uint8)
     for name in DEVICE_COMPONENTS:
         picked = chosen[var[name][sites[name]]]
         codes[np.flatnonzero(sites[name].ravel())[picked]] = CODE[name]
-    return SolveResult(codes.reshape(cells.shape), status, gap, elapsed, nodes)
+    return SolveResult(codes.reshape(cells.shape), status, gap, elapsed, nodes, matrix.nnz)
+
+
+def joint_node_budget(nonzeros: int, node_limit: int) -> int:
+    """Nodes a joint programme of ``nonzeros`` may explore: ``node_limit``, lowered so
+    that nodes x nonzeros^1.5 stays within ``JOINT_NODE_WORK`` (a node of a larger
+    programme costs more, and the work, not the clock, must end the search)."""
+    return int(min(node_limit, JOINT_NODE_WORK / max(nonzeros, 1) ** 1.5))

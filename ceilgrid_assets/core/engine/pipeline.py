@@ -28,7 +28,13 @@ from ceilgrid_assets.core.engine.grid import CODE, DEVICE_COMPONENTS, Room
 from ceilgrid_assets.core.engine.heuristics import brighten, repair
 from ceilgrid_assets.core.engine.hooks import observed
 from ceilgrid_assets.core.engine.models import SAFETY_NET, PlacementModel, default_models
-from ceilgrid_assets.core.engine.optimiser import BUDGET, JOINT_NODE_LIMIT, solve_joint
+from ceilgrid_assets.core.engine.optimiser import (
+    BUDGET,
+    JOINT_MAX_NONZEROS,
+    JOINT_NODE_LIMIT,
+    TOO_LARGE,
+    solve_joint,
+)
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
 from ceilgrid_assets.core.engine.regularity import regularity
 from ceilgrid_assets.core.engine.rules import (
@@ -51,12 +57,13 @@ RESCUE_MODEL = "joint-optimiser"
 #: Solves of the joint rescue, each with the uniformity rows of the points the one
 #: before left too dark.
 RESCUE_UNIFORMITY_ROUNDS = 12
-#: Branch-and-bound nodes all those later solves may explore together (deterministic).
+#: Branch-and-bound nodes all those later solves may explore together (deterministic;
+#: each solve's own budget also shrinks with the programme, ``joint_node_budget``).
 RESCUE_UNIFORMITY_NODES = 250
-#: ... in rooms of at most this many usable cells: a node of a larger joint programme
-#: took up to 0.1 s here (a 187-cell room: 38 s for 391 nodes), so nodes would no
-#: longer bound the time and the safety net would decide.
-RESCUE_UNIFORMITY_MAX_CELLS = 60
+#: ... and the solves themselves: at most this many nonzeros over the programme's
+#: nonzeros (12 up to 20,000; one, so no re-solve, from 240,000). Each solve pays its
+#: root LP, which no node budget bounds: 2-3 s at 90,000 nonzeros here.
+RESCUE_ROUNDS_WORK = 240_000
 
 
 @dataclass(frozen=True)
@@ -261,26 +268,27 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
         compliance["input_conflicts"] = _conflict_message(room, profile)
         if not compliance["compliant"]:
             rescue = "not run: input devices conflict, so no completion can be compliant"
-    elif not compliance["compliant"] and _too_large_to_rescue(room, config):
-        # No joint rescue here: the series once more with the lights last, which in
-        # dense-light rooms (high ceilings, large tiles) took the cells diffusers need.
-        retry = _series(room, config, LIGHTS_LAST)
-        retried = compliance_report(retry.room, profile, room)
-        if retried["compliant"]:
-            series, compliance = retry, retried
-            compliance["series"] = (
-                "lights placed last: the default order left the room not compliant"
-            )
-        else:
-            rescue = f"not run: more than {config.rescue_max_cells} usable cells"
     elif not compliance["compliant"]:
-        rescued, rescue = _rescue(room, profile, config)
-        if rescued is not None:
-            series.room, series.stages = rescued, _stage_views(room, rescued)
-            compliance = compliance_report(rescued, profile, room)
-            for component in DEVICE_COMPONENTS:
-                series.record[component]["chosen"] = RESCUE_MODEL
-                series.record[component]["compliant"] = True
+        if _too_large_to_rescue(room, config):
+            rescue = f"not run: more than {config.rescue_max_cells} usable cells"
+        else:
+            rescued, rescue = _rescue(room, profile, config)
+            if rescued is not None:
+                series.room, series.stages = rescued, _stage_views(room, rescued)
+                compliance = compliance_report(rescued, profile, room)
+                for component in DEVICE_COMPONENTS:
+                    series.record[component]["chosen"] = RESCUE_MODEL
+                    series.record[component]["compliant"] = True
+        if not compliance["compliant"]:
+            # The series once more with the lights last: in dense-light rooms (high
+            # ceilings, large tiles) the default order took the cells diffusers need.
+            retry = _series(room, config, LIGHTS_LAST)
+            retried = compliance_report(retry.room, profile, room)
+            if retried["compliant"]:
+                series, compliance, rescue = retry, retried, None
+                compliance["series"] = (
+                    "lights placed last: the default order left the room not compliant"
+                )
     current, safety_net = series.room, series.safety_net
     if rescue is not None:
         compliance["rescue"] = rescue
@@ -397,26 +405,33 @@ def _rescue(room: Room, profile: Profile, config: EngineConfig) -> tuple[Room | 
     the uniformity rule asks, on cells clear of every device; if U0 still misses,
     the programme is solved again with the uniformity rows of the points left
     dark (:func:`~ceilgrid_assets.core.engine.optimiser.uniformity_rows`), up to
-    ``RESCUE_UNIFORMITY_ROUNDS`` times, in rooms of at most
-    ``RESCUE_UNIFORMITY_MAX_CELLS`` usable cells.
+    ``RESCUE_UNIFORMITY_ROUNDS`` times, fewer in larger programmes
+    (``RESCUE_ROUNDS_WORK``).
     """
     deadline = time.perf_counter() + config.rescue_time_s
     uniform_at = np.zeros(room.cells.shape, dtype=bool)
-    nodes_left, status = config.rescue_node_limit, ""
-    small = int(room.usable.sum()) <= RESCUE_UNIFORMITY_MAX_CELLS
-    for round_ in range(RESCUE_UNIFORMITY_ROUNDS if small else 1):
-        if round_ == 1:  # the uniformity rounds share a budget of their own
+    nodes_left, solves = config.rescue_node_limit, 0
+    while True:
+        if solves == 1:  # the uniformity rounds share a budget of their own
             nodes_left = min(config.rescue_node_limit, RESCUE_UNIFORMITY_NODES)
         result = solve_joint(room, profile, deadline - time.perf_counter(), nodes_left, uniform_at)
         nodes_left -= result.nodes
+        solves += 1
         status = result.status
+        if solves == 1:
+            rounds = min(RESCUE_UNIFORMITY_ROUNDS, RESCUE_ROUNDS_WORK // max(result.nonzeros, 1))
+        if status == TOO_LARGE:
+            return None, (
+                f"not run: the joint programme has {result.nonzeros:,} nonzeros, more than "
+                f"{JOINT_MAX_NONZEROS:,}"
+            )
         if status == "infeasible":
             return None, "proved infeasible: no completion meets every rule"
         if status == "limit":
             return None, f"{SAFETY_NET} ({config.rescue_time_s:g} s) before the node budget"
-        if status == BUDGET and result.added is None and round_ == 0:
+        if status == BUDGET and result.added is None and solves == 1:
             return None, f"budget exhausted: {config.rescue_node_limit} nodes, no layout found"
-        if result.added is None and round_ > 0:
+        if result.added is None and solves > 1:
             break
         if result.added is None or status not in ("optimal", BUDGET):
             return None, f"solver status {status}"
@@ -430,16 +445,16 @@ def _rescue(room: Room, profile: Profile, config: EngineConfig) -> tuple[Room | 
         # Only U0 can fail (the programme holds every other rule): constrain the points
         # the solution itself left dark; brightening raises Eavg, so not its darkest.
         lux = uniformity_shortfall(solved, profile)
-        if lux is None:
+        if lux is None or solves >= rounds:
             break
         dark = dark_points(lux, profile.target_u0(room.room_type))
         if not (dark & ~uniform_at).any() or nodes_left <= 0:
             break
         uniform_at |= dark
-    if round_ == 0:  # no solve with uniformity rows
+    if solves == 1:  # no solve with uniformity rows
         return None, f"solver status {status}, but its layout fails validation"
     return None, (
-        f"no layout meeting light.uniformity found: {round_} rounds of uniformity rows on "
+        f"no layout meeting light.uniformity found: {solves - 1} rounds of uniformity rows on "
         f"{int(uniform_at.sum())} points"
     )
 
