@@ -9,6 +9,7 @@ and test_deploy_proxy (nginx in front of webservers) exercise its parts.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -268,3 +269,45 @@ def test_image_dependencies_are_locked_with_hashes() -> None:
     assert requirements and all("==" in line for line in requirements)
     assert lock.count("--hash=sha256:") >= len(requirements)
     assert "dagster==1.13.27" in lock and "dagster-docker==0.29.27" in lock
+
+
+def test_the_ci_image_is_built_on_a_base_image_pinned_by_digest(tmp_path: Path) -> None:
+    """The image job resolves the base tag to its digest before the build and builds
+    and labels from that digest, never from the moving tag (the job itself runs on
+    GitHub only; its shell step is checked here)."""
+    workflow = yaml.safe_load((PROJECT_ROOT / ".github/workflows/ci.yml").read_text())
+    steps = workflow["jobs"]["image"]["steps"]
+    names = [step.get("name", "") for step in steps]
+    resolve = steps[names.index("Resolve the base image's digest")]
+    build = steps[names.index("Build and push ghcr.io/<repo>:<sha>")]
+    assert names.index("Resolve the base image's digest") < names.index(
+        "Build and push ghcr.io/<repo>:<sha>"
+    )
+    assert "imagetools inspect" in resolve["run"]
+    assert "BASE_IMAGE=$BASE_TAG@$digest" in resolve["run"] and "sha256:*" in resolve["run"]
+    assert build["with"]["build-args"].strip() == "BASE_IMAGE=${{ env.BASE_IMAGE }}"
+    assert "org.opencontainers.image.base.name=${{ env.BASE_IMAGE }}" in build["with"]["labels"]
+    lookup = (
+        """docker buildx imagetools inspect "$BASE_TAG" --format '{{json .Manifest}}'"""
+        " | jq -r .digest"
+    )
+    assert lookup in resolve["run"]
+
+    def run_step(digest: str) -> tuple[subprocess.CompletedProcess[str], str]:
+        """The step's shell, the registry lookup replaced by its answer."""
+        env_file = tmp_path / "github_env"
+        env_file.write_text("")
+        return subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", resolve["run"].replace(lookup, f"echo {digest}")],
+            env={**os.environ, **resolve["env"], "GITHUB_ENV": str(env_file)},
+            capture_output=True,
+            text=True,
+            check=False,
+        ), env_file.read_text()
+
+    done, written = run_step("sha256:abc")
+    assert done.returncode == 0, done.stderr
+    assert written == "BASE_IMAGE=python:3.11-slim-bookworm@sha256:abc\n"
+    done, written = run_step("null")  # no manifest: the job stops instead of using the tag
+    assert done.returncode == 1 and written == ""
+    assert "no digest for python:3.11-slim-bookworm" in done.stderr
