@@ -202,13 +202,27 @@ def test_the_rescue_says_budget_exhausted_when_its_node_budget_runs_out():
     assert starved.compliance["rescue"].startswith("budget exhausted")
 
 
-@pytest.mark.parametrize("shape", [(2, 5), (5, 2)])
-def test_the_rescue_solves_again_with_uniformity_rows_until_u0_holds(shape):
-    """A 1.2 x 3.0 m closet: the joint programme knows no U0, and its first layout
-    fails U0 even with every light brightening can add (these rooms came back not
-    compliant); the rows of the points it left dark lead to a compliant one."""
-    room = make_room(shape)
+#: 9 x 23 tiles of 1.2 m under 4.69 m with full-width bands out of use (144 cells): it
+#: came back not compliant while the rows were kept to rooms of at most 60 cells.
+BANDED = {
+    "shape": (9, 23),
+    "invalid": [(x, y) for y in (6, 7, 9, 10, 19, 20, 21) for x in range(9)],
+    "tile_size_m": 1.2,
+    "ceiling_height_m": 4.69,
+}
+
+
+@pytest.mark.parametrize(
+    "spec", [{"shape": (2, 5)}, {"shape": (5, 2)}, BANDED], ids=["2x5", "5x2", "banded"]
+)
+def test_the_rescue_solves_again_with_uniformity_rows_until_u0_holds(spec):
+    """A 1.2 x 3.0 m closet and a banded room of large tiles: the joint programme
+    knows no U0, and its first layout fails U0 even with every light brightening can
+    add (these rooms came back not compliant); the rows of the points it left dark
+    lead to a compliant one, within the rounds its size allows."""
+    room = make_room(**spec)
     first = solve_joint(room, NFPA, 30)
+    assert pipeline.RESCUE_ROUNDS_WORK // first.nonzeros >= 2
     solved = room.with_cells(np.where(first.added > 0, first.added, room.cells).astype(np.uint8))
     lights = build_context("light", solved, NFPA)
     brightened = lights.apply(brighten(lights, np.zeros_like(lights.allowed)))
@@ -240,24 +254,6 @@ def test_larger_programmes_get_fewer_uniformity_rounds(monkeypatch):
     monkeypatch.setattr(pipeline, "RESCUE_ROUNDS_WORK", 12 * nonzeros)
     calls.clear()
     assert complete_room(make_room((2, 5))).compliant and len(calls) > 1
-
-
-def test_a_144_cell_room_under_large_tiles_gets_uniformity_rows_too():
-    """9 x 23 tiles of 1.2 m under 4.69 m, with full-width bands out of use: the first
-    joint layout misses only U0 (this room came back not compliant while the rows
-    were kept to rooms of 60 cells); its programme is small enough for the rounds."""
-    bands = [(x, y) for y in (6, 7, 9, 10, 19, 20, 21) for x in range(9)]
-    room = make_room((9, 23), invalid=bands, tile_size_m=1.2, ceiling_height_m=4.69)
-    assert int(room.usable.sum()) == 144
-    first = solve_joint(room, NFPA, 30)
-    assert pipeline.RESCUE_ROUNDS_WORK // first.nonzeros >= 2
-    solved = room.with_cells(np.where(first.added > 0, first.added, room.cells).astype(np.uint8))
-    lights = build_context("light", solved, NFPA)
-    brightened = lights.apply(brighten(lights, np.zeros_like(lights.allowed)))
-    assert rule_ids(check_layout(brightened, NFPA, room)) == {"light.uniformity"}
-    result = complete_room(room)
-    assert_completed(result)
-    assert result.compliance["rescue"] == "compliant layout found"
 
 
 def test_a_joint_programme_over_the_nonzero_limit_is_not_solved(monkeypatch):
