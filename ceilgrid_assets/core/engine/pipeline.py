@@ -33,6 +33,7 @@ from ceilgrid_assets.core.engine.optimiser import (
     JOINT_MAX_NONZEROS,
     JOINT_NODE_LIMIT,
     TOO_LARGE,
+    joint_node_budget,
     solve_joint,
 )
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
@@ -430,7 +431,8 @@ def _rescue(room: Room, profile: Profile, config: EngineConfig) -> tuple[Room | 
         if status == "limit":
             return None, f"{SAFETY_NET} ({config.rescue_time_s:g} s) before the node budget"
         if status == BUDGET and result.added is None and solves == 1:
-            return None, f"budget exhausted: {config.rescue_node_limit} nodes, no layout found"
+            nodes = joint_node_budget(result.nonzeros, config.rescue_node_limit)
+            return None, f"budget exhausted: {nodes} nodes, no layout found"
         if result.added is None and solves > 1:
             break
         if result.added is None or status not in ("optimal", BUDGET):
