@@ -185,10 +185,19 @@ def test_without_the_input_no_cause_is_claimed():
 
 
 @pytest.mark.parametrize("length", [1, 2, 3])
-def test_the_rescue_says_proved_infeasible(length):
+def test_the_rescue_says_proved_infeasible_and_nothing_is_retried(length, monkeypatch):
+    orders = []
+    series = pipeline._series
+
+    def recorded(room, config, order):
+        orders.append(tuple(order))
+        return series(room, config, order)
+
+    monkeypatch.setattr(pipeline, "_series", recorded)
     result = complete_room(make_room((length, 1)))
     assert not result.compliant
-    assert result.compliance["rescue"].startswith("proved infeasible")
+    assert result.compliance["rescue"] == pipeline.PROVED_INFEASIBLE
+    assert orders == [tuple(DEVICE_COMPONENTS)]  # no lights-last retry after a proof
 
 
 def test_the_rescue_says_budget_exhausted_when_its_node_budget_runs_out():

@@ -55,6 +55,8 @@ DEFAULT_RESCUE_MAX_CELLS = 900
 #: Wall-clock safety net of the rescue; its deterministic bound is the node budget.
 DEFAULT_RESCUE_TIME_S = 30.0
 RESCUE_MODEL = "joint-optimiser"
+#: The rescue's answer when HiGHS proved that no compliant completion exists.
+PROVED_INFEASIBLE = "proved infeasible: no completion meets every rule"
 #: Solves of the joint rescue, each with the uniformity rows of the points the one
 #: before left too dark.
 RESCUE_UNIFORMITY_ROUNDS = 12
@@ -280,9 +282,10 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
                 for component in DEVICE_COMPONENTS:
                     series.record[component]["chosen"] = RESCUE_MODEL
                     series.record[component]["compliant"] = True
-        if not compliance["compliant"]:
+        if not compliance["compliant"] and rescue != PROVED_INFEASIBLE:
             # The series once more with the lights last: in dense-light rooms (high
             # ceilings, large tiles) the default order took the cells diffusers need.
+            # Not after a proof that no compliant completion exists.
             retry = _series(room, config, LIGHTS_LAST)
             retried = compliance_report(retry.room, profile, room)
             if retried["compliant"]:
@@ -427,7 +430,7 @@ def _rescue(room: Room, profile: Profile, config: EngineConfig) -> tuple[Room | 
                 f"{JOINT_MAX_NONZEROS:,}"
             )
         if status == "infeasible":
-            return None, "proved infeasible: no completion meets every rule"
+            return None, PROVED_INFEASIBLE
         if status == "limit":
             return None, f"{SAFETY_NET} ({config.rescue_time_s:g} s) before the node budget"
         if status == BUDGET and result.added is None and solves == 1:
