@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "ceilgrid_assets
 import badfiles  # noqa: E402
 from reliability_harness import Platform, instance_of, running_platform  # noqa: E402
 
-MAX_CONCURRENT_RUNS = 4  # dagster.yaml run_coordinator
+MAX_CONCURRENT_RUNS = 4  # dagster.yaml concurrency.runs
 
 
 def building(building_id: str, rooms: int, size: int) -> bytes:
