@@ -152,6 +152,7 @@ def screenshot(report: export.Layout, tmp_path, name: str) -> np.ndarray:
             "--no-sandbox",
             "--disable-gpu",
             "--disable-background-networking",
+            "--hide-scrollbars",  # a scrollbar, there or not, would rescale the plans
             f"--user-data-dir={tmp_path / 'profile'}",
             f"--screenshot={shot}",
             "--window-size=1280,1600",
