@@ -20,6 +20,7 @@ import yaml
 from dagster import DagsterRun
 from dagster._config import process_config
 from dagster._core.code_pointer import ModuleCodePointer
+from dagster._core.instance.config import validate_concurrency_config
 from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._grpc.types import ExecuteRunArgs
@@ -118,15 +119,26 @@ def test_manifests_validate_strictly(path_and_doc: tuple[Path, dict[str, Any]]) 
     assert offline.validate(document) == [], path
 
 
-def test_run_coordinator_values_load_through_dagster_schema(values: dict[str, Any]) -> None:
+def test_run_queue_values_load_through_dagster_schema(values: dict[str, Any]) -> None:
+    """The queued run coordinator's settings and the run limits the chart renders from
+    ``concurrency`` (the queue's behaviour under them: ``test_automation.py``)."""
     queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
-    config = {
-        "max_concurrent_runs": queued["maxConcurrentRuns"],
-        "dequeue_interval_seconds": queued["dequeueIntervalSeconds"],
-        "tag_concurrency_limits": queued["tagConcurrencyLimits"],
-    }
+    config = {"dequeue_interval_seconds": queued["dequeueIntervalSeconds"]}
     result = process_config(QueuedRunCoordinator.config_type(), config)
     assert result.success, [error.message for error in result.errors]
+    concurrency = offline.instance_concurrency(values)
+    validate_concurrency_config({"concurrency": concurrency})
+    assert concurrency["pools"] == {"granularity": "run", "default_limit": 4}
+    partition_limit = {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}}
+    assert {**partition_limit, "limit": 1} in concurrency["runs"]["tag_concurrency_limits"]
+
+
+def test_the_chart_refuses_run_limits_set_twice() -> None:
+    values = offline.load_values()  # a copy of its own: the module's fixture stays as shipped
+    queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    queued["maxConcurrentRuns"] = 5
+    with pytest.raises(ValueError, match="Cannot set both concurrency.runs.maxConcurrentRuns"):
+        offline.instance_concurrency(values)
 
 
 def test_serving_run_job_is_valid_and_locked_down(

@@ -9,7 +9,8 @@ manifest under ``deploy/k8s/manifests`` pass ``kubernetes-validate --strict``.
 What is not real: the chart's template is not executed (no ``helm`` binary or chart
 download here); ``run_launcher_config`` mirrors its K8sRunLauncher mapping
 (``templates/helpers/instance/_run-launcher.tpl``) and ``compute_log_manager_config``
-its S3ComputeLogManager mapping, and the launcher points at a
+its S3ComputeLogManager mapping, ``instance_concurrency`` its run queue limits
+(``_concurrency.tpl``), and the launcher points at a
 kubeconfig whose API server does not exist and is never contacted.
 """
 
@@ -121,6 +122,41 @@ def compute_log_manager_config(values: Mapping[str, Any]) -> dict[str, Any]:
             if settings.get(key) is not None
         },
     }
+
+
+def instance_concurrency(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The instance's ``concurrency`` block the chart renders from ``values.concurrency``.
+
+    Mirrors ``templates/helpers/instance/_concurrency.tpl``, its refusals included:
+    a run limit set both there and under the queued run coordinator stops the render.
+    """
+    settings = values.get("concurrency") or {}
+    if not settings.get("enabled"):
+        return {}
+    pools, runs = settings.get("pools") or {}, settings.get("runs") or {}
+    queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    for key in ("maxConcurrentRuns", "tagConcurrencyLimits"):
+        if runs.get(key) and queued.get(key):
+            raise ValueError(
+                f"Cannot set both concurrency.runs.{key} and "
+                f"dagsterDaemon.runCoordinator.config.queuedRunCoordinator.{key}"
+            )
+    rendered: dict[str, Any] = {}
+    pool_keys = {
+        "defaultLimit": "default_limit",
+        "granularity": "granularity",
+        "opGranularityRunBuffer": "op_granularity_run_buffer",
+    }
+    if block := {target: pools[key] for key, target in pool_keys.items() if key in pools}:
+        rendered["pools"] = block
+    run_block: dict[str, Any] = {}
+    if runs.get("maxConcurrentRuns") is not None:
+        run_block["max_concurrent_runs"] = runs["maxConcurrentRuns"]
+    if runs.get("tagConcurrencyLimits"):
+        run_block["tag_concurrency_limits"] = runs["tagConcurrencyLimits"]
+    if run_block:
+        rendered["runs"] = run_block
+    return rendered
 
 
 def code_location_container_context(values: Mapping[str, Any]) -> dict[str, Any]:

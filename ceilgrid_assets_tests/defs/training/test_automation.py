@@ -7,10 +7,12 @@ Materializations are reported to a real Postgres instance between evaluations
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from dagster._core.definitions.automation_tick_evaluation_context import build_run_requests
 from dagster._core.remote_origin import (
     RegisteredCodeLocationOrigin,
@@ -20,6 +22,7 @@ from dagster._core.remote_origin import (
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
     QueuedRunCoordinatorDaemon,
 )
+from helpers import PROJECT_ROOT, load_module
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.learning import registry
@@ -33,6 +36,7 @@ from ceilgrid_assets.defs.training.schedules import (
     training_automation,
 )
 
+k8s_offline = load_module("ceilgrid_deploy_k8s_offline", PROJECT_ROOT / "deploy/k8s/offline.py")
 WORKLOAD = "ceilgrid/workload"
 SHARDS = label_shard_partitions.get_partition_keys()
 MODELS = [f"{component}_model" for component in DEVICE_COMPONENTS]
@@ -168,14 +172,29 @@ def test_every_automation_run_carries_the_training_workload_tag(trained):
         assert run.tags[WORKLOAD] == "training"
 
 
+@pytest.fixture(params=["dagster.yaml", "helm values"])
+def queue_instance(request, dagster_home: Path) -> Iterator[dg.DagsterInstance]:
+    """The project's instance on the test Postgres, its run limits from ``dagster.yaml``
+    (dev, Docker host alike) or as the Helm chart renders them from ``deploy/k8s/values.yaml``."""
+    if request.param == "helm values":
+        settings = yaml.safe_load((dagster_home / "dagster.yaml").read_text())
+        settings["concurrency"] = k8s_offline.instance_concurrency(k8s_offline.load_values())
+        (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(settings))
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        yield instance
+
+
 def test_the_queue_holds_training_runs_back_however_launched_but_starts_serving(
-    postgres_instance,
+    queue_instance: dg.DagsterInstance,
 ):
-    """dagster.yaml's "training" pool (one run at a time) applied by the run queue's own
-    dequeue logic, on runs made from the definitions' execution plans: a shard run of the
-    automation (tagged) and a run the UI's asset graph would launch (Dagster's implicit
-    asset job, no tag of ours) wait while a training run is in progress, whatever its
-    tags; a serving run of the same job still starts."""
+    """The "training" pool (as many runs at once as its limit) applied by the run queue's
+    own dequeue logic, on runs made from the definitions' execution plans: a shard run of
+    the automation (tagged) and a run the UI's asset graph would launch (Dagster's
+    implicit asset job, no tag of ours) wait while the pool is full, whatever the tags of
+    the runs in progress; a serving run of the same job still starts."""
+    instance = queue_instance
+    limit = instance.get_concurrency_config().pool_config.default_pool_limit
+    assert isinstance(limit, int) and limit >= 1, "the training pool has no limit"
     job = defs.resolve_implicit_global_asset_job_def()
     origin = RemoteJobOrigin(
         RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("ceilgrid"), "__repository__"),
@@ -184,7 +203,7 @@ def test_the_queue_holds_training_runs_back_however_launched_but_starts_serving(
     training = dict(training_automation.run_tags)
 
     def add_run(status: dg.DagsterRunStatus, asset: str, tags: dict[str, str]) -> str:
-        return postgres_instance.create_run_for_job(
+        return instance.create_run_for_job(
             job_def=job,
             asset_selection=frozenset({dg.AssetKey(asset)}),
             status=status,
@@ -194,21 +213,22 @@ def test_the_queue_holds_training_runs_back_however_launched_but_starts_serving(
 
     def dequeued() -> list[str]:
         queue = QueuedRunCoordinatorDaemon(interval_seconds=1)
-        runs = queue._get_runs_to_dequeue(
-            postgres_instance, postgres_instance.get_concurrency_config(), None
-        )
+        runs = queue._get_runs_to_dequeue(instance, instance.get_concurrency_config(), None)
         return [run.run_id for run in runs]
 
     from_ui = add_run(dg.DagsterRunStatus.QUEUED, "training_features", {})
-    assert WORKLOAD not in postgres_instance.get_run_by_id(from_ui).tags
+    assert WORKLOAD not in instance.get_run_by_id(from_ui).tags
     assert dequeued() == [from_ui]  # nothing in progress: it may start
-    shard = [{**training, "dagster/partition": key} for key in SHARDS[:2]]
-    in_progress = add_run(dg.DagsterRunStatus.STARTED, "optimiser_labels", shard[0])
-    next_shard = add_run(dg.DagsterRunStatus.QUEUED, "optimiser_labels", shard[1])
+    shard = [{**training, "dagster/partition": key} for key in SHARDS]
+    in_progress = [
+        add_run(dg.DagsterRunStatus.STARTED, "optimiser_labels", shard[index % len(SHARDS)])
+        for index in range(limit)
+    ]
+    next_shard = add_run(dg.DagsterRunStatus.QUEUED, "room_corpus", training)
     serving = add_run(dg.DagsterRunStatus.QUEUED, "submitted_building", {"dagster/partition": "x"})
     assert dequeued() == [serving]
-    postgres_instance.report_run_failed(postgres_instance.get_run_by_id(in_progress))
-    # The slot is free again: one training run (the older first) may start.
+    instance.report_run_failed(instance.get_run_by_id(in_progress[0]))
+    # One slot is free again: one training run (the older first) may start.
     assert dequeued() == [from_ui, serving]
     assert next_shard not in dequeued()
 
