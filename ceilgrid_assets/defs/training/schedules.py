@@ -1,9 +1,9 @@
 """When training runs: the nightly schedule starts it, automation conditions carry it on.
 
 Every training asset is in the concurrency pool ``training``, which dagster.yaml
-limits at run granularity: the queue holds training runs back, however launched,
-and never serving runs. The runs the schedule and the automation launch also carry
-the run tag ``ceilgrid/workload: training`` (Kubernetes limits training by it).
+and the Helm values limit at run granularity: the queue holds training runs back,
+however launched, and never serving runs. The runs the schedule and the automation
+launch also carry the run tag ``ceilgrid/workload: training``, to find them in the UI.
 """
 
 import os
@@ -96,7 +96,7 @@ after_inputs_refreshed_or_in_run = after_inputs(in_same_run=True)
 AUTOMATION_INTERVAL_S = env_int("CEILGRID_AUTOMATION_INTERVAL_S", 30)
 
 #: Evaluates the training group's conditions. One run per shard (no backfills), each
-#: tagged as training (the tag Kubernetes' run queue limits training by).
+#: tagged as training (found by that tag in the UI).
 training_automation = dg.AutomationConditionSensorDefinition(
     name="training_automation",
     target=dg.AssetSelection.groups(TRAINING),
