@@ -23,6 +23,7 @@ HEAVY = (
     "opentelemetry.trace",
     "requests",
     "ifcopenshell",
+    "multiprocessing",  # only when a building is large enough for worker processes
 )
 PROBE = """
 import json, sys
@@ -121,3 +122,29 @@ def test_telemetry_loads_the_sdk_when_the_environment_asks(room_file, tmp_path):
     )
     assert code == 0
     assert "opentelemetry.sdk" in loaded
+
+
+BLAS_THREADS = """
+import json
+import ceilgrid_assets.core.engine.pipeline
+from threadpoolctl import threadpool_info
+print(json.dumps(sorted({pool["num_threads"] for pool in threadpool_info()
+                         if pool["user_api"] == "blas"})))
+"""
+
+
+@pytest.mark.parametrize(("chosen", "expected"), [(None, [1]), ("2", [2])])
+def test_the_engine_runs_one_blas_thread_unless_the_caller_chose(chosen, expected):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(PROJECT_ROOT)}
+    if chosen is not None:
+        env["OPENBLAS_NUM_THREADS"] = chosen
+    done = subprocess.run(
+        [sys.executable, "-c", BLAS_THREADS],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(done.stdout) == expected

@@ -17,12 +17,10 @@ laid out in this process).
 from __future__ import annotations
 
 import copy
-import multiprocessing
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -226,6 +224,10 @@ def _lay_out(rooms: Sequence[Room], config: EngineConfig, jobs: int) -> Iterator
         for room in rooms:
             yield complete_room(room, config)
         return
+    # Imported only now: 10 ms of every start-up, for buildings large enough for workers.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     # Fork is cheapest (workers inherit the imported engine and its caches) but is
     # only safe while this process runs a single Python thread (a lock held by
     # another would stay locked in the child; OpenBLAS's native threads handle fork
