@@ -35,8 +35,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# isort: off
+import ceilgrid_assets  # noqa: F401  before numpy, so its BLAS setting applies in process
 import numpy as np
 
+# isort: on
 from ceilgrid_assets.core.engine.building import complete_building, default_jobs
 from ceilgrid_assets.core.engine.grid import INVALID, Room
 from ceilgrid_assets.core.engine.io import ParsedDocument, dump_document, room_to_document
