@@ -37,13 +37,11 @@ print(json.dumps([name for name in heavy if name in sys.modules]), code)
 """
 
 
-def loaded_after(
-    *args: str, env_extra: dict[str, str] | None = None, heavy: tuple[str, ...] = HEAVY
-) -> tuple[list[str], int]:
-    """The ``heavy`` packages in ``sys.modules`` after ``ceilgrid ARGS`` ran in a fresh process."""
+def fresh_python(code: str, *args: str, env_extra: dict[str, str] | None = None) -> str:
+    """What ``code`` prints in a fresh interpreter with a minimal environment."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(PROJECT_ROOT), **(env_extra or {})}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=json.dumps(heavy)), *args],
+        [sys.executable, "-c", code, *args],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -51,7 +49,15 @@ def loaded_after(
         timeout=120,
         check=False,
     )
-    loaded, code = done.stdout.strip().splitlines()[-1].rsplit(" ", 1)
+    return done.stdout
+
+
+def loaded_after(
+    *args: str, env_extra: dict[str, str] | None = None, heavy: tuple[str, ...] = HEAVY
+) -> tuple[list[str], int]:
+    """The ``heavy`` packages in ``sys.modules`` after ``ceilgrid ARGS`` ran in a fresh process."""
+    printed = fresh_python(PROBE.format(heavy=json.dumps(heavy)), *args, env_extra=env_extra)
+    loaded, code = printed.strip().splitlines()[-1].rsplit(" ", 1)
     return json.loads(loaded), int(code)
 
 
@@ -135,16 +141,5 @@ print(json.dumps(sorted({pool["num_threads"] for pool in threadpool_info()
 
 @pytest.mark.parametrize(("chosen", "expected"), [(None, [1]), ("2", [2])])
 def test_the_engine_runs_one_blas_thread_unless_the_caller_chose(chosen, expected):
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(PROJECT_ROOT)}
-    if chosen is not None:
-        env["OPENBLAS_NUM_THREADS"] = chosen
-    done = subprocess.run(
-        [sys.executable, "-c", BLAS_THREADS],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert json.loads(done.stdout) == expected
+    env = {} if chosen is None else {"OPENBLAS_NUM_THREADS": chosen}
+    assert json.loads(fresh_python(BLAS_THREADS, env_extra=env)) == expected
