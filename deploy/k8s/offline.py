@@ -124,6 +124,23 @@ def compute_log_manager_config(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# The chart's concurrency values (values key -> dagster.yaml key), ``_concurrency.tpl``.
+_POOL_KEYS = {
+    "defaultLimit": "default_limit",
+    "granularity": "granularity",
+    "opGranularityRunBuffer": "op_granularity_run_buffer",
+}
+_RUN_KEYS = {
+    "maxConcurrentRuns": "max_concurrent_runs",
+    "tagConcurrencyLimits": "tag_concurrency_limits",
+}
+
+
+def _is_set(value: Any) -> bool:
+    """As the template tests a value: present (0 included), and a list not empty."""
+    return value is not None and value != []
+
+
 def instance_concurrency(values: Mapping[str, Any]) -> dict[str, Any]:
     """The instance's ``concurrency`` block the chart renders from ``values.concurrency``.
 
@@ -135,27 +152,18 @@ def instance_concurrency(values: Mapping[str, Any]) -> dict[str, Any]:
         return {}
     pools, runs = settings.get("pools") or {}, settings.get("runs") or {}
     queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
-    for key in ("maxConcurrentRuns", "tagConcurrencyLimits"):
-        if runs.get(key) and queued.get(key):
+    for key in _RUN_KEYS:
+        if _is_set(runs.get(key)) and _is_set(queued.get(key)):
             raise ValueError(
                 f"Cannot set both concurrency.runs.{key} and "
                 f"dagsterDaemon.runCoordinator.config.queuedRunCoordinator.{key}"
             )
     rendered: dict[str, Any] = {}
-    pool_keys = {
-        "defaultLimit": "default_limit",
-        "granularity": "granularity",
-        "opGranularityRunBuffer": "op_granularity_run_buffer",
-    }
-    if block := {target: pools[key] for key, target in pool_keys.items() if key in pools}:
-        rendered["pools"] = block
-    run_block: dict[str, Any] = {}
-    if runs.get("maxConcurrentRuns") is not None:
-        run_block["max_concurrent_runs"] = runs["maxConcurrentRuns"]
-    if runs.get("tagConcurrencyLimits"):
-        run_block["tag_concurrency_limits"] = runs["tagConcurrencyLimits"]
-    if run_block:
-        rendered["runs"] = run_block
+    for name, block, keys in (("pools", pools, _POOL_KEYS), ("runs", runs, _RUN_KEYS)):
+        if chosen := {
+            target: block[key] for key, target in keys.items() if _is_set(block.get(key))
+        }:
+            rendered[name] = chosen
     return rendered
 
 
