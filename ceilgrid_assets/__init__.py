@@ -5,8 +5,8 @@ products are small, so OpenBLAS's default of a thread per core only adds
 synchronisation (and, beside ``--jobs`` workers, oversubscribes the cores): a
 1,000-room building took 0.84x the wall time and 0.82x the CPU with one thread. It
 also keeps the summation order of float products from following the core count.
-OpenBLAS reads the
-variable when numpy loads, which nothing in ceilgrid does before this package.
+OpenBLAS reads the variable when numpy loads, which nothing in ceilgrid does
+before this package.
 """
 
 import os
