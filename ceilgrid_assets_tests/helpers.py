@@ -317,14 +317,15 @@ def plain_model(component: str) -> Any:
     import sklearn
 
     from ceilgrid_assets.core.learning.features import FEATURES
-    from ceilgrid_assets.core.learning.learned import CARD_FORMAT, LearnedModel, new_estimator
+    from ceilgrid_assets.core.learning.learned import CARD_FORMAT, LearnedModel, TreeEnsemble
+    from ceilgrid_assets.core.learning.training import ensemble_graph, new_estimator
 
     estimator = (
         new_estimator(seed=11)
         .set_params(max_iter=1)
         .fit(pd.DataFrame(np.zeros((4, len(FEATURES))), columns=list(FEATURES)), [0, 1, 0, 1])
     )
-    model = LearnedModel(component, estimator)
+    model = LearnedModel(component, TreeEnsemble(ensemble_graph(estimator)))
     model.card = {
         "format": CARD_FORMAT,
         "component": component,

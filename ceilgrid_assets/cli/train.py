@@ -52,11 +52,10 @@ def run_train(args: argparse.Namespace) -> int:
     from ceilgrid_assets.core.engine.models import DEFAULT_MODELS_DIR
     from ceilgrid_assets.core.learning.corpus import CorpusSpec
     from ceilgrid_assets.core.learning.labels import DEFAULT_LABEL_TIME_S
-    from ceilgrid_assets.core.learning.learned import (
+    from ceilgrid_assets.core.learning.learned import MODEL_SUFFIX, save_model
+    from ceilgrid_assets.core.learning.training import (
         DEFAULT_TRAIN_ROOMS,
         DEFAULT_TRAIN_SEED,
-        MODEL_SUFFIX,
-        save_model,
         train_models,
     )
 

@@ -287,17 +287,17 @@ def test_model_versions_are_shared_through_the_bucket(bucket, tmp_path) -> None:
     stored = objects(bucket, f"ceilgrid/{REMOTE_MODELS}/")
     assert json.loads(stored[f"ceilgrid/{REMOTE_MODELS}/promoted"]) == {"version": "v0001"}
     version_files = sorted(path.name for path in first.path.iterdir())
-    assert version_files == ["light.json", "light.skops", registry.RECORD]
+    assert version_files == ["light.json", "light.onnx", registry.RECORD]
     for name in version_files:
         key = f"ceilgrid/{REMOTE_MODELS}/versions/v0001/{name}"
         assert stored[key] == (first.path / name).read_bytes()
 
-    # Another pod with an empty cache downloads the version and loads it (skops, trusted types).
+    # Another pod with an empty cache downloads the version and loads it (an ONNX graph).
     promoted = server.load_promoted()
     assert promoted.version == "v0001"
     assert [model.components for model in promoted.models] == [("light",)]
     assert server.promoted_record()["note"] == "first"
-    assert (tmp_path / "server-cache/versions/v0001/light.skops").is_file()
+    assert (tmp_path / "server-cache/versions/v0001/light.onnx").is_file()
 
     # A promotion from a third pod continues the bucket's numbering; the others follow.
     other = ModelStore(location=str(tmp_path / "other-cache"), url=url)

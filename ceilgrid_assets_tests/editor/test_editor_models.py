@@ -12,7 +12,8 @@ from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.learning.corpus import CorpusSpec, generate_rooms
 from ceilgrid_assets.core.learning.labels import label_rooms
-from ceilgrid_assets.core.learning.learned import MODEL_NAME, fit_model, save_model
+from ceilgrid_assets.core.learning.learned import MODEL_NAME, save_model
+from ceilgrid_assets.core.learning.training import fit_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

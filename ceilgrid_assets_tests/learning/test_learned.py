@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,12 +19,19 @@ from ceilgrid_assets.core.learning.corpus import CorpusSpec, generate_rooms
 from ceilgrid_assets.core.learning.evaluation import awkward_rooms, evaluate_models, summarise
 from ceilgrid_assets.core.learning.labels import label_rooms
 from ceilgrid_assets.core.learning.learned import (
+    CARD_FORMAT,
     LearnedModel,
     ModelCardError,
+    TreeEnsemble,
     decode,
-    fit_model,
     load_models,
     save_model,
+)
+from ceilgrid_assets.core.learning.training import (
+    ensemble_graph,
+    fit_model,
+    new_estimator,
+    training_table,
 )
 
 PROFILE = get_profile("nfpa72")
@@ -36,8 +45,12 @@ def small_rooms():
 
 
 @pytest.fixture(scope="module")
-def models(small_rooms):
-    labels = label_rooms(small_rooms, PROFILE, time_limit_s=1.0)
+def labels(small_rooms):
+    return label_rooms(small_rooms, PROFILE, time_limit_s=1.0)
+
+
+@pytest.fixture(scope="module")
+def models(labels):
     # A narrow decoder sweep keeps this training run to seconds.
     return [
         fit_model(
@@ -96,19 +109,51 @@ def test_card_round_trip(models, small_rooms, tmp_path):
     assert [m.component for m in loaded] == list(DEVICE_COMPONENTS)
     card = json.loads((tmp_path / "light.json").read_text())
     assert card["features"] and card["sklearn_version"] and card["sha256"]
+    assert card["model_file"] == "light.onnx"
     context = build_context("light", small_rooms[3], PROFILE)
     assert np.array_equal(loaded[0].scores(context)[1], models[0].scores(context)[1])
     assert np.array_equal(loaded[0].place(context), models[0].place(context))
 
 
-def test_refuses_other_sklearn_version_and_tampered_files(models, tmp_path):
+def test_the_saved_graph_scores_as_scikit_learn(labels):
+    # Every split, leaf and the baseline survive the conversion: on the feature
+    # tables of real stages the graph's probabilities are scikit-learn's, to rounding.
+    for component in DEVICE_COMPONENTS:
+        table = training_table(labels, component, SEED)
+        estimator = new_estimator(SEED).fit(table.features, table.target)
+        ensemble = TreeEnsemble(ensemble_graph(estimator))
+        expected = estimator.predict_proba(table.features)[:, 1]
+        assert np.allclose(ensemble.probability(table.features.to_numpy()), expected, atol=1e-12)
+        # A missing value takes the branch scikit-learn gives it.
+        rows = table.features.iloc[:50].astype(np.float64)
+        rows.iloc[::2, ::3] = np.nan
+        expected = estimator.predict_proba(rows)[:, 1]
+        assert np.allclose(ensemble.probability(rows.to_numpy()), expected, atol=1e-12)
+
+
+def test_models_load_without_the_training_stack(models, tmp_path):
+    for model in models:
+        save_model(model, tmp_path)
+    probe = (
+        "import sys; from ceilgrid_assets.core.learning.learned import load_models; "
+        f"models = load_models({str(tmp_path)!r}); "
+        "print(len(models), sorted({'sklearn', 'pandas', 'onnx'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.split() == ["4", "[]"]
+
+
+def test_refuses_other_card_formats_and_tampered_files(models, tmp_path):
     card_path = save_model(models[0], tmp_path)
     card = json.loads(card_path.read_text())
-    card_path.write_text(json.dumps({**card, "sklearn_version": "0.24.2"}))
+    card_path.write_text(json.dumps({**card, "format": 2, "model_file": "light.skops"}))
     with pytest.raises(ModelCardError) as refused:
         load_models(tmp_path)
     message = str(refused.value)
-    assert "scikit-learn 0.24.2" in message and "\n" not in message and "retrain" in message
+    assert f"card format 2, expected {CARD_FORMAT}" in message
+    assert "\n" not in message and "retrain" in message
     card_path.write_text(json.dumps(card))
     (tmp_path / card["model_file"]).write_bytes(b"not a model")
     with pytest.raises(ModelCardError, match="checksum"):

@@ -1,4 +1,4 @@
-"""Only trusted model files load: never implicitly from the working folder, never a pickle.
+"""Only model files written here load: never implicitly from the working folder, never a pickle.
 
 A planted model store (card + pickle whose loading would create a marker file)
 sits in the working folder of a real ``ceilgrid layout`` process; the marker
@@ -17,22 +17,24 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import sklearn
-import skops.io
 from helpers import building_document, room_document
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import FunctionTransformer
+from onnx import TensorProto, helper
 
 from ceilgrid_assets.core.learning.features import FEATURES
 from ceilgrid_assets.core.learning.learned import (
     CARD_FORMAT,
+    GRAPH_INPUT,
+    GRAPH_OUTPUT,
     LearnedModel,
     ModelCardError,
+    TreeEnsemble,
     load_models,
-    new_estimator,
     save_model,
 )
+from ceilgrid_assets.core.learning.training import ensemble_graph, new_estimator
 
 CEILGRID = str(Path(sys.executable).parent / "ceilgrid")
 
@@ -95,27 +97,28 @@ def test_planted_store_in_the_working_folder_is_never_loaded(tmp_path, card_form
 def test_planted_pickle_named_explicitly_is_refused_unrun(tmp_path):
     marker = tmp_path / "PWNED"
     store = tmp_path / "store"
-    # Named like a skops file, checksum matching: still a pickle, still refused.
-    _plant(store, marker, "light.skops")
+    # Named like a model file, checksum matching: still a pickle, still refused.
+    _plant(store, marker, "light.onnx")
     for extra, env in ((("--models", str(store)), None), ((), {"CEILGRID_MODELS_DIR": str(store)})):
         done = _layout(tmp_path, *extra, env=env)
         assert done.returncode == 2, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "light.json" in lines[0]
-        assert "cannot be loaded safely" in lines[0]
+        assert "is not a ceilgrid tree ensemble" in lines[0]
         assert "Traceback" not in done.stderr
         assert not marker.exists()
 
 
 @pytest.mark.parametrize(
-    "model_file", ["../light.skops", "/tmp/light.skops", "sub/light.skops", "light.joblib", ""]
+    "model_file",
+    ["../light.onnx", "/tmp/light.onnx", "sub/light.onnx", "light.skops", "light.joblib", ""],
 )
-def test_model_file_must_be_a_bare_skops_name(tmp_path, model_file):
+def test_model_file_must_be_a_bare_onnx_name(tmp_path, model_file):
     marker = tmp_path / "PWNED"
     store = tmp_path / "store"
     store.mkdir()
     data = pickle.dumps(_Payload(marker))
-    (tmp_path / "light.skops").write_bytes(data)  # what "../light.skops" would reach
+    (tmp_path / "light.onnx").write_bytes(data)  # what "../light.onnx" would reach
     (store / "light.json").write_text(json.dumps(_card(model_file, data)))
     with pytest.raises(ModelCardError, match="bare"):
         load_models(store)
@@ -128,39 +131,45 @@ def _fitted() -> LearnedModel:
     estimator = new_estimator(0).fit(features, (features[:, 1] > 2).astype(int))
     card = _card("x", b"")
     del card["model_file"], card["sha256"]
-    return LearnedModel("light", estimator, card=card)
+    return LearnedModel("light", TreeEnsemble(ensemble_graph(estimator)), card=card)
 
 
 def test_trusted_store_round_trips_and_serves_layout(tmp_path):
     store = tmp_path / "store"
     card_path = save_model(_fitted(), store)
-    assert json.loads(card_path.read_text())["model_file"] == "light.skops"
+    assert json.loads(card_path.read_text())["model_file"] == "light.onnx"
     assert [model.component for model in load_models(store)] == ["light"]
     done = _layout(tmp_path, "--models", str(store))
     assert done.returncode in (0, 1), done.stderr
     assert "learned" in (tmp_path / "out.json").read_text()
 
 
+def _graph(width: int) -> bytes:
+    """A valid ONNX graph of another shape than a ceilgrid tree ensemble's."""
+    node = helper.make_node("Identity", [GRAPH_INPUT], [GRAPH_OUTPUT])
+    graph = helper.make_graph(
+        [node],
+        "other",
+        [helper.make_tensor_value_info(GRAPH_INPUT, TensorProto.DOUBLE, [None, width])],
+        [helper.make_tensor_value_info(GRAPH_OUTPUT, TensorProto.DOUBLE, [None, width])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+    onnx.checker.check_model(model)  # valid ONNX: refused for its shape alone
+    return model.SerializeToString()
+
+
 @pytest.mark.parametrize(
-    ("payload", "reason"),
+    ("data", "reason"),
     [
-        (FunctionTransformer(func=os.getcwd), "cannot be loaded safely"),
-        (LogisticRegression(), "expected HistGradientBoostingClassifier"),
+        (b"\x08\x07garbage", "is not a ceilgrid tree ensemble"),
+        (_graph(len(FEATURES)), "expected"),  # features in, features out
+        (_graph(3), "expected"),  # another feature count
     ],
 )
-def test_skops_files_with_untrusted_or_unexpected_contents_are_refused(tmp_path, payload, reason):
-    path = tmp_path / "light.skops"
-    skops.io.dump(payload, path)
-    (tmp_path / "light.json").write_text(json.dumps(_card("light.skops", path.read_bytes())))
+def test_onnx_files_of_another_shape_are_refused(tmp_path, data, reason):
+    path = tmp_path / "light.onnx"
+    path.write_bytes(data)
+    (tmp_path / "light.json").write_text(json.dumps(_card("light.onnx", data)))
     with pytest.raises(ModelCardError, match=reason) as refused:
         load_models(tmp_path)
     assert "\n" not in str(refused.value)
-
-
-def test_training_refuses_to_write_a_model_needing_untrusted_types(tmp_path, monkeypatch):
-    from ceilgrid_assets.core.learning import learned
-
-    monkeypatch.setattr(learned, "TRUSTED_TYPES", learned.TRUSTED_TYPES[:-1])
-    with pytest.raises(ModelCardError, match="sklearn.utils.validation.check_array"):
-        save_model(_fitted(), tmp_path)
-    assert list(tmp_path.iterdir()) == []

@@ -1,19 +1,21 @@
 """Per-cell feature table of a placement stage, for training and inference alike.
 
-:func:`cell_features` looks only at the :class:`StageContext` (the room with
+:func:`feature_matrix` looks only at the :class:`StageContext` (the room with
 earlier stages placed, the allowed cells, the required count and radius),
 never at a label, so the table a model trains on is the table it predicts on.
-One row per allowed cell (the only cells a model may propose), indexed by the
-cell's flat index; every column is computed for all cells at once with
-distance transforms, filters and array arithmetic.
+One row per allowed cell (the only cells a model may propose), in flat cell
+order; every column is computed for all cells at once with distance
+transforms, filters and array arithmetic. :func:`cell_features` is the same
+table as a DataFrame for training (pandas is imported only there: serving
+scores the plain matrix).
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from scipy import ndimage
 
 from ceilgrid_assets.core.engine.grid import (
@@ -26,6 +28,9 @@ from ceilgrid_assets.core.engine.grid import (
 )
 from ceilgrid_assets.core.engine.io import ROOM_TYPES
 from ceilgrid_assets.core.engine.stages import StageContext, disk_counts
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Distances to absent things (no device yet, no inner obstacle) are capped here (m).
 FAR_M = 60.0
@@ -106,7 +111,15 @@ def stage_spacing_m(context: StageContext) -> float:
 
 
 def cell_features(context: StageContext) -> pd.DataFrame:
-    """Feature rows for every allowed cell of the stage, index = flat cell index."""
+    """:func:`feature_matrix` as a DataFrame: columns :data:`FEATURES`, index = flat cell index."""
+    import pandas as pd
+
+    flat, matrix = feature_matrix(context)
+    return pd.DataFrame(matrix, columns=list(FEATURES), index=pd.Index(flat, name="cell"))
+
+
+def feature_matrix(context: StageContext) -> tuple[np.ndarray, np.ndarray]:
+    """(flat indices of the allowed cells, float32 (cells x :data:`FEATURES`) matrix)."""
     room = context.room
     cells, t = room.cells, room.tile_size_m
     height, width = cells.shape
@@ -114,7 +127,7 @@ def cell_features(context: StageContext) -> pd.DataFrame:
     allowed = context.allowed
     flat = np.flatnonzero(allowed)
     if flat.size == 0:
-        return pd.DataFrame(columns=list(FEATURES), index=pd.Index(flat, name="cell"), dtype=float)
+        return flat, np.empty((0, len(FEATURES)), dtype=np.float32)
     ys, xs = np.divmod(flat, width)
     spacing = stage_spacing_m(context)
     radius = context.radius_m or 0.0
@@ -197,14 +210,10 @@ def cell_features(context: StageContext) -> pd.DataFrame:
     }
     for name, code in DEVICE_CODES.items():
         columns[f"{name}_m"] = capped(cells == code)
-    frame = pd.DataFrame(
-        {
-            name: np.broadcast_to(np.asarray(columns[name], dtype=np.float32), flat.shape)
-            for name in FEATURES
-        },
-        index=pd.Index(flat, name="cell"),
-    )
-    return frame
+    matrix = np.empty((flat.size, len(FEATURES)), dtype=np.float32)
+    for position, name in enumerate(FEATURES):
+        matrix[:, position] = columns[name]
+    return flat, matrix
 
 
 def _run_lengths(open_cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

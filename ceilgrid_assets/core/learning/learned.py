@@ -1,23 +1,22 @@
-"""Learned placement models: one gradient-boosted classifier per component.
+"""Learned placement models at layout time: scoring, decoding, and the model files.
 
-Training: every usable optimiser label (see :mod:`labels`) becomes feature rows
-(:func:`features.cell_features`) with target 1 on the cells the optimiser
-chose. Inference: :class:`LearnedModel.place` scores every allowed cell in one
-``predict_proba`` call and decodes the scores into a layout with spacing-aware
-selection: take the best-scoring cell that still helps (it reaches an uncovered
-point, or the count is not met), suppress its neighbours within a spacing
-derived from the stage, repeat. The suppression factor is tuned per component
-on held-out labelled rooms to minimise the device count after the engine's
-repair, which then guarantees the hard rules.
+A model (trained by :mod:`training`) is a boosted tree ensemble per component.
+:class:`LearnedModel.place` scores every allowed cell in one ONNX Runtime call
+and decodes the scores into a layout with spacing-aware selection: take the
+best-scoring cell that still helps (it reaches an uncovered point, or the count
+is not met), suppress its neighbours within a spacing derived from the stage,
+repeat; the engine's repair then guarantees the hard rules.
 
-A model is saved as ``<component>.skops`` beside ``<component>.json``, its card
-(scikit-learn version, feature list, training corpus seed and hash, decoder
-setting, metrics, file checksum). Loading refuses a card whose scikit-learn
-version or feature list differs from this installation, with a one-line error.
-The file is read with ``skops.io`` (scikit-learn's recommended secure
-persistence), which builds only the types in :data:`TRUSTED_TYPES` and never
-runs code from the file, unlike a pickle; the card's checksum only detects a
-damaged file, it proves nothing about who wrote it.
+A model is saved as ``<component>.onnx`` beside ``<component>.json``, its card
+(feature list, training corpus seed and hash, decoder setting, metrics, file
+checksum, the scikit-learn that trained it). The ONNX file is data: a graph of
+two standard operators (the tree ensemble, an addition) that ONNX Runtime
+evaluates; nothing in it is code, unlike a pickle. Reading it needs neither
+scikit-learn nor pandas, so a model set loads in milliseconds. Loading refuses
+a card of another format or feature list, or a graph whose input and output
+are not the ones :func:`training.ensemble_graph` writes, with a one-line error;
+the card's checksum only detects a damaged file, it proves nothing about who
+wrote it.
 """
 
 from __future__ import annotations
@@ -26,72 +25,46 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import sklearn
-import skops.io
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import average_precision_score
-from threadpoolctl import threadpool_limits
+import onnxruntime
+from scipy import ndimage
 
 from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.heuristics import polish, repair, take_disk_points
 from ceilgrid_assets.core.engine.models import SAFETY_NET, PlacementModel
 from ceilgrid_assets.core.engine.optimiser import BUDGET, TOO_LARGE, solve_stage
-from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, Profile, get_profile
 from ceilgrid_assets.core.engine.stages import (
     StageContext,
     disk_counts,
     disk_stencil,
     stencil_window,
 )
-from ceilgrid_assets.core.learning.corpus import CorpusSpec, corpus_hash, generate_rooms
-from ceilgrid_assets.core.learning.features import FEATURES, cell_features, stage_spacing_m
-from ceilgrid_assets.core.learning.labels import (
-    DEFAULT_LABEL_TIME_S,
-    RoomLabels,
-    StageLabel,
-    label_rooms,
-    labels_table,
-)
+from ceilgrid_assets.core.learning.features import FEATURES, feature_matrix, stage_spacing_m
 
-#: 2: the estimator is a skops file (format 1 was a joblib pickle, no longer loaded).
-CARD_FORMAT = 2
-MODEL_SUFFIX = ".skops"
+#: 3: the model is an ONNX tree ensemble (2 was a skops file, 1 a joblib pickle;
+#: neither is loaded any more).
+CARD_FORMAT = 3
+MODEL_SUFFIX = ".onnx"
 #: A card's ``model_file``: a bare file name in the card's folder, never a path.
-_MODEL_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.skops")
-#: Types a model file may contain beyond those skops trusts by default (numpy
-#: arrays, builtins, scikit-learn estimators): exactly what a fitted
-#: HistGradientBoostingClassifier holds, as ``skops.io.get_untrusted_types``
-#: lists them. ``functools.partial`` only ever wraps a trusted function here:
-#: skops checks every nested object against this list too.
-TRUSTED_TYPES: tuple[str, ...] = (
-    "functools.partial",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.utils.validation.check_array",
-)
+_MODEL_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.onnx")
+#: The graph's input (cells x features, float64) and output (raw score, cells x 1).
+GRAPH_INPUT, GRAPH_OUTPUT = "features", "raw_score"
 MODEL_NAME = "learned"
-#: Suppression radius = factor x stage spacing; the factor is tuned among these.
-SPACING_FACTORS: tuple[float, ...] = (0.6, 0.8, 0.9, 1.0, 1.1)
-#: Weight of the remaining coverage gain in the decoder's merit; tuned among these.
-GAIN_POWERS: tuple[float, ...] = (0.0, 1.0, 4.0)
-#: Shortlist sizes (x devices) for the exact refinement; 0 switches it off. Tuned per component.
-SHORTLISTS: tuple[float, ...] = (0.0, 3.0, 6.0, 10.0)
 #: Branch-and-bound nodes of the restricted exact solve: the deterministic bound on
 #: its work (when they run out, its best cover so far is used).
 REFINE_NODE_LIMIT = 500
-#: Wall-clock safety net of that solve; a stage it stops is noted, so the room is
-#: marked in the output (that outcome depends on machine speed).
+#: Solves of the refinement's neighbourhood search, and how far (tiles) around the
+#: best cover so far the next solve may move devices.
+REFINE_ROUNDS = 3
+REFINE_REACH = 2
+#: Wall-clock safety net of those solves together; a stage it stops is noted, so the
+#: room is marked in the output (that outcome depends on machine speed).
 REFINE_SAFETY_NET_S = 10.0
-VALIDATION_SHARE = 0.2
-#: Negative rows kept per room and stage, at most (positives are all kept): bounds training time.
-MAX_NEGATIVES_PER_STAGE = 4000
 
 
 class ModelCardError(InputError):
@@ -101,12 +74,52 @@ class ModelCardError(InputError):
     """
 
 
+class TreeEnsemble:
+    """A binary boosted tree ensemble as an ONNX graph, scored by ONNX Runtime.
+
+    The graph sums the trees' leaves and the baseline in float64, as
+    scikit-learn does (the scores agree to rounding); the logistic link is
+    applied here. One thread: a score never depends on the machine's cores.
+    Pickles as its graph bytes, so models reach worker processes.
+    """
+
+    def __init__(self, graph: bytes) -> None:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        signature = (
+            [(node.name, node.type, node.shape[1:]) for node in session.get_inputs()],
+            [(node.name, node.type, node.shape[1:]) for node in session.get_outputs()],
+        )
+        expected = (
+            [(GRAPH_INPUT, "tensor(double)", [len(FEATURES)])],
+            [(GRAPH_OUTPUT, "tensor(double)", [1])],
+        )
+        if signature != expected:
+            raise ValueError(f"graph takes and gives {signature}, expected {expected}")
+        self.graph = graph
+        self._session = session
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """P(class 1) of every row of a (rows x :data:`FEATURES`) matrix."""
+        inputs = {GRAPH_INPUT: np.asarray(features, dtype=np.float64)}
+        raw = self._session.run([GRAPH_OUTPUT], inputs)[0][:, 0]
+        return 1.0 / (1.0 + np.exp(-raw))
+
+    def __getstate__(self) -> bytes:
+        return self.graph
+
+    def __setstate__(self, graph: bytes) -> None:
+        self.__init__(graph)  # type: ignore[misc]
+
+
 @dataclass
 class LearnedModel:
-    """A :class:`PlacementModel` for one component backed by a fitted classifier."""
+    """A :class:`PlacementModel` for one component backed by a boosted tree ensemble."""
 
     component: str
-    estimator: HistGradientBoostingClassifier
+    ensemble: TreeEnsemble
     spacing_factor: float = 0.8
     gain_power: float = 1.0
     shortlist: float = 0.0
@@ -120,12 +133,10 @@ class LearnedModel:
 
     def scores(self, context: StageContext) -> tuple[np.ndarray, np.ndarray]:
         """(flat indices of allowed cells, probability the optimiser would pick each)."""
-        table = cell_features(context)
-        if table.empty:
-            return table.index.to_numpy(), np.empty(0)
-        with threadpool_limits(limits=1):
-            probability = self.estimator.predict_proba(table)[:, 1]
-        return table.index.to_numpy(), probability
+        flat, matrix = feature_matrix(context)
+        if flat.size == 0:
+            return flat, np.empty(0)
+        return flat, self.ensemble.probability(matrix)
 
     def place(self, context: StageContext) -> np.ndarray | None:
         if not _needs_devices(context):
@@ -225,15 +236,20 @@ def refine(
     shortlist: float,
     node_limit: int = REFINE_NODE_LIMIT,
 ) -> np.ndarray:
-    """Exact set cover restricted to the model's shortlist: its best-scoring cells.
+    """Exact set cover restricted to the model's shortlist, then around its answer.
 
-    The shortlist holds ``shortlist`` x (devices of the repaired proposal) cells
-    plus the repaired proposal itself, so a solution always exists (skipped when
-    the repaired proposal already meets the stage's lower bound); restricted
-    to so few columns HiGHS finishes in milliseconds where the full programme
-    takes seconds. Its work is bounded by ``node_limit`` (the best cover found
-    within it is used), never by the clock, so the result is the same on every
-    machine; a solve the safety net stops is noted and the proposal kept.
+    The shortlist holds ``shortlist`` x (devices of the repaired proposal) of
+    the model's best-scoring cells plus the repaired proposal itself, so a
+    solution always exists (skipped when the repaired proposal already meets
+    the stage's lower bound); restricted to so few columns HiGHS finishes in
+    milliseconds where the full programme takes seconds. A neighbourhood
+    search follows: the cells within :data:`REFINE_REACH` tiles of the best
+    cover join the shortlist and it is solved again, up to
+    :data:`REFINE_ROUNDS` solves (a device one or two tiles off is what the
+    model's ranking most often misses). Each solve's work is bounded by
+    ``node_limit`` (the best cover found within it is used), never by the
+    clock, so the result is the same on every machine; a solve the safety net
+    stops ends the search, is noted, and the best cover so far is kept.
     """
     base = repair(context, proposal & context.allowed)
     if context.is_optimal(int((context.existing | base).sum())):
@@ -242,14 +258,27 @@ def refine(
     candidates = base.copy()
     candidates.flat[ranked[: int(np.ceil(shortlist * max(int(base.sum()), 1)))]] = True
     candidates &= context.allowed
-    result = solve_stage(replace(context, allowed=candidates), REFINE_SAFETY_NET_S, node_limit)
-    if result.status == "limit":
-        context.notes[MODEL_NAME] = (
-            f"{SAFETY_NET} ({REFINE_SAFETY_NET_S:g} s) in the refinement before its node budget"
+    best, fewest = proposal, int(base.sum())
+    reach = np.ones((2 * REFINE_REACH + 1,) * 2, dtype=bool)
+    deadline = time.perf_counter() + REFINE_SAFETY_NET_S
+    for _ in range(REFINE_ROUNDS):
+        result = solve_stage(
+            replace(context, allowed=candidates), deadline - time.perf_counter(), node_limit
         )
-    elif result.status in ("optimal", BUDGET, TOO_LARGE) and result.added is not None:
-        return result.added if result.added.sum() <= base.sum() else proposal
-    return proposal
+        if result.status == "limit":
+            context.notes[MODEL_NAME] = (
+                f"{SAFETY_NET} ({REFINE_SAFETY_NET_S:g} s) in the refinement before its node budget"
+            )
+            break
+        if result.status not in ("optimal", BUDGET, TOO_LARGE) or result.added is None:
+            break
+        if int(result.added.sum()) <= fewest:
+            best, fewest = result.added, int(result.added.sum())
+        grown = candidates | (ndimage.binary_dilation(best, reach) & context.allowed)
+        if not (grown & ~candidates).any():
+            break
+        candidates = grown
+    return best
 
 
 def _stamp(grid: np.ndarray, stencil: np.ndarray, y: int, x: int, value: Any) -> None:
@@ -259,226 +288,12 @@ def _stamp(grid: np.ndarray, stencil: np.ndarray, y: int, x: int, value: Any) ->
     view[stencil[s_rows, s_cols]] = value
 
 
-# --- training ---------------------------------------------------------------------------
-
-
-@dataclass
-class TrainingTable:
-    """Feature rows of one component with targets and the room each row came from."""
-
-    component: str
-    features: pd.DataFrame
-    target: np.ndarray
-    room: np.ndarray  # room position in the label list, for grouped splits
-    stages: list[StageLabel]
-    stage_rooms: list[int]  # room position of each stage
-
-
-def training_table(labels: Sequence[RoomLabels], component: str, seed: int = 0) -> TrainingTable:
-    """Rows from every usable label of ``component``; negatives subsampled per stage."""
-    rng = np.random.default_rng(seed)
-    frames, targets, rooms, stages, stage_rooms = [], [], [], [], []
-    for position, room in enumerate(labels):
-        for stage in room.stages:
-            if stage.component != component or not stage.usable:
-                continue
-            frame = cell_features(stage.context)
-            if frame.empty:
-                continue
-            target = stage.added.ravel()[frame.index.to_numpy()]
-            negatives = np.flatnonzero(~target)
-            if negatives.size > MAX_NEGATIVES_PER_STAGE:
-                keep = np.sort(
-                    np.concatenate(
-                        [
-                            np.flatnonzero(target),
-                            rng.choice(negatives, MAX_NEGATIVES_PER_STAGE, replace=False),
-                        ]
-                    )
-                )
-                frame, target = frame.iloc[keep], target[keep]
-            frames.append(frame)
-            targets.append(target)
-            rooms.append(np.full(target.size, position))
-            stages.append(stage)
-            stage_rooms.append(position)
-    if not frames:
-        return TrainingTable(
-            component,
-            pd.DataFrame(columns=list(FEATURES), dtype=np.float32),
-            np.zeros(0, dtype=bool),
-            np.zeros(0, dtype=int),
-            [],
-            [],
-        )
-    return TrainingTable(
-        component,
-        pd.concat(frames),
-        np.concatenate(targets),
-        np.concatenate(rooms),
-        stages,
-        stage_rooms,
-    )
-
-
-def new_estimator(seed: int) -> HistGradientBoostingClassifier:
-    return HistGradientBoostingClassifier(
-        max_iter=150,
-        learning_rate=0.1,
-        max_leaf_nodes=31,
-        min_samples_leaf=40,
-        l2_regularization=1.0,
-        categorical_features=[FEATURES.index("room_type")],
-        random_state=seed,
-    )
-
-
-def fit_model(
-    labels: Sequence[RoomLabels],
-    component: str,
-    seed: int = 0,
-    n_threads: int = 2,
-    spacing_factors: Sequence[float] = SPACING_FACTORS,
-    gain_powers: Sequence[float] = GAIN_POWERS,
-    shortlists: Sequence[float] = SHORTLISTS,
-) -> LearnedModel:
-    """Fit on most rooms, tune the decoder on the held-out rest; metrics go to the card.
-
-    The model is not refitted on the held-out rooms, so the card's validation
-    metrics describe exactly the model that is saved.
-    """
-    started = time.perf_counter()
-    table = training_table(labels, component, seed)
-    if table.target.sum() == 0:
-        raise ValueError(f"no usable {component} labels: label more rooms or raise the time limit")
-    held_out = set(_held_out_rooms(len(labels), seed).tolist())
-    train_rows = ~np.isin(table.room, list(held_out))
-    estimator = new_estimator(seed)
-    with threadpool_limits(limits=n_threads):
-        estimator.fit(table.features[train_rows], table.target[train_rows])
-    model = LearnedModel(component, estimator)
-    validation = [
-        stage
-        for stage, position in zip(table.stages, table.stage_rooms, strict=True)
-        if position in held_out
-    ]
-    scored = [(stage, *model.scores(stage.context)) for stage in validation]
-    sweep = {
-        (factor, power, 0.0): _layout_stats(scored, factor, power, 0.0)
-        for factor in spacing_factors
-        for power in gain_powers
-    }
-    factor, power, _ = min(
-        sweep,
-        key=lambda key: (
-            sweep[key]["devices_vs_optimiser"],
-            -sweep[key]["compliant_before_repair"],
-            key,
-        ),
-    )
-    sweep.update(
-        {
-            (factor, power, size): _layout_stats(scored, factor, power, size)
-            for size in shortlists
-            if size > 0
-        }
-    )
-    best = min(
-        ((factor, power, size) for size in {0.0, *shortlists}),
-        key=lambda key: (sweep[key]["devices_vs_optimiser"], key[2]),
-    )
-    model.spacing_factor, model.gain_power, model.shortlist = best
-    target_val = table.target[~train_rows]
-    probability = np.concatenate([p for _, _, p in scored]) if scored else np.empty(0)
-    flat_targets = (
-        np.concatenate([stage.added.ravel()[flat] for stage, flat, _ in scored])
-        if scored
-        else np.empty(0, dtype=bool)
-    )
-    metrics = {
-        "rows": int(table.target.size),
-        "positives": int(table.target.sum()),
-        "train_rows": int(train_rows.sum()),
-        "stages": len(table.stages),
-        "validation_stages": len(validation),
-        "validation_positives": int(target_val.sum()),
-        "validation_average_precision": (
-            round(float(average_precision_score(flat_targets, probability)), 4)
-            if flat_targets.any()
-            else None
-        ),
-        "decoder_sweep": {
-            "/".join(map(str, key)): stats["devices_vs_optimiser"] for key, stats in sweep.items()
-        },
-        **{f"validation_{key}": value for key, value in sweep[best].items()},
-        "train_seconds": round(time.perf_counter() - started, 2),
-    }
-    model.card = {
-        "format": CARD_FORMAT,
-        "component": component,
-        "name": MODEL_NAME,
-        "estimator": type(estimator).__name__,
-        "sklearn_version": sklearn.__version__,
-        "features": list(FEATURES),
-        "seed": seed,
-        "decoder": {"spacing_factor": best[0], "gain_power": best[1], "shortlist": best[2]},
-        "metrics": metrics,
-    }
-    return model
-
-
-def _held_out_rooms(n_rooms: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng([seed, 1])
-    return np.sort(rng.choice(n_rooms, max(1, round(VALIDATION_SHARE * n_rooms)), replace=False))
-
-
-def _layout_stats(
-    scored: Sequence[tuple[StageLabel, np.ndarray, np.ndarray]],
-    factor: float,
-    power: float,
-    shortlist: float,
-) -> dict[str, float]:
-    """Decode, finish and repair on labelled contexts: devices against the optimiser,
-    the decoded layout's compliance before any repair, seconds per stage."""
-    ours = optimum = before = 0
-    seconds = 0.0
-    for stage, flat, probability in scored:
-        context = stage.context
-        started = time.perf_counter()
-        decoded = decode(context, flat, probability, factor, power)
-        proposal = finish(context, flat, probability, decoded, shortlist)
-        seconds += time.perf_counter() - started
-        before += not context.violations(decoded & context.allowed)
-        ours += int((context.existing | repair(context, proposal & context.allowed)).sum())
-        optimum += int((context.existing | stage.added).sum())
-    count = max(len(scored), 1)
-    return {
-        "devices_vs_optimiser": round(ours / optimum, 4) if optimum else 1.0,
-        "compliant_before_repair": round(before / count, 4),
-        "decode_seconds_per_stage": round(seconds / count, 4),
-    }
-
-
-# --- persistence ------------------------------------------------------------------------
-
-
 def save_model(model: LearnedModel, directory: str | Path) -> Path:
-    """Write ``<component>.skops`` and its card ``<component>.json``; returns the card path.
-
-    A file that would need a type outside :data:`TRUSTED_TYPES` to load is
-    refused here, at training time, rather than by every later load.
-    """
+    """Write ``<component>.onnx`` and its card ``<component>.json``; returns the card path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model_path = directory / f"{model.component}{MODEL_SUFFIX}"
-    skops.io.dump(model.estimator, model_path)
-    untrusted = set(skops.io.get_untrusted_types(file=model_path)) - set(TRUSTED_TYPES)
-    if untrusted:
-        model_path.unlink()
-        raise ModelCardError(
-            f"model needs types outside the trusted list: {', '.join(sorted(untrusted))}",
-            source=str(model_path),
-        )
+    model_path.write_bytes(model.ensemble.graph)
     card = {**model.card, "model_file": model_path.name, "sha256": _sha256(model_path)}
     card_path = directory / f"{model.component}.json"
     card_path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
@@ -501,11 +316,6 @@ def load_model(card_path: str | Path) -> LearnedModel:
         raise refuse(f"unreadable model card ({exc})") from None
     if card.get("format") != CARD_FORMAT:
         raise refuse(f"card format {card.get('format')!r}, expected {CARD_FORMAT}")
-    if card.get("sklearn_version") != sklearn.__version__:
-        raise refuse(
-            f"model trained with scikit-learn {card.get('sklearn_version')}, this "
-            f"installation has {sklearn.__version__}: refusing to load it"
-        )
     if card.get("features") != list(FEATURES):
         raise refuse("feature list differs from this version of ceilgrid")
     name = card.get("model_file")
@@ -515,19 +325,14 @@ def load_model(card_path: str | Path) -> LearnedModel:
     if not model_path.is_file() or _sha256(model_path) != card.get("sha256"):
         raise refuse(f"{model_path.name} is missing or does not match the card's checksum")
     try:
-        estimator = skops.io.load(model_path, trusted=list(TRUSTED_TYPES))
-    except Exception as exc:  # untrusted types, or not a skops file at all
+        ensemble = TreeEnsemble(model_path.read_bytes())
+    except Exception as exc:  # not an ONNX graph, or not one this module wrote
         reason = " ".join(str(exc).split())[:300]
-        raise refuse(f"{model_path.name} cannot be loaded safely ({reason})") from None
-    if not isinstance(estimator, HistGradientBoostingClassifier):
-        raise refuse(
-            f"{model_path.name} holds a {type(estimator).__name__}, "
-            "expected HistGradientBoostingClassifier"
-        )
+        raise refuse(f"{model_path.name} is not a ceilgrid tree ensemble ({reason})") from None
     decoder = card["decoder"]
     return LearnedModel(
         card["component"],
-        estimator,
+        ensemble,
         float(decoder["spacing_factor"]),
         float(decoder["gain_power"]),
         float(decoder["shortlist"]),
@@ -550,50 +355,3 @@ def load_models(directory: str | Path) -> list[PlacementModel]:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-# --- the whole training step ------------------------------------------------------------
-
-DEFAULT_TRAIN_ROOMS = 300
-DEFAULT_TRAIN_SEED = 2026
-
-
-@dataclass
-class TrainingRun:
-    models: list[LearnedModel]
-    labels: pd.DataFrame
-    seconds: dict[str, float]
-
-
-def train_models(
-    spec: CorpusSpec,
-    profile: Profile | str = DEFAULT_PROFILE,
-    label_time_s: float = DEFAULT_LABEL_TIME_S,
-    n_jobs: int = 2,
-    components: Sequence[str] = DEVICE_COMPONENTS,
-) -> TrainingRun:
-    """Generate the corpus, label it, fit one model per component; cards name the corpus."""
-    profile = get_profile(profile)
-    clock = time.perf_counter()
-    rooms = generate_rooms(spec, profile)
-    digest = corpus_hash(rooms)
-    labelled = label_rooms(rooms, profile, label_time_s, n_jobs=n_jobs)
-    seconds = {"label": time.perf_counter() - clock}
-    table = labels_table(labelled)
-    corpus = {
-        "seed": spec.seed,
-        "rooms": spec.n_rooms,
-        "sha256": digest,
-        "profile": profile.name,
-        "label_time_limit_s": label_time_s,
-        "stages_timed_out": int((table["status"] == "limit").sum()),
-        "rooms_timed_out": int(sum(room.timed_out for room in labelled)),
-    }
-    models = []
-    for component in components:
-        clock = time.perf_counter()
-        model = fit_model(labelled, component, seed=spec.seed, n_threads=n_jobs)
-        model.card["corpus"] = corpus
-        models.append(model)
-        seconds[f"fit_{component}"] = time.perf_counter() - clock
-    return TrainingRun(models, table, seconds)

@@ -88,7 +88,7 @@ def feature_summary(labels: list[Any]) -> Any:
     """Rows, positives and stages of each component's training table."""
     import pandas as pd
 
-    from ceilgrid_assets.core.learning.learned import training_table
+    from ceilgrid_assets.core.learning.training import training_table
 
     rows = []
     for component in DEVICE_COMPONENTS:
@@ -117,7 +117,7 @@ def feature_summary(labels: list[Any]) -> Any:
     "from, with a preview. One function builds them for training and inference.",
 )
 def training_features(optimiser_labels: dict[str, list[Any]]) -> dg.Output[Any]:
-    from ceilgrid_assets.core.learning.learned import training_table
+    from ceilgrid_assets.core.learning.training import training_table
 
     labels = [room for shard in sorted(optimiser_labels) for room in optimiser_labels[shard]]
     summary = feature_summary(labels)

@@ -37,7 +37,7 @@ def _model_asset(component: str) -> dg.AssetsDefinition:
     def trained_model(
         context: dg.AssetExecutionContext, room_corpus: dict, optimiser_labels: dict[str, list[Any]]
     ) -> dg.Output[Any]:
-        from ceilgrid_assets.core.learning.learned import (
+        from ceilgrid_assets.core.learning.training import (
             fit_model,  # training stack: imported where it is used
         )
 
