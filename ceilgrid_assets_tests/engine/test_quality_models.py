@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from helpers import make_room
 
+from ceilgrid_assets.core.engine.grid import INVALID, Room
 from ceilgrid_assets.core.engine.heuristics import (
+    _fewest_covering,
     drop_and_shift,
     fewer_by_swaps,
     greedy_cover,
@@ -29,7 +31,7 @@ from ceilgrid_assets.core.engine.models import (
 )
 from ceilgrid_assets.core.engine.pipeline import evaluate
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE, get_profile
-from ceilgrid_assets.core.engine.stages import build_context
+from ceilgrid_assets.core.engine.stages import build_context, dense_coverage
 
 NFPA = get_profile("nfpa72")
 
@@ -91,6 +93,26 @@ def test_prune_keeps_the_count_rule():
     context, added = strip_context("smoke_detector", [3, 10, 17])
     context = replace(context, required_count=2)
     assert np.flatnonzero(prune(context, added)[0]).tolist() == [10, 17]
+
+
+@pytest.mark.parametrize("component", ["smoke_detector", "air_supply", "light"])
+def test_the_fewest_covering_devices_by_erosion_equal_the_dense_count(component):
+    # The minimum filter prune uses without a coverage relation gives, for every new
+    # device, the count the (points x devices) matrix gives: rooms with columns,
+    # an obstacle and devices on random allowed cells.
+    rng = np.random.default_rng(7)
+    for _ in range(6):
+        cells = np.zeros(tuple(rng.integers(8, 40, size=2)), dtype=np.uint8)
+        cells[rng.random(cells.shape) < 0.08] = INVALID
+        context = build_context(component, Room("r", cells), NFPA)
+        assert context.reach is None
+        added = context.allowed & (rng.random(cells.shape) < 0.1)
+        if not added.any():
+            continue
+        counts = context.coverage_counts(context.existing | added)[context.room.usable]
+        reaches = dense_coverage(context.room.usable, added, context.disk)
+        dense = np.where(reaches, counts[:, None], np.iinfo(np.int32).max).min(axis=0)
+        assert np.array_equal(_fewest_covering(context, added), dense)
 
 
 def test_shift_cover_moves_a_device_instead_of_adding_one():

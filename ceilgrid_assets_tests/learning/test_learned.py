@@ -11,10 +11,11 @@ import pytest
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.heuristics import repair
-from ceilgrid_assets.core.engine.models import PlacementModel
+from ceilgrid_assets.core.engine.models import ArrayModel, PlacementModel
 from ceilgrid_assets.core.engine.pipeline import RESCUE_MODEL, EngineConfig, complete_room
 from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.stages import build_context
+from ceilgrid_assets.core.learning import learned as learned_module
 from ceilgrid_assets.core.learning.corpus import CorpusSpec, generate_rooms
 from ceilgrid_assets.core.learning.evaluation import awkward_rooms, evaluate_models, summarise
 from ceilgrid_assets.core.learning.labels import label_rooms
@@ -25,6 +26,7 @@ from ceilgrid_assets.core.learning.learned import (
     TreeEnsemble,
     decode,
     load_models,
+    refine,
     save_model,
 )
 from ceilgrid_assets.core.learning.training import (
@@ -203,3 +205,23 @@ def test_evaluation_report(models, small_rooms):
     table = summarise(report)
     assert set(table["component"]) == set(DEVICE_COMPONENTS)
     assert {"devices_vs_optimiser", "speedup_total", "before_repair_%"} <= set(table.columns)
+
+
+def test_the_refinement_searches_around_its_first_answer(monkeypatch):
+    # A square detector array is a poor start: the restricted solve alone can only drop
+    # its devices, the search around the answer can also move them. Never more
+    # devices, and fewer on some of these rooms.
+    rooms = [room for room in generate_rooms(CorpusSpec(SEED, 60)) if room.usable.sum() >= 400]
+    counts = {}
+    for rounds in (1, learned_module.REFINE_ROUNDS):
+        monkeypatch.setattr(learned_module, "REFINE_ROUNDS", rounds)
+        counts[rounds] = []
+        for room in rooms[:8]:
+            context = build_context("smoke_detector", room, PROFILE)
+            proposal = ArrayModel().place(context)
+            flat = np.flatnonzero(context.allowed)
+            refined = refine(context, flat, np.zeros(flat.size), proposal, shortlist=0.0)
+            counts[rounds].append(int(repair(context, refined & context.allowed).sum()))
+    searched, first = counts[learned_module.REFINE_ROUNDS], counts[1]
+    assert all(s <= f for s, f in zip(searched, first, strict=True))
+    assert sum(searched) < sum(first)

@@ -683,16 +683,13 @@ def prune(context: StageContext, added: np.ndarray) -> np.ndarray:
     """
     if context.radius_m is None:
         return added
-    disk, usable = context.disk, context.room.usable
+    disk = context.disk
     reach = disk.shape[0] // 2
     width = added.shape[1]
     added = added.copy()
     spare = int((context.existing | added).sum()) - context.required_count
     while spare > 0 and added.any():
-        covered = context.coverage_counts(context.existing | added)[usable]
-        # (points x new devices): the fewest devices over each device's points.
-        reaches = dense_coverage(usable, added, disk, context.reach)
-        least = np.where(reaches, covered[:, None], np.iinfo(np.int32).max).min(axis=0)
+        least = _fewest_covering(context, added)
         flats = np.flatnonzero(added.ravel())
         redundant = flats[least >= 2]
         if redundant.size == 0:
@@ -709,6 +706,23 @@ def prune(context: StageContext, added: np.ndarray) -> np.ndarray:
                 max(0, y - 2 * reach) : y + 2 * reach + 1, max(0, x - 2 * reach) : x + 2 * reach + 1
             ] = True
     return added
+
+
+def _fewest_covering(context: StageContext, added: np.ndarray) -> np.ndarray:
+    """For each new device (flat order), the fewest devices covering any point it covers.
+
+    With the disk alone, a minimum filter of the coverage counts over the disk
+    (points outside the room count as covered without end); with a coverage
+    relation, over the (points x new devices) matrix.
+    """
+    usable, never = context.room.usable, np.iinfo(np.int32).max
+    counts = context.coverage_counts(context.existing | added)
+    if context.reach is None:
+        counts = np.where(usable, counts, never).astype(np.int32)
+        eroded = ndimage.grey_erosion(counts, footprint=context.disk, mode="constant", cval=never)
+        return eroded[added]
+    reaches = dense_coverage(usable, added, context.disk, context.reach)
+    return np.where(reaches, counts[usable][:, None], never).min(axis=0)
 
 
 def polish(context: StageContext, layout: np.ndarray) -> np.ndarray:

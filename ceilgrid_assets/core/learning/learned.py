@@ -62,6 +62,10 @@ REFINE_NODE_LIMIT = 500
 #: best cover so far the next solve may move devices.
 REFINE_ROUNDS = 3
 REFINE_REACH = 2
+#: ... for covers of at most this many devices: the shortlist grows by a neighbourhood
+#: per device, and around a hall's fifty diffusers each solve takes seconds for a
+#: device or two in a hundred, where the hall's twenty detectors gain several per cent.
+REFINE_SEARCH_MAX_DEVICES = 30
 #: Wall-clock safety net of those solves together; a stage it stops is noted, so the
 #: room is marked in the output (that outcome depends on machine speed).
 REFINE_SAFETY_NET_S = 10.0
@@ -245,8 +249,9 @@ def refine(
     milliseconds where the full programme takes seconds. A neighbourhood
     search follows: the cells within :data:`REFINE_REACH` tiles of the best
     cover join the shortlist and it is solved again, up to
-    :data:`REFINE_ROUNDS` solves (a device one or two tiles off is what the
-    model's ranking most often misses). Each solve's work is bounded by
+    :data:`REFINE_ROUNDS` solves, for covers of at most
+    :data:`REFINE_SEARCH_MAX_DEVICES` devices (a device one or two tiles off
+    is what the model's ranking most often misses). Each solve's work is bounded by
     ``node_limit`` (the best cover found within it is used), never by the
     clock, so the result is the same on every machine; a solve the safety net
     stops ends the search, is noted, and the best cover so far is kept.
@@ -275,7 +280,7 @@ def refine(
         if int(result.added.sum()) <= fewest:
             best, fewest = result.added, int(result.added.sum())
         grown = candidates | (ndimage.binary_dilation(best, reach) & context.allowed)
-        if not (grown & ~candidates).any():
+        if not (grown & ~candidates).any() or fewest > REFINE_SEARCH_MAX_DEVICES:
             break
         candidates = grown
     return best
