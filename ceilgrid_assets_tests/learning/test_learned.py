@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 
@@ -115,6 +116,9 @@ def test_card_round_trip(models, small_rooms, tmp_path):
     context = build_context("light", small_rooms[3], PROFILE)
     assert np.array_equal(loaded[0].scores(context)[1], models[0].scores(context)[1])
     assert np.array_equal(loaded[0].place(context), models[0].place(context))
+    # Worker processes receive models pickled: as the graph, rebuilt on arrival.
+    copied = pickle.loads(pickle.dumps(loaded[0]))
+    assert np.array_equal(copied.scores(context)[1], loaded[0].scores(context)[1])
 
 
 def test_the_saved_graph_scores_as_scikit_learn(labels):
