@@ -266,7 +266,7 @@ def refine(
     best, fewest = proposal, int(base.sum())
     reach = np.ones((2 * REFINE_REACH + 1,) * 2, dtype=bool)
     deadline = time.perf_counter() + REFINE_SAFETY_NET_S
-    for _ in range(REFINE_ROUNDS):
+    for solves in range(1, REFINE_ROUNDS + 1):
         result = solve_stage(
             replace(context, allowed=candidates), deadline - time.perf_counter(), node_limit
         )
@@ -279,8 +279,10 @@ def refine(
             break
         if int(result.added.sum()) <= fewest:
             best, fewest = result.added, int(result.added.sum())
+        if solves == REFINE_ROUNDS or fewest > REFINE_SEARCH_MAX_DEVICES:
+            break
         grown = candidates | (ndimage.binary_dilation(best, reach) & context.allowed)
-        if not (grown & ~candidates).any() or fewest > REFINE_SEARCH_MAX_DEVICES:
+        if not (grown & ~candidates).any():
             break
         candidates = grown
     return best
