@@ -6,7 +6,7 @@ import json
 import math
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -28,15 +28,18 @@ from ceilgrid_assets.core.engine.building import complete_building
 from ceilgrid_assets.core.engine.grid import CODE, INVALID
 from ceilgrid_assets.core.engine.heuristics import array_shape
 from ceilgrid_assets.core.engine.io import dump_document, parse_document, read_document
+from ceilgrid_assets.core.engine.models import ArrayModel
 from ceilgrid_assets.core.engine.pipeline import (
     RESCUE_MODEL,
     CandidateOutcome,
     EngineConfig,
     complete_room,
+    run_stage,
     select,
 )
 from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.rules import check_layout
+from ceilgrid_assets.core.engine.stages import build_context
 
 NFPA = get_profile("nfpa72")
 
@@ -318,6 +321,37 @@ def test_every_stage_records_its_candidates_and_picks_the_fewest():
                 assert chosen.score >= max(o.score for o in compliant if o.devices == fewest) - 1e-4
         for candidate in record["candidates"]:
             assert set(candidate) >= {"model", "compliant", "devices", "score"}
+
+
+@dataclass
+class RecordingModel:
+    """Proposes nothing; remembers which stages asked it."""
+
+    name: str = "recording"
+    components: tuple[str, ...] = ("light", "air_supply", "air_return", "smoke_detector")
+    asked: list[str] = field(default_factory=list)
+
+    def place(self, context):
+        self.asked.append(context.component)
+        return None
+
+
+@pytest.mark.parametrize("component", ["light", "smoke_detector"])
+def test_a_stage_proved_optimal_asks_no_further_model_unless_its_ties_are_compared(component):
+    recording = RecordingModel()
+    config = EngineConfig()
+    context = build_context(component, make_room((10, 8)), config.profile)
+    chosen, outcomes = run_stage(context, [ArrayModel(), recording])
+    # The array reaches the bound in this plain room: the count rule for lights,
+    # disk packing for detectors.
+    assert chosen.model == "array" and chosen.compliant
+    assert context.is_optimal(chosen.devices)
+    if component in config.profile.compare_at_bound:  # the lights' uniformity is compared
+        assert recording.asked == [component]
+    else:
+        assert recording.asked == []
+        assert outcomes[1].added is None
+        assert outcomes[1].skip_reason.startswith("array already reached the lower bound")
 
 
 @dataclass(frozen=True)

@@ -203,12 +203,19 @@ def select(
 def run_stage(
     context: StageContext, models: Sequence[PlacementModel]
 ) -> tuple[CandidateOutcome, list[CandidateOutcome]]:
-    """Every applicable model proposes; exact models run only if they could still win."""
+    """Models propose in turn until a compliant candidate is proved to need the fewest devices.
+
+    After that nothing can win on count: the exact models never run, and the
+    other models only in stages whose tied candidates the profile compares
+    (``Profile.compare_at_bound``: the lights' uniformity). Elsewhere the
+    first proved layout stands; models are listed most regular first.
+    """
     applicable = [model for model in models if context.component in model.components]
+    compare = context.component in context.profile.compare_at_bound
     outcomes: dict[int, CandidateOutcome] = {}
-    optimal = False
+    optimal, best = False, None
     for exact in (False, True):
-        if exact:
+        if exact and not optimal:
             best = select(list(outcomes.values()), context.profile.tie_break)
             optimal = best is not None and best.compliant and context.is_optimal(best.devices)
         for index, model in enumerate(applicable):
@@ -228,6 +235,9 @@ def run_stage(
             if model.name in context.notes:
                 outcome = replace(outcome, note=context.notes[model.name])
             outcomes[index] = outcome
+            if not (compare or optimal) and outcome.compliant:
+                optimal = context.is_optimal(outcome.devices)
+                best = outcome
     ordered = [outcomes[index] for index in sorted(outcomes)]
     chosen = select(ordered, context.profile.tie_break)
     if chosen is None:  # no model applies: place nothing, let validation report it
@@ -344,11 +354,13 @@ def _series(room: Room, config: EngineConfig, order: Sequence[str]) -> _Series:
         context = build_context(component, current, profile, reserved)
         if component == "smoke_detector" and reserved is not None:
             # The look-ahead proposals stay valid (earlier stages kept clear of
-            # them); re-judge them against the room as it now is.
-            outcomes = [evaluate(context, o.model, o.added, o.seconds) for o in plan_outcomes]
+            # them); re-judge them against the room as it now is (a skipped one stays
+            # skipped, with its reason).
             outcomes = [
-                outcome if plan.note is None else replace(outcome, note=plan.note)
-                for outcome, plan in zip(outcomes, plan_outcomes, strict=True)
+                plan
+                if plan.added is None
+                else replace(evaluate(context, plan.model, plan.added, plan.seconds), note=plan.note)
+                for plan in plan_outcomes
             ]
             chosen = select(outcomes, profile.tie_break) or evaluate(
                 context, "none", np.zeros_like(context.allowed), 0

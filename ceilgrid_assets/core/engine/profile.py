@@ -62,6 +62,10 @@ class Profile:
       in which the selector compares the rest: ``quality`` (U0 for lights, reach
       for the other types; compared to 0.01) and ``regularity`` (shared rows and
       columns, even pitch: :mod:`~ceilgrid_assets.core.engine.regularity`).
+    - ``compare_at_bound``: components whose stage still asks every model once a
+      candidate is proved to need the fewest devices, so that the tie-break
+      chooses among them: the lights, whose uniformity occupants see. The other
+      stages keep the first proved candidate (a quarter of a small room's time).
     """
 
     name: str
@@ -99,6 +103,7 @@ class Profile:
     wall_band_m: float = 0.5
     wall_band_share: float = 0.15
     tie_break: tuple[str, ...] = ("quality", "regularity")
+    compare_at_bound: tuple[str, ...] = ("light",)
 
     @property
     def room_types(self) -> tuple[str, ...]:
