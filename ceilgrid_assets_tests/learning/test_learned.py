@@ -19,7 +19,12 @@ from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.stages import build_context
 from ceilgrid_assets.core.learning import learned as learned_module
 from ceilgrid_assets.core.learning.corpus import CorpusSpec, generate_rooms
-from ceilgrid_assets.core.learning.evaluation import awkward_rooms, evaluate_models, summarise
+from ceilgrid_assets.core.learning.evaluation import (
+    awkward_rooms,
+    evaluate_models,
+    evaluate_slices,
+    summarise,
+)
 from ceilgrid_assets.core.learning.labels import label_rooms
 from ceilgrid_assets.core.learning.learned import (
     CARD_FORMAT,
@@ -240,3 +245,14 @@ def test_the_refinement_searches_around_its_first_answer(monkeypatch):
     searched, first = counts[learned_module.REFINE_ROUNDS], counts[1]
     assert all(s <= f for s, f in zip(searched, first, strict=True))
     assert sum(searched) < sum(first)
+
+
+def test_the_promotion_evaluation_judges_the_learned_candidate_in_every_stage(models, small_rooms):
+    rooms = small_rooms[:5]
+    frame, compliant = evaluate_slices({"synthetic": rooms}, models)
+    # Serving skips a learned candidate where a built-in one settles a stage first;
+    # the promotion gate hears it in every stage of every room.
+    assert frame.set_index("component")["rooms"].to_dict() == dict.fromkeys(
+        DEVICE_COMPONENTS, len(rooms)
+    )
+    assert compliant == {"synthetic": 1.0}

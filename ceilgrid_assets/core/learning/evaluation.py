@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -252,8 +253,15 @@ def evaluate_slices(
     slices: Mapping[str, Sequence[Room]], models: Sequence[PlacementModel]
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """The promotion evaluation: :func:`candidate_frame` per slice of held-out rooms (a
-    ``slice`` column; empty slices are left out) and each slice's share of compliant layouts."""
+    ``slice`` column; empty slices are left out) and each slice's share of compliant layouts.
+
+    Every model is heard in every stage (``compare_at_bound`` lists every component), so
+    the learned candidates are judged also where a built-in one settles a stage first.
+    """
     engine = EngineConfig.create(extra_models=list(models))
+    engine = replace(
+        engine, profile=replace(engine.profile, compare_at_bound=tuple(DEVICE_COMPONENTS))
+    )
     frames, compliant = [], {}
     for name, rooms in slices.items():
         if not rooms:
