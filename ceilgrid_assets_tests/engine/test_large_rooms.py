@@ -7,12 +7,12 @@ import pytest
 from helpers import make_room
 from scipy import ndimage
 
-from ceilgrid_assets.core.engine import heuristics
+from ceilgrid_assets.core.engine import heuristics, stages
 from ceilgrid_assets.core.engine.heuristics import BlockArgmax, greedy_cover
 from ceilgrid_assets.core.engine.photometry import illuminance_map, light_contribution
 from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.rules import shortfall_of
-from ceilgrid_assets.core.engine.stages import build_context, disk_stencil
+from ceilgrid_assets.core.engine.stages import build_context, dense_coverage, disk_stencil
 
 
 def test_block_argmax_is_numpy_argmax_under_window_updates(monkeypatch):
@@ -97,3 +97,15 @@ def test_brightening_reuses_its_distance_transform_and_places_the_same_lights(mo
         reference[y, x], free[y, x] = True, False
     np.testing.assert_array_equal(added, reference)
     assert int(added.sum() - start.sum()) > len(transforms) > 0
+
+
+@pytest.mark.parametrize("radius_m", [1.3, 3.46, 6.4])
+def test_small_rooms_gather_coverage_from_the_grid_table_as_the_stencil_gives_it(radius_m):
+    rng = np.random.default_rng(3)
+    disk = disk_stencil(radius_m, 0.6)
+    for _ in range(40):
+        shape = tuple(int(n) for n in rng.integers(1, 33, size=2))
+        points, sites = rng.random(shape) < 0.6, rng.random(shape) < 0.5
+        gathered = dense_coverage(points, sites, disk)
+        assert gathered.dtype == bool and gathered.flags.writeable
+        assert np.array_equal(gathered, stages._stencil_coverage(points, sites, disk))

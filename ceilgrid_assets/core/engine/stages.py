@@ -185,6 +185,11 @@ SPARSE_DISK_PAIRS = 50_000
 OPERATOR_GRID_STEP = 8
 
 
+#: Operator grids of at most this many cells keep a dense coverage table (1 MB at most,
+#: one per grid and disk), from which a small room's coverage is one gather.
+DISK_TABLE_MAX_CELLS = 1024
+
+
 #: The point-packing bound is computed on problems of at most this many (point, site) pairs.
 PACKING_MAX_PAIRS = 100_000
 
@@ -240,10 +245,7 @@ def disk_counts(
         counts = reach.T @ mask.ravel().astype(np.int32)
         return counts.astype(np.int32).reshape(mask.shape)
     height, width = mask.shape
-    grid = (
-        -(-height // OPERATOR_GRID_STEP) * OPERATOR_GRID_STEP,
-        -(-width // OPERATOR_GRID_STEP) * OPERATOR_GRID_STEP,
-    )
+    grid = operator_grid(mask.shape)
     if disk.size * grid[0] * grid[1] <= SPARSE_DISK_PAIRS:
         padded = np.zeros(grid, dtype=np.int32)
         padded[:height, :width] = mask
@@ -254,6 +256,14 @@ def disk_counts(
     return np.rint(full[reach : reach + height, reach : reach + width]).astype(np.int32)
 
 
+def operator_grid(shape: tuple[int, ...]) -> tuple[int, int]:
+    """The grid a room of ``shape`` shares memoised operators on: sides rounded up to
+    :data:`OPERATOR_GRID_STEP`."""
+    height, width = shape
+    step = OPERATOR_GRID_STEP
+    return -(-height // step) * step, -(-width // step) * step
+
+
 @functools.lru_cache(maxsize=64)
 def _disk_operator(
     grid: tuple[int, ...], disk_bytes: bytes, disk_shape: tuple[int, ...]
@@ -262,6 +272,18 @@ def _disk_operator(
     disk = np.frombuffer(disk_bytes, dtype=bool).reshape(disk_shape)
     every_cell = np.ones(grid, dtype=bool)
     return coverage_matrix(every_cell, every_cell, disk).astype(np.int32)
+
+
+@functools.lru_cache(maxsize=64)
+def _disk_table(
+    grid: tuple[int, ...], disk_bytes: bytes, disk_shape: tuple[int, ...]
+) -> np.ndarray:
+    """Boolean (cells x cells) coverage of a whole grid, read-only."""
+    disk = np.frombuffer(disk_bytes, dtype=bool).reshape(disk_shape)
+    every_cell = np.ones(grid, dtype=bool)
+    table = _stencil_coverage(every_cell, every_cell, disk)
+    table.flags.writeable = False
+    return table
 
 
 def coverage_matrix(
@@ -311,10 +333,22 @@ def dense_coverage(
 ) -> np.ndarray:
     """Boolean (points x sites) matrix of :func:`coverage_matrix`, for small problems.
 
-    Every (point, site) offset indexes the stencil at once.
+    Rooms whose operator grid has at most :data:`DISK_TABLE_MAX_CELLS` cells gather
+    it from a memoised (cells x cells) table of that grid; larger ones compute it.
     """
     if reach is not None:
         return coverage_matrix(points, sites, disk, reach).toarray() > 0
+    grid = operator_grid(points.shape)
+    if grid[0] * grid[1] > DISK_TABLE_MAX_CELLS:
+        return _stencil_coverage(points, sites, disk)
+    py, px = np.nonzero(points)
+    sy, sx = np.nonzero(sites)
+    table = _disk_table(grid, disk.tobytes(), disk.shape)
+    return table[np.ix_(py * grid[1] + px, sy * grid[1] + sx)]
+
+
+def _stencil_coverage(points: np.ndarray, sites: np.ndarray, disk: np.ndarray) -> np.ndarray:
+    """:func:`dense_coverage` from the stencil: every (point, site) offset indexes it at once."""
     py, px = np.nonzero(points)
     sy, sx = np.nonzero(sites)
     reach = disk.shape[0] // 2
