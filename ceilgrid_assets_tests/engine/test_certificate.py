@@ -211,3 +211,22 @@ def test_in_a_u_shaped_room_the_bound_follows_paths_inside_the_room():
     assert (in_room, method) == (3, "set-cover optimum") and straight == 2
     result = complete_room(room, CONFIG)
     assert result.compliant and result.certificate["components"]["smoke_detector"]["gap"] == 0
+
+
+@pytest.mark.parametrize("shape", [(13, 10), (20, 6)])
+def test_the_exhaustive_search_settles_a_small_relaxation_before_any_lp(monkeypatch, shape):
+    """Supplies in a 13 x 10 office: the count rule asks for 2, coverage needs 3. The
+    search for covers of a few devices proves 3 without an LP solve."""
+    context = relaxation_contexts(make_room(shape), NFPA)["air_supply"]
+    assert context.lower_bound == context.required_count == 2
+    lp_calls = []
+    monkeypatch.setattr(optimiser, "lp_relaxation", lambda *args: lp_calls.append(args))
+    assert component_bound(context, placed=10**6) == (3, "set-cover optimum")
+    assert lp_calls == []
+    # By enumeration, distances from the cell centres: no two cells cover every point.
+    room = context.room
+    ys, xs = np.nonzero(room.usable)
+    distance = np.hypot(xs[:, None] - xs[None, :], ys[:, None] - ys[None, :]) * room.tile_size_m
+    reach = distance <= NFPA.supply_radius_m + 1e-9
+    pairs = itertools.combinations(range(len(xs)), 2)
+    assert not any((reach[:, i] | reach[:, j]).all() for i, j in pairs)

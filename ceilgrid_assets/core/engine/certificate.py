@@ -7,7 +7,10 @@ ignored), they must cover every coverage point and meet the count rule. Any
 compliant completion is a solution of that relaxation, so its optimum, or any
 lower bound of it, is a lower bound on the devices the room needs.
 
-The cheapest bound that proves the placed count optimal is used:
+The cheapest bound that proves the placed count optimal is used, tried in this
+order (on relaxations of at most ``EXACT_MAX_SITES`` cells, the exhaustive
+search for a cover of a few devices comes before the LP: it costs a fraction
+of an LP solve there and gives the optimum itself):
 
 - ``count rule``: the rulebook's minimum count (returns from the supplies' bound);
 - ``disk packing``: uncovered points over the most any one cell can cover;
@@ -15,7 +18,7 @@ The cheapest bound that proves the placed count optimal is used:
   device (small rooms);
 - ``LP``: the linear relaxation of the set cover, rounded up;
 - ``set-cover optimum``: the integer optimum of the relaxation, for rooms small
-  enough to solve it within the optimiser's node budget.
+  enough to find it by the exhaustive search or within the optimiser's node budget.
 
 Work is bounded by problem size (never by the clock), so the certificate is the
 same on every machine. ``gap`` is placed minus bound; it can be negative only
@@ -31,6 +34,11 @@ import numpy as np
 from scipy import ndimage
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS, EMPTY, Room
+from ceilgrid_assets.core.engine.optimiser import (
+    SEARCH_MAX_DEVICES,
+    SEARCH_MAX_PAIRS,
+    smallest_cover,
+)
 from ceilgrid_assets.core.engine.profile import Profile
 from ceilgrid_assets.core.engine.stages import StageContext, build_context, coverage_matrix
 
@@ -77,6 +85,14 @@ def component_bound(
     n_sites = int(sites.sum())
     if not uncovered.any() or n_sites == 0:
         return bound, method
+    need = max(0, context.required_count - existing)
+    if n_sites <= EXACT_MAX_SITES and int(uncovered.sum()) * n_sites <= SEARCH_MAX_PAIRS:
+        # Small relaxations: the exhaustive search for a cover of a few devices
+        # settles most of them in a fraction of an LP solve, with the optimum itself.
+        fewest = bound - existing
+        chosen = smallest_cover(context.open_cover, fewest, max(fewest, SEARCH_MAX_DEVICES))
+        if chosen is not None:
+            return existing + max(int(chosen.sum()), need), "set-cover optimum"
     disk_cells = int(context.disk.sum())
     if int(uncovered.sum()) * disk_cells <= LP_MAX_PAIRS:
         points = uncovered
@@ -94,7 +110,6 @@ def component_bound(
     cover = coverage_matrix(points, sites, context.disk, context.reach)
     if not (cover.getnnz(axis=1) > 0).all():  # some point no site reaches: no compliant layout
         return bound, method
-    need = max(0, context.required_count - existing)
     constraints = [LinearConstraint(cover, lb=1, ub=float("inf"))]
     if need:
         constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=need))
