@@ -357,10 +357,7 @@ def _series(room: Room, config: EngineConfig, order: Sequence[str]) -> _Series:
             # them); re-judge them against the room as it now is (a skipped one stays
             # skipped, with its reason).
             outcomes = [
-                plan
-                if plan.added is None
-                else replace(evaluate(context, plan.model, plan.added, plan.seconds), note=plan.note)
-                for plan in plan_outcomes
+                plan if plan.added is None else _rejudge(context, plan) for plan in plan_outcomes
             ]
             chosen = select(outcomes, profile.tie_break) or evaluate(
                 context, "none", np.zeros_like(context.allowed), 0
@@ -388,6 +385,12 @@ def _series(room: Room, config: EngineConfig, order: Sequence[str]) -> _Series:
         record = {component: record[component] for component in DEVICE_COMPONENTS}
         candidates = {component: candidates[component] for component in DEVICE_COMPONENTS}
     return _Series(current, stages, record, candidates, safety_net)
+
+
+def _rejudge(context: StageContext, plan: CandidateOutcome) -> CandidateOutcome:
+    """A look-ahead proposal judged again in the room as it now is, with its note."""
+    outcome = evaluate(context, plan.model, plan.added, plan.seconds)
+    return replace(outcome, note=plan.note)
 
 
 def _too_large_to_rescue(room: Room, config: EngineConfig) -> bool:
