@@ -7,9 +7,9 @@ import pytest
 from helpers import make_room
 from scipy import ndimage
 
-from ceilgrid_assets.core.engine import heuristics, stages
+from ceilgrid_assets.core.engine import heuristics, photometry, stages
 from ceilgrid_assets.core.engine.heuristics import BlockArgmax, greedy_cover
-from ceilgrid_assets.core.engine.photometry import illuminance_map, light_contribution
+from ceilgrid_assets.core.engine.photometry import illuminance_map, light_contribution, room_kernel
 from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.rules import shortfall_of
 from ceilgrid_assets.core.engine.stages import build_context, dense_coverage, disk_stencil
@@ -109,3 +109,20 @@ def test_small_rooms_gather_coverage_from_the_grid_table_as_the_stencil_gives_it
         gathered = dense_coverage(points, sites, disk)
         assert gathered.dtype == bool and gathered.flags.writeable
         assert np.array_equal(gathered, stages._stencil_coverage(points, sites, disk))
+
+
+def test_memoised_illuminance_maps_equal_a_fresh_computation_and_are_read_only():
+    profile = get_profile("nfpa72")
+    rng = np.random.default_rng(5)
+    room = make_room((14, 9), invalid=[(3, 3), (10, 5)])
+    kernel = room_kernel(room, profile)
+    for _ in range(3):  # the second and third rounds are served from the memo
+        for _ in range(20):
+            lights = (rng.random(room.cells.shape) < 0.1) & room.usable
+            if not lights.any():
+                continue
+            served = illuminance_map(room, profile, lights)
+            assert not served.flags.writeable
+            fresh = photometry._illuminance(kernel, lights, room.usable)
+            np.testing.assert_array_equal(served, fresh)
+        rng = np.random.default_rng(5)

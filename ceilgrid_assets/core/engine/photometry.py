@@ -120,17 +120,42 @@ def required_lights(room: Room, profile: Profile) -> int:
 DIRECT_ILLUMINANCE_PAIRS = 20_000
 
 
+#: Maps of rooms of at most this many cells are memoised, the most recent first: a
+#: light candidate's repair, validation and score each ask for the same map.
+MEMOISED_MAP_CELLS = 10_000
+MEMOISED_MAPS = 32
+_maps: OrderedDict[tuple[object, ...], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+
 def illuminance_map(room: Room, profile: Profile, lights: np.ndarray | None = None) -> np.ndarray:
     """Maintained illuminance (lx) at each cell centre; NaN on ``invalid`` cells.
 
     ``lights`` overrides the room's own light mask, so candidates can be scored
-    without building a Room for each.
+    without building a Room for each. Small rooms' maps are memoised and come
+    back read-only (every caller derives new arrays from them).
     """
     mask = room.cells == LIGHT if lights is None else lights
     usable = room.usable
     if not mask.any():
         return np.where(usable, 0.0, np.nan)
     kernel = room_kernel(room, profile)
+    if mask.size > MEMOISED_MAP_CELLS:
+        return _illuminance(kernel, mask, usable)
+    # The entry holds the kernel, so a kernel's identity cannot pass to another.
+    key = (id(kernel), mask.astype(bool, copy=False).tobytes(), usable.tobytes())
+    entry = _maps.get(key)
+    if entry is not None and entry[0] is kernel:
+        _maps.move_to_end(key)
+        return entry[1]
+    lux = _illuminance(kernel, mask, usable)
+    lux.setflags(write=False)
+    _maps[key] = (kernel, lux)
+    while len(_maps) > MEMOISED_MAPS:
+        _maps.popitem(last=False)
+    return lux
+
+
+def _illuminance(kernel: np.ndarray, mask: np.ndarray, usable: np.ndarray) -> np.ndarray:
     height, width = mask.shape
     ly, lx = np.nonzero(mask)
     if ly.size * mask.size <= DIRECT_ILLUMINANCE_PAIRS:
