@@ -8,6 +8,7 @@ returned by :func:`cell_centres`, never on per-cell Python objects.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -60,10 +61,16 @@ class Room:
     def width(self) -> int:
         return int(self.cells.shape[1])
 
-    @property
+    @functools.cached_property
     def usable(self) -> np.ndarray:
-        """Boolean mask of coverage points: every cell that is neither ``invalid`` nor ``void``."""
-        return (self.cells != INVALID) & (self.cells != VOID)
+        """Boolean mask of coverage points: every cell that is neither ``invalid`` nor ``void``.
+
+        Computed once per room (every check asks for it; a room's cells are never
+        changed in place: :meth:`with_cells` makes a new room); read-only.
+        """
+        usable = (self.cells != INVALID) & (self.cells != VOID)
+        usable.flags.writeable = False
+        return usable
 
     @property
     def inside(self) -> np.ndarray:

@@ -334,27 +334,29 @@ def calculation_area(room: Room, profile: Profile) -> np.ndarray:
     lies in the band (a ring of narrow arms) is judged on all its points.
     """
     usable = room.usable
-    if not usable.any():
-        return usable
-    rows, cols = np.nonzero(usable)
-    shorter = min(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) * room.tile_size_m
-    band = min(profile.wall_band_m, profile.wall_band_share * shorter)
+    band = (profile.wall_band_m, profile.wall_band_share)
     if usable.size <= MEMOISED_DISTANCE_CELLS:  # every candidate of a room asks again
         return _memoised_area(usable.tobytes(), usable.shape, room.tile_size_m, band)
     return _inner_area(usable, room.tile_size_m, band)
 
 
-def _inner_area(usable: np.ndarray, tile_size_m: float, band_m: float) -> np.ndarray:
+def _inner_area(usable: np.ndarray, tile_size_m: float, band: tuple[float, float]) -> np.ndarray:
+    """``band``: the profile's wall band (m) and its share of the shorter side."""
+    if not usable.any():
+        return usable
+    rows, cols = np.nonzero(usable)
+    shorter = min(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) * tile_size_m
+    band_m = min(band[0], band[1] * shorter)
     inner = usable & (wall_distance(usable, tile_size_m) >= band_m - EPSILON_M)
     return inner if inner.any() else usable
 
 
 @functools.lru_cache(maxsize=64)
 def _memoised_area(
-    usable_bytes: bytes, shape: tuple[int, ...], tile_size_m: float, band_m: float
+    usable_bytes: bytes, shape: tuple[int, ...], tile_size_m: float, band: tuple[float, float]
 ) -> np.ndarray:
     usable = np.frombuffer(usable_bytes, dtype=bool).reshape(shape)
-    area = _inner_area(usable, tile_size_m, band_m).copy()
+    area = _inner_area(usable, tile_size_m, band).copy()
     area.setflags(write=False)
     return area
 
