@@ -237,7 +237,7 @@ def _lay_out(rooms: Sequence[Room], config: EngineConfig, jobs: int) -> Iterator
     if method == "forkserver":
         context.set_forkserver_preload([__name__])
     # Small chunks balance rooms of very different cost; results come back in order.
-    chunksize = max(1, len(rooms) // (workers * 16))
+    chunksize = max(1, len(rooms) // (workers * 48))
     pool = ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(config,)
     )
