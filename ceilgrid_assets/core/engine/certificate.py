@@ -105,12 +105,12 @@ def component_bound(
     # (0.4 s of the 500x500-tile room's layout).
     from scipy.optimize import LinearConstraint
 
-    from ceilgrid_assets.core.engine.optimiser import lp_relaxation, solve_stage
+    from ceilgrid_assets.core.engine.optimiser import essential_rows, lp_relaxation, solve_stage
 
     cover = coverage_matrix(points, sites, context.disk, context.reach)
     if not (cover.getnnz(axis=1) > 0).all():  # some point no site reaches: no compliant layout
         return bound, method
-    constraints = [LinearConstraint(cover, lb=1, ub=float("inf"))]
+    constraints = [LinearConstraint(cover[essential_rows(cover)], lb=1, ub=float("inf"))]
     if need:
         constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=need))
     _, lp_bound, status = lp_relaxation(constraints, n_sites, SOLVE_SAFETY_NET_S)
