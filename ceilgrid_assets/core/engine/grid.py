@@ -77,12 +77,12 @@ class Room:
         """Boolean mask of the room itself (not ``void``): where coverage may travel."""
         return self.cells != VOID
 
-    @property
+    @functools.cached_property
     def has_void(self) -> bool:
         """Whether part of the grid lies outside the room (distances then follow in-room paths)."""
         return bool((self.cells == VOID).any())
 
-    @property
+    @functools.cached_property
     def area_m2(self) -> float:
         """Ceiling area A of the rulebook: coverage points times tile area."""
         return float(np.count_nonzero(self.usable)) * self.tile_size_m**2
