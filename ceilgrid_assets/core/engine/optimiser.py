@@ -374,8 +374,8 @@ def solve_stage(
     from scipy.optimize import LinearConstraint  # only now: the search did not settle it
 
     constraints = []
-    if cover is not None:  # the rounding below checks every point, the programme needs fewer
-        constraints.append(LinearConstraint(cover[essential_rows(cover)], lb=1, ub=np.inf))
+    if cover is not None:
+        constraints.append(LinearConstraint(cover, lb=1, ub=np.inf))
     if need:
         constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=need, ub=np.inf))
     in_hand: np.ndarray | None = None  # the best cover found without branching
