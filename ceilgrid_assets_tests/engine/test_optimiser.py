@@ -183,29 +183,39 @@ def test_branch_and_bound_is_not_started_on_a_problem_over_its_work_limit(monkey
     assert "no branch and bound" in context.notes[model.name]
 
 
-@pytest.mark.parametrize("dense", [True, False])
-def test_rows_left_out_of_the_covering_lp_are_implied_and_leave_its_optimum(monkeypatch, dense):
+def test_implied_points_and_dominated_sites_left_out_of_the_lp_keep_its_optimum():
     from scipy import sparse
     from scipy.optimize import LinearConstraint
 
-    if not dense:  # the sparse product of large problems
-        monkeypatch.setattr(optimiser, "DENSE_COVERAGE_PAIRS", 0)
+    def lp(rows: np.ndarray, need: int = 0) -> float:
+        constraints = [LinearConstraint(sparse.csr_matrix(rows, dtype=float), lb=1, ub=np.inf)]
+        if need:
+            constraints.append(LinearConstraint(np.ones((1, rows.shape[1])), lb=need))
+        x, _, status = optimiser.lp_relaxation(constraints, rows.shape[1], 10.0)
+        assert status == "optimal"
+        return float(x.sum())
+
     rng = np.random.default_rng(11)
-    for _ in range(15):
+    for _ in range(20):
         points, sites = int(rng.integers(5, 60)), int(rng.integers(3, 40))
         cover = rng.random((points, sites)) < 0.2
         cover[np.arange(points), rng.integers(sites, size=points)] = True  # coverable
         cover[rng.integers(points, size=5)] = cover[rng.integers(points, size=5)]  # equal rows
-        keep = optimiser.essential_rows(sparse.csr_matrix(cover))
-        assert keep.any()
-        for point in np.flatnonzero(~keep):  # some kept row's sites are all among its own
-            assert any(not (cover[kept] & ~cover[point]).any() for kept in np.flatnonzero(keep))
-        for kept, other in itertools.combinations(np.flatnonzero(keep), 2):
+        rows = optimiser.essential_rows(sparse.csr_matrix(cover))
+        for point in np.flatnonzero(~rows):  # some kept row's sites are all among its own
+            assert any(not (cover[kept] & ~cover[point]).any() for kept in np.flatnonzero(rows))
+        for kept, other in itertools.combinations(np.flatnonzero(rows), 2):
             assert not np.array_equal(cover[kept], cover[other])
-        optima = []
-        for rows in (cover[keep], cover):
-            constraint = LinearConstraint(sparse.csr_matrix(rows, dtype=float), lb=1, ub=np.inf)
-            x, _, status = optimiser.lp_relaxation([constraint], sites, 10.0)
-            assert status == "optimal"
-            optima.append(float(x.sum()))
-        assert optima[0] == pytest.approx(optima[1], abs=1e-7)
+        reduced = cover[rows]
+        columns = optimiser.essential_columns(sparse.csr_matrix(reduced))
+        for site in np.flatnonzero(~columns):  # another kept site covers all of its points
+            assert any(
+                not (reduced[:, site] & ~reduced[:, kept]).any() for kept in np.flatnonzero(columns)
+            )
+        full = lp(cover)
+        assert lp(reduced) == pytest.approx(full, abs=1e-7)
+        assert lp(reduced[:, columns]) == pytest.approx(full, abs=1e-7)
+        need = int(
+            rng.integers(1, sites + 1)
+        )  # the count row: max(need, LP) as the certificate takes it
+        assert max(need, lp(reduced[:, columns])) == pytest.approx(lp(cover, need), abs=1e-7)

