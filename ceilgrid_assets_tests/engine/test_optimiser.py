@@ -219,3 +219,21 @@ def test_implied_points_and_dominated_sites_left_out_of_the_lp_keep_its_optimum(
             rng.integers(1, sites + 1)
         )  # the count row: max(need, LP) as the certificate takes it
         assert max(need, lp(reduced[:, columns])) == pytest.approx(lp(cover, need), abs=1e-7)
+
+
+def test_with_a_cover_in_hand_the_lp_value_alone_shows_there_is_none_smaller(monkeypatch):
+    """Supplies of a 20 x 10 office: the count rule asks for 3, the fewest is 4. With 4
+    in hand the reduced LP answers before any search or rounding; with 5 in hand
+    the optimiser finds a cover of 4."""
+    context = build_context("air_supply", make_room((20, 10)), NFPA)
+    assert context.lower_bound == 3
+    searched = []
+    real_search = optimiser.smallest_cover
+    monkeypatch.setattr(
+        optimiser, "smallest_cover", lambda *args: searched.append(args) or real_search(*args)
+    )
+    assert solve_stage(context, 10.0, beat=4).status == optimiser.NO_BETTER
+    assert searched == []
+    found = solve_stage(context, 10.0, beat=5)
+    assert found.status == "optimal" and int(found.added.sum()) == 4
+    assert searched

@@ -100,36 +100,17 @@ def component_bound(
         points = sampled_points(uncovered, disk_cells, sample_pairs)
     else:
         return bound, method
-    # Imported only now: most rooms are settled by the cheap bounds or too large for
-    # the LP, and ``ceilgrid validate`` should not pay for scipy.optimize to start
-    # (0.4 s of the 500x500-tile room's layout).
-    from scipy.optimize import LinearConstraint
-
-    from ceilgrid_assets.core.engine.optimiser import (
-        REDUCED_MAX_PAIRS,
-        essential_columns,
-        essential_rows,
-        lp_relaxation,
-        solve_stage,
-    )
+    # scipy.optimize loads only when an LP is solved: most rooms are settled by the
+    # cheap bounds or too large for the LP, and ``ceilgrid validate`` should not pay
+    # for it to start (0.4 s of the 500x500-tile room's layout).
+    from ceilgrid_assets.core.engine.optimiser import covering_lp_bound, solve_stage
 
     cover = coverage_matrix(points, sites, context.disk, context.reach)
     if not (cover.getnnz(axis=1) > 0).all():  # some point no site reaches: no compliant layout
         return bound, method
-    if cover.shape[0] * cover.shape[1] <= REDUCED_MAX_PAIRS:
-        # Only the LP's value is needed: implied points and dominated sites leave it
-        # as it is, and the count rule enters as max(need, LP), as any cover can be
-        # topped up to the count.
-        cover = cover[essential_rows(cover)]
-        cover = cover[:, essential_columns(cover)]
-        constraints = [LinearConstraint(cover, lb=1, ub=float("inf"))]
-    else:  # large programmes: HiGHS settles them faster with the count row in
-        constraints = [LinearConstraint(cover, lb=1, ub=float("inf"))]
-        if need:
-            constraints.append(LinearConstraint(np.ones((1, n_sites)), lb=need))
-    _, lp_bound, status = lp_relaxation(constraints, cover.shape[1], SOLVE_SAFETY_NET_S)
-    if status == "optimal" and existing + max(need, lp_bound) > bound:
-        bound, method = existing + max(need, lp_bound), "LP"
+    lp_bound, status = covering_lp_bound(cover, need, SOLVE_SAFETY_NET_S)
+    if status == "optimal" and existing + lp_bound > bound:
+        bound, method = existing + lp_bound, "LP"
     if bound >= placed or n_sites > EXACT_MAX_SITES or placed - bound > EXACT_MAX_GAP:
         return bound, method
     exact = solve_stage(context, SOLVE_SAFETY_NET_S)
