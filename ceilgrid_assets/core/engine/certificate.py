@@ -113,7 +113,8 @@ def component_bound(
         bound, method = existing + lp_bound, "LP"
     if bound >= placed or n_sites > EXACT_MAX_SITES or placed - bound > EXACT_MAX_GAP:
         return bound, method
-    exact = solve_stage(context, SOLVE_SAFETY_NET_S)
+    # Its exhaustive search would be the one above, which found nothing.
+    exact = solve_stage(context, SOLVE_SAFETY_NET_S, search=False)
     if exact.status in ("optimal", "trivial") and exact.added is not None:
         optimum = existing + int(exact.added.sum())
         if optimum >= bound:

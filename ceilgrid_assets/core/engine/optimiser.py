@@ -373,6 +373,7 @@ def solve_stage(
     time_limit_s: float,
     node_limit: int = STAGE_NODE_LIMIT,
     beat: int | None = None,
+    search: bool = True,
 ) -> SolveResult:
     """Fewest devices of one type on allowed cells meeting coverage and count.
 
@@ -385,6 +386,7 @@ def solve_stage(
     With ``beat`` (new devices of a cover already in hand), branch and bound
     is skipped when the LP bound proves it cannot find fewer, and otherwise
     searches only below ``beat``; status ``no better`` when nothing is.
+    ``search=False``: the caller already ran the same exhaustive search, in vain.
     """
     started = time.perf_counter()
     sites = context.allowed
@@ -417,7 +419,9 @@ def solve_stage(
             dense = context.open_cover
             if not dense.any(axis=1).all():
                 return result(None, "infeasible", None)
-            chosen = smallest_cover(dense, fewest, max(fewest, SEARCH_MAX_DEVICES))
+            chosen = (
+                smallest_cover(dense, fewest, max(fewest, SEARCH_MAX_DEVICES)) if search else None
+            )
             if chosen is not None and int(chosen.sum()) >= need:  # else the count rule binds
                 return result(chosen, "optimal", 0.0)
             cover = sparse.csr_matrix(dense, dtype=np.float64)
