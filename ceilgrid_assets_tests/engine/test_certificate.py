@@ -126,6 +126,15 @@ def test_no_compliant_layout_beats_the_bound(seed):
     )
 
 
+@pytest.mark.parametrize("seed", range(24))
+def test_the_engine_s_certificate_equals_one_computed_afresh(seed):
+    """The engine hands the detector look-ahead's context to the certificate as that
+    component's relaxation; a certificate built from scratch must agree."""
+    room = varied_room(seed)
+    result = complete_room(room, CONFIG)
+    assert result.certificate == room_certificate(room, result.room, CONFIG.profile)
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_bound_never_exceeds_the_proven_optimum_and_meets_it_in_small_rooms(seed):
     rng = np.random.default_rng(seed)

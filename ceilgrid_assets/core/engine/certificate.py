@@ -27,6 +27,7 @@ for a layout that is not compliant, since the bound holds for compliant ones.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -142,23 +143,36 @@ def sampled_points(uncovered: np.ndarray, disk_cells: int, max_pairs: int) -> np
         stride += 1
 
 
-def relaxation_contexts(original: Room, profile: Profile) -> dict[str, StageContext]:
+def relaxation_contexts(
+    original: Room, profile: Profile, built: Mapping[str, StageContext] | None = None
+) -> dict[str, StageContext]:
     """Each component's relaxation: the stage context of the input room (input devices only).
 
+    ``built``: relaxations the caller already has (the engine's detector
+    look-ahead is one), whose memoised coverage and bounds are then reused.
     The count of returns depends on the supplies; the relaxation takes the
     supplies' own bound, the fewest any compliant layout can have.
     """
-    return {name: build_context(name, original, profile) for name in DEVICE_COMPONENTS}
+    built = built or {}
+    return {
+        name: built[name] if name in built else build_context(name, original, profile)
+        for name in DEVICE_COMPONENTS
+    }
 
 
 def room_certificate(
-    original: Room, completed: Room, profile: Profile, sample_pairs: int | None = None
+    original: Room,
+    completed: Room,
+    profile: Profile,
+    sample_pairs: int | None = None,
+    built: Mapping[str, StageContext] | None = None,
 ) -> dict[str, Any]:
     """Per component the devices placed, a lower bound, its method and the gap; then totals.
 
-    ``sample_pairs``: see :data:`LP_MAX_PAIRS` (None: the serving default).
+    ``sample_pairs``: see :data:`LP_MAX_PAIRS` (None: the serving default);
+    ``built``: see :func:`relaxation_contexts`.
     """
-    contexts = relaxation_contexts(original, profile)
+    contexts = relaxation_contexts(original, profile, built)
     components: dict[str, dict[str, Any]] = {}
     for component in DEVICE_COMPONENTS:
         context = contexts[component]

@@ -318,7 +318,7 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
         compliance=compliance,
         metrics=layout_metrics(current, profile),
         candidates=series.candidates,
-        certificate=room_certificate(room, current, profile),
+        certificate=room_certificate(room, current, profile, built=series.relaxations),
         seconds=time.perf_counter() - started,
     )
 
@@ -336,6 +336,9 @@ class _Series:
     record: dict[str, Any]
     candidates: dict[str, list[CandidateOutcome]]
     safety_net: list[str]
+    #: Stage contexts of the input room as it came (the detector look-ahead's), which
+    #: are also the certificate's relaxations of those components.
+    relaxations: dict[str, StageContext]
 
 
 def _series(room: Room, config: EngineConfig, order: Sequence[str]) -> _Series:
@@ -384,7 +387,9 @@ def _series(room: Room, config: EngineConfig, order: Sequence[str]) -> _Series:
         stages = _stage_views(room, current)
         record = {component: record[component] for component in DEVICE_COMPONENTS}
         candidates = {component: candidates[component] for component in DEVICE_COMPONENTS}
-    return _Series(current, stages, record, candidates, safety_net)
+    return _Series(
+        current, stages, record, candidates, safety_net, {"smoke_detector": plan_context}
+    )
 
 
 def _rejudge(context: StageContext, plan: CandidateOutcome) -> CandidateOutcome:

@@ -32,29 +32,26 @@ class Regularity:
 
 
 def _shared(lines: np.ndarray) -> np.ndarray:
-    """For each device, whether another device lies on the same line (row or column)."""
-    _, inverse, counts = np.unique(lines, return_inverse=True, return_counts=True)
-    return counts[inverse] > 1
+    """For each device, whether another device lies on the same line (row or column index)."""
+    return np.bincount(lines)[lines] > 1
 
 
 def _gaps(along: np.ndarray, lines: np.ndarray) -> np.ndarray:
-    """Gaps between consecutive devices on each line (devices sorted by line, then position)."""
-    order = np.lexsort((along, lines))
-    along, lines = along[order], lines[order]
-    same_line = lines[1:] == lines[:-1]
-    return np.diff(along)[same_line]
+    """Gaps between consecutive devices on each line; devices sorted by line, then position."""
+    return np.diff(along)[lines[1:] == lines[:-1]]
 
 
 def regularity(devices: np.ndarray) -> Regularity:
     """The regularity of one device type's ``(h, w)`` mask."""
-    ys, xs = np.nonzero(devices)
+    ys, xs = np.nonzero(devices)  # row-major: sorted by row, then column
     if ys.size < 2:
         return Regularity(1.0, 0.0)
     # A single row (or column) is as aligned as that direction allows.
-    by_row = _shared(ys) if np.unique(xs).size > 1 else np.ones(ys.size, dtype=bool)
-    by_column = _shared(xs) if np.unique(ys).size > 1 else np.ones(xs.size, dtype=bool)
+    by_row = _shared(ys) if xs.min() != xs.max() else np.ones(ys.size, dtype=bool)
+    by_column = _shared(xs) if ys.min() != ys.max() else np.ones(xs.size, dtype=bool)
     aligned = float((by_row.mean() + by_column.mean()) / 2)
-    gaps = np.concatenate([_gaps(xs, ys), _gaps(ys, xs)]).astype(np.float64)
+    column_xs, column_ys = np.nonzero(devices.T)  # sorted by column, then row
+    gaps = np.concatenate([_gaps(xs, ys), _gaps(column_ys, column_xs)]).astype(np.float64)
     if gaps.size == 0 or gaps.mean() == 0:
         return Regularity(aligned, 0.0)
     return Regularity(aligned, float(gaps.std() / gaps.mean()))
