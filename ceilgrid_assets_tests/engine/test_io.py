@@ -6,6 +6,7 @@ the room (grid_id or index), the field and the cell.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -14,7 +15,7 @@ from helpers import SAMPLE_PATH, building_document, load_sample, room_document, 
 
 from ceilgrid_assets.core.engine import io
 from ceilgrid_assets.core.engine.errors import InputError
-from ceilgrid_assets.core.engine.grid import CODE
+from ceilgrid_assets.core.engine.grid import CODE, Room
 from ceilgrid_assets.core.engine.io import parse_document, parse_object, read_document
 
 SOURCE = "rooms/bad.json"
@@ -562,3 +563,23 @@ def test_write_atomic_replaces_the_file(tmp_path):
     io.write_atomic(path, b"two")
     assert path.read_bytes() == b"two"
     assert sorted(p.name for p in path.parent.iterdir()) == ["room.json"]
+
+
+def test_a_room_with_other_cells_keeps_every_other_field():
+    values = {
+        "grid_id": "r",
+        "cells": np.zeros((2, 3), dtype=np.uint8),
+        "tile_size_m": 1.2,
+        "ceiling_height_m": 4.5,
+        "room_type": "corridor",
+        "extra": {"level": 3},
+        "luminaire": "some-fitting",
+    }
+    assert {f.name for f in dataclasses.fields(Room)} == set(values)  # every field is set here
+    room = Room(**values)
+    cells = np.ones((2, 3), dtype=np.uint8)
+    other = room.with_cells(cells)
+    assert other.cells is cells
+    for name, value in values.items():
+        if name != "cells":
+            assert getattr(other, name) == value, name

@@ -374,6 +374,35 @@ class AbstainingModel:
         return None
 
 
+@pytest.mark.parametrize("profile", ["nfpa72", "bs5839", "nfpa72-spacing"])
+def test_compliant_before_repair_is_the_proposal_s_own_validation(profile):
+    """The flag is derived from the repair (it adds devices only where the proposal
+    broke a rule of its stage); a validation of each proposal as it came must agree."""
+    config = EngineConfig.create(profile)
+    rng = np.random.default_rng(7)
+    checked = repaired = 0
+    for seed in range(12):
+        width, height = int(rng.integers(3, 16)), int(rng.integers(2, 12))
+        invalid = [(int(rng.integers(width)), int(rng.integers(height))) for _ in range(3)]
+        room = make_room(
+            (width, height), invalid, room_type=str(rng.choice(["office", "corridor"]))
+        )
+        for component in ("light", "air_supply", "smoke_detector"):
+            context = build_context(component, room, config.profile)
+            for model in config.models:
+                if component not in model.components or model.exact:
+                    continue
+                proposal = model.place(context)
+                if proposal is None:
+                    continue
+                outcome = pipeline.evaluate(context, model.name, proposal, 0.0)
+                as_it_came = context.violations(proposal & context.allowed)
+                assert outcome.compliant_before_repair == (not as_it_came), (seed, component)
+                checked += 1
+                repaired += outcome.repaired > 0
+    assert checked > 50 and repaired > 5  # both kinds of proposal were seen
+
+
 def test_a_new_model_plugs_in_and_is_judged_on_equal_terms():
     config = EngineConfig.create(extra_models=[EverywhereModel(), AbstainingModel()])
     room = make_room((8, 8), invalid=[(4, 4)])

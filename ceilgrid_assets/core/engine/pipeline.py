@@ -151,7 +151,6 @@ def evaluate(
     added = repair(context, proposal)
     violations = context.violations(added)
     repaired = int(added.sum() - proposal.sum())
-    before = context.violations(proposal) if repaired else violations
     context.judged[key] = outcome = CandidateOutcome(
         model=model,
         added=added,
@@ -160,7 +159,9 @@ def evaluate(
         score=quality_score(context, added),
         placed=context.existing | added,
         violations=len(violations),
-        compliant_before_repair=not before,
+        # The repair adds a device only for an uncovered point, a missing count or a
+        # U0 shortfall, each a violation of the proposal as it came.
+        compliant_before_repair=not (repaired or violations),
         repaired=repaired,
         seconds=seconds,
     )
