@@ -351,7 +351,9 @@ def test_a_stage_proved_optimal_asks_no_further_model_unless_its_ties_are_compar
     else:
         assert recording.asked == []
         assert outcomes[1].added is None
-        assert outcomes[1].skip_reason.startswith("array already reached the lower bound")
+        assert outcomes[1].skip_reason == (
+            f"array already reached the lower bound of {context.lower_bound} devices"
+        )
 
 
 @dataclass(frozen=True)

@@ -223,11 +223,13 @@ def run_stage(
             if bool(getattr(model, "exact", False)) != exact:
                 continue
             if optimal:  # a candidate already reached the lower bound: nothing to win
+                # best.devices is that bound: no valid bound exceeds a compliant layout,
+                # and asking the context would compute the costlier bound for the message.
                 outcomes[index] = CandidateOutcome(
                     model.name,
                     None,
                     skip_reason=f"{best.model} already reached the lower "
-                    f"bound of {context.lower_bound} devices",
+                    f"bound of {best.devices} devices",
                 )
                 continue
             started = time.perf_counter()
