@@ -190,9 +190,10 @@ class Illuminance:
     uniformity_u0: float
 
 
-def illuminance_summary(lux: np.ndarray) -> Illuminance:
-    """Average, minimum and U0 = Emin / Eavg over the coverage points."""
-    values = lux[~np.isnan(lux)]
+def illuminance_summary(lux: np.ndarray, points: np.ndarray | None = None) -> Illuminance:
+    """Average, minimum and U0 = Emin / Eavg over the cells of ``points`` (a mask of
+    usable cells: the calculation area), else over every cell that is not NaN."""
+    values = lux[~np.isnan(lux)] if points is None else lux[points]
     if values.size == 0:
         return Illuminance(0.0, 0.0, 0.0)
     average = float(values.mean())

@@ -374,11 +374,14 @@ def uniformity_shortfall(
 
 def shortfall_of(room: Room, profile: Profile, lux: np.ndarray) -> np.ndarray | None:
     """:func:`uniformity_shortfall` of an illuminance map already computed."""
-    lux = np.where(calculation_area(room, profile), lux, np.nan)
-    summary = illuminance_summary(lux)
-    if summary.average_lx <= 0:
+    area = calculation_area(room, profile)
+    summary = illuminance_summary(lux, area)
+    if (
+        summary.average_lx <= 0
+        or summary.uniformity_u0 >= profile.target_u0(room.room_type) - EPSILON_M
+    ):
         return None
-    return lux if summary.uniformity_u0 < profile.target_u0(room.room_type) - EPSILON_M else None
+    return np.where(area, lux, np.nan)
 
 
 def dark_points(lux: np.ndarray, target: float) -> np.ndarray:
@@ -579,7 +582,7 @@ def check_layout(room: Room, profile: Profile, original: Room | None = None) -> 
 def layout_metrics(room: Room, profile: Profile) -> dict[str, Any]:
     """Device counts; illuminance (average, U0) over the uniformity rule's calculation area."""
     area = calculation_area(room, profile)
-    illuminance = illuminance_summary(np.where(area, illuminance_map(room, profile), np.nan))
+    illuminance = illuminance_summary(illuminance_map(room, profile), area)
     return {
         "lights": room.count("light"),
         "air_supply": room.count("air_supply"),

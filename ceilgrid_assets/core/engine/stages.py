@@ -458,8 +458,8 @@ def quality_score(context: StageContext, added: np.ndarray) -> float:
         return 0.0
     if context.component == "light":
         lux = illuminance_map(room, context.profile, lights=devices)
-        lux = np.where(calculation_area(room, context.profile), lux, np.nan)
-        return min(1.0, illuminance_summary(lux).uniformity_u0)
+        area = calculation_area(room, context.profile)
+        return min(1.0, illuminance_summary(lux, area).uniformity_u0)
     if context.component == "air_return":
         supplies = room.cells == AIR_SUPPLY
         if not supplies.any():

@@ -462,7 +462,7 @@ def _illuminance(fig: Figure, ax: Axes, room: Room, cell: float, profile: Profil
     The caption's figures are those of ``light.uniformity``: over its calculation area.
     """
     lux = illuminance_map(room, profile)
-    summary = illuminance_summary(np.where(calculation_area(room, profile), lux, np.nan))
+    summary = illuminance_summary(lux, calculation_area(room, profile))
     t = room.tile_size_m
     finite = lux[np.isfinite(lux)]
     image = ax.imshow(
