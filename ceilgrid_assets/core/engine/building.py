@@ -189,6 +189,7 @@ def complete_building(
     if sum(room.cells.size for room in todo) < pool_min_cells:
         jobs = 1
     computed = iter(_lay_out(todo, config, jobs))
+    documents: list[dict[str, Any] | None] = [None] * len(rooms)
     done = 0
     for key, indices in groups.items():
         layout = remembered.get(key)
@@ -198,20 +199,20 @@ def complete_building(
             if memo is not None:
                 memo.put(config, key, layout)
         for index in indices:
-            if results[index] is None:
-                results[index] = deliver(rooms[index], carried_over(layout, rooms[index]))
+            result = results[index]
+            if result is None:
+                result = results[index] = deliver(rooms[index], carried_over(layout, rooms[index]))
+            # Written while workers still lay out later rooms.
+            documents[index] = room_output(result, parsed.room_documents[index])
             done += 1
             if progress is not None:
                 progress(done, len(rooms))
     completed = [result for result in results if result is not None]
-    documents = [
-        room_output(result, template)
-        for result, template in zip(completed, parsed.room_documents, strict=True)
-    ]
-    if parsed.single_room and documents:
-        document = documents[0]
+    written = [document for document in documents if document is not None]
+    if parsed.single_room and written:
+        document = written[0]
     else:
-        document = {"building_id": parsed.building_id, "rooms": documents}
+        document = {"building_id": parsed.building_id, "rooms": written}
         if parsed.errors:
             document["rejected_rooms"] = [error.to_dict() for error in parsed.errors]
     return BuildingResult(parsed.building_id, document, completed, list(parsed.errors))
