@@ -299,6 +299,7 @@ def spread(
     height, width = room.cells.shape
     t = room.tile_size_m
     xs_m, ys_m = context.centres
+    column_xs, row_ys = xs_m[0], ys_m[:, 0]
     nearest = (
         ndimage.distance_transform_edt(~devices, sampling=t)
         if devices.any()
@@ -316,7 +317,10 @@ def spread(
         open_cells[y, x] = False
         reach = int(min(max(height, width), math.ceil(reach_m / t))) + 1
         window = (slice(max(0, y - reach), y + reach + 1), slice(max(0, x - reach), x + reach + 1))
-        step = np.hypot(xs_m[window] - xs_m[y, x], ys_m[window] - ys_m[y, x])
+        # Centres along one row and one column, broadcast: the same values as the grids'.
+        step = np.hypot(
+            column_xs[window[1]] - column_xs[x], (row_ys[window[0]] - row_ys[y])[:, None]
+        )
         nearest[window] = np.minimum(nearest[window], step)
         merit[window] = np.where(
             open_cells[window], np.minimum(nearest[window], wall[window]), -np.inf
@@ -348,6 +352,9 @@ def spread(
     return added
 
 
+_LARGEST = np.finfo(np.float64).max
+
+
 def array_shape(
     width_m: float, height_m: float, radius_m: float | None, count: int, max_columns: int
 ) -> tuple[int, int] | None:
@@ -373,7 +380,10 @@ def array_shape(
     ny = np.maximum(np.maximum(rows_for_cover, np.ceil(count / nx - 1e-9)), 1)
     devices = nx * ny
     with np.errstate(divide="ignore", invalid="ignore"):
-        squareness = np.nan_to_num(np.abs(np.log((width_m / nx) / (height_m / ny))), nan=np.inf)
+        squareness = np.abs(np.log((width_m / nx) / (height_m / ny)))
+    # As np.nan_to_num(nan=inf) would (an infinite ratio counts as the largest finite
+    # one, undefined as worse still), in a third of its time.
+    squareness = np.where(np.isnan(squareness), np.inf, np.minimum(squareness, _LARGEST))
     best = np.lexsort((squareness, devices))[0]
     if not np.isfinite(devices[best]):
         return None
@@ -406,9 +416,9 @@ def array_layout(context: StageContext, count: int) -> np.ndarray:
     nx, ny = shape
     px = x_lo + (np.arange(nx) + 0.5) * (x_hi - x_lo) / nx
     py = y_lo + (np.arange(ny) + 0.5) * (y_hi - y_lo) / ny
-    gx = np.clip((px / t).astype(int), 0, room.width - 1)
-    gy = np.clip((py / t).astype(int), 0, room.height - 1)
-    gyy, gxx = np.meshgrid(gy, gx, indexing="ij")
+    # Non-negative already: the array lies inside the usable extent.
+    gyy = np.minimum((py / t).astype(int), room.height - 1)[:, None]
+    gxx = np.minimum((px / t).astype(int), room.width - 1)[None, :]
     distance, (near_y, near_x) = ndimage.distance_transform_edt(
         ~allowed, sampling=t, return_indices=True
     )
