@@ -9,7 +9,10 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip uv
-	@$(BIN)/uv pip install -q --python $(BIN)/python -e '.[test]'
+	@# Bytecode compiled now, not on first import: start-up stays at its figure even
+	@# where Python may not write it (PYTHONDONTWRITEBYTECODE, a read-only tree).
+	@$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[test]'
+	@$(BIN)/python -m compileall -q ceilgrid_assets
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install ceilgrid with its test dependencies
