@@ -143,3 +143,17 @@ print(json.dumps(sorted({pool["num_threads"] for pool in threadpool_info()
 def test_the_engine_runs_one_blas_thread_unless_the_caller_chose(chosen, expected):
     env = {} if chosen is None else {"OPENBLAS_NUM_THREADS": chosen}
     assert json.loads(fresh_python(BLAS_THREADS, env_extra=env)) == expected
+
+
+def test_the_installed_engine_dependencies_come_with_their_bytecode():
+    """``make install`` compiles bytecode as it installs, so a start where Python may
+    not write it (PYTHONDONTWRITEBYTECODE, a read-only install) does not compile
+    numpy and scipy afresh: 0.65 s instead of 0.25 s for ``ceilgrid validate``."""
+    import importlib.util
+
+    import numpy
+    import scipy.ndimage
+    import scipy.sparse
+
+    for module in (numpy, scipy.ndimage, scipy.sparse):
+        assert Path(importlib.util.cache_from_source(module.__file__)).exists(), module.__name__
