@@ -32,6 +32,7 @@ from ceilgrid_assets.core.engine.rules import (
 from ceilgrid_assets.core.engine.stages import build_context
 
 NFPA = get_profile("nfpa72")
+CONFIG = EngineConfig()
 
 
 def distances_m(room, first: str, second: str) -> list[float]:
@@ -204,11 +205,40 @@ def test_the_rescue_says_budget_exhausted_when_its_node_budget_runs_out():
     # a 3x10 office with a column where the series falls short and the rescue is needed
     room = make_room((3, 10), invalid=[(0, 4)])
     rescued = complete_room(room)
-    assert rescued.compliant and rescued.compliance["rescue"] == "compliant layout found"
-    assert {record["chosen"] for record in rescued.models.values()} == {pipeline.RESCUE_MODEL}
+    assert rescued.compliant and rescued.compliance["rescue"] == pipeline.LIGHTS_KEPT
+    chosen = {name: record["chosen"] for name, record in rescued.models.items()}
+    assert chosen.pop("light") != pipeline.RESCUE_MODEL  # the series' lights were kept
+    assert set(chosen.values()) == {pipeline.RESCUE_MODEL}
     starved = complete_room(room, EngineConfig(rescue_node_limit=0))
     assert not starved.compliant
     assert starved.compliance["rescue"].startswith("budget exhausted")
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"shape": (3, 10), "invalid": [(0, 4)]},
+        {"shape": (11, 4), "invalid": [(4, 0), (6, 0), (10, 0)]},
+        {"shape": (11, 5), "invalid": [(4, 1), (10, 1)]},
+        {"shape": (5, 11), "invalid": [(0, 5), (1, 5)]},
+    ],
+    ids=["3x10", "11x4", "11x5", "5x11"],
+)
+def test_the_rescue_keeping_the_series_lights_places_no_more_devices_than_the_full_one(spec):
+    """Narrow offices the series leaves without a place for the detector: the rescue
+    first keeps the series' lights (they meet U0, which the programme cannot express)
+    and places the rest; the full programme from the input room is the yardstick."""
+    room = make_room(**spec)
+    series = pipeline._series(room, CONFIG, DEVICE_COMPONENTS)
+    assert check_layout(series.room, NFPA, room)  # the series alone is not compliant
+    full, said = pipeline._rescue(room, NFPA, CONFIG)
+    assert full is not None and said == "compliant layout found"
+    result = complete_room(room, CONFIG)
+    assert_completed(result)
+    assert result.compliance["rescue"] == pipeline.LIGHTS_KEPT
+    assert result.room.count("light") == series.room.count("light")
+    devices = sum(result.room.count(name) for name in DEVICE_COMPONENTS)
+    assert devices <= sum(full.count(name) for name in DEVICE_COMPONENTS)
 
 
 #: 9 x 23 tiles of 1.2 m under 4.69 m with full-width bands out of use (144 cells): it
@@ -270,8 +300,10 @@ def test_a_joint_programme_over_the_nonzero_limit_is_not_solved(monkeypatch):
     rescue says so, deterministically, without calling HiGHS."""
     room = make_room((3, 10), invalid=[(0, 4)])  # needs the rescue (see above)
     nonzeros = solve_joint(room, NFPA, 30).nonzeros
-    monkeypatch.setattr(optimiser, "JOINT_MAX_NONZEROS", nonzeros - 1)
-    monkeypatch.setattr(pipeline, "JOINT_MAX_NONZEROS", nonzeros - 1)
+    # Below the smaller programme of the first attempt (the series' lights kept) too.
+    limit = nonzeros // 4
+    monkeypatch.setattr(optimiser, "JOINT_MAX_NONZEROS", limit)
+    monkeypatch.setattr(pipeline, "JOINT_MAX_NONZEROS", limit)
 
     def no_highs(*args, **kwargs):
         raise AssertionError("HiGHS was called")
@@ -280,7 +312,7 @@ def test_a_joint_programme_over_the_nonzero_limit_is_not_solved(monkeypatch):
     assert solve_joint(room, NFPA, 30).status == optimiser.TOO_LARGE
     message = complete_room(room).compliance["rescue"]
     assert message == (
-        f"not run: the joint programme has {nonzeros:,} nonzeros, more than {nonzeros - 1:,}"
+        f"not run: the joint programme has {nonzeros:,} nonzeros, more than {limit:,}"
     )
 
 

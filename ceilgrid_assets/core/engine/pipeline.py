@@ -288,12 +288,13 @@ def complete_room(room: Room, config: EngineConfig | None = None) -> RoomResult:
         if _too_large_to_rescue(room, config):
             rescue = f"not run: more than {config.rescue_max_cells} usable cells"
         else:
-            rescued, rescue = _rescue(room, profile, config)
+            rescued, rescue, placed = _rescue_series(room, series, profile, config)
             if rescued is not None:
                 series.room, series.stages = rescued, _stage_views(room, rescued)
                 compliance = compliance_report(rescued, profile, room)
                 for component in DEVICE_COMPONENTS:
-                    series.record[component]["chosen"] = RESCUE_MODEL
+                    if component in placed:
+                        series.record[component]["chosen"] = RESCUE_MODEL
                     series.record[component]["compliant"] = True
         if not compliance["compliant"] and rescue != PROVED_INFEASIBLE:
             # The series once more with the lights last: in dense-light rooms (high
@@ -423,7 +424,40 @@ def _conflict_message(room: Room, profile: Profile) -> str:
     )
 
 
-def _rescue(room: Room, profile: Profile, config: EngineConfig) -> tuple[Room | None, str]:
+#: What the rescue says when it kept the series' lights and placed the rest.
+LIGHTS_KEPT = "compliant layout found, the series' lights kept"
+
+
+def _rescue_series(
+    room: Room, series: _Series, profile: Profile, config: EngineConfig
+) -> tuple[Room | None, str, tuple[str, ...]]:
+    """The joint rescue of a room the series left not compliant: its layout (or None),
+    what it established, and the components it placed.
+
+    First with the series' new lights kept as if given: they already meet U0, which
+    the linear programme cannot express, and without their variables the programme
+    solves several times faster (on 137 rescued rooms: 108 of the 119 the full
+    rescue made compliant, none with more devices, 32 with fewer; measured once by
+    script). Only when that finds no compliant layout does the rescue start from the
+    input room; what the first attempt proved or spent says nothing about that one,
+    except a wall-clock stop, which is listed in the room's safety net.
+    """
+    deadline = time.perf_counter() + config.rescue_time_s  # one safety net for both
+    lights = (series.room.cells == CODE["light"]) & (room.cells != CODE["light"])
+    if lights.any():
+        with_lights = room.with_cells(np.where(lights, CODE["light"], room.cells).astype(np.uint8))
+        rescued, rescue = _rescue(with_lights, profile, config, deadline)
+        if rescued is not None:
+            return rescued, LIGHTS_KEPT, tuple(c for c in DEVICE_COMPONENTS if c != "light")
+        if rescue.startswith(SAFETY_NET):
+            series.safety_net.append(f"joint rescue with the series' lights: {rescue}")
+    rescued, rescue = _rescue(room, profile, config, deadline)
+    return rescued, rescue, DEVICE_COMPONENTS
+
+
+def _rescue(
+    room: Room, profile: Profile, config: EngineConfig, deadline: float | None = None
+) -> tuple[Room | None, str]:
     """The joint optimiser's compliant layout (or None) and what it established.
 
     ``proved infeasible`` is a proof that no compliant completion exists;
@@ -433,9 +467,11 @@ def _rescue(room: Room, profile: Profile, config: EngineConfig) -> tuple[Room | 
     the programme is solved again with the uniformity rows of the points left
     dark (:func:`~ceilgrid_assets.core.engine.optimiser.uniformity_rows`), up to
     ``RESCUE_UNIFORMITY_ROUNDS`` times, fewer in larger programmes
-    (``RESCUE_ROUNDS_WORK``).
+    (``RESCUE_ROUNDS_WORK``). ``deadline`` (``time.perf_counter()``) is the safety net,
+    by default ``config.rescue_time_s`` from now.
     """
-    deadline = time.perf_counter() + config.rescue_time_s
+    if deadline is None:
+        deadline = time.perf_counter() + config.rescue_time_s
     uniform_at = np.zeros(room.cells.shape, dtype=bool)
     nodes_left, solves = config.rescue_node_limit, 0
     while True:
