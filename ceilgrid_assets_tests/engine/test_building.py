@@ -8,7 +8,9 @@ that cannot be made compliant, and rejected rooms.
 
 from __future__ import annotations
 
+import gc
 import json
+import multiprocessing
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -230,3 +232,33 @@ def test_an_engine_error_in_a_room_is_raised_alike_with_or_without_workers(jobs)
     config = EngineConfig(models=[*EngineConfig().models, ExplodingModel()])
     with pytest.raises(RuntimeError, match="model bug on a 7-wide room"):
         complete_building(parsed, config, jobs=jobs, memo=None, pool_min_cells=0)
+    assert gc.get_freeze_count() == 0  # the collector walks everything again
+
+
+def test_the_collector_skips_the_parent_s_objects_only_while_workers_run():
+    frozen = []
+    parsed = parse_document(mixed_building(), "mixed.json")
+    results = building_module._lay_out(parsed.rooms, EngineConfig(), 2)
+    first = next(results)  # the pool is running
+    frozen.append(gc.get_freeze_count())
+    rest = list(results)
+    assert frozen[0] > 1_000  # the parsed document and everything else alive before
+    assert gc.get_freeze_count() == 0
+    assert len([first, *rest]) == len(parsed.rooms)
+
+
+def test_an_error_in_the_parent_while_workers_run_stops_the_pool_at_once():
+    """A progress callback that fails mid-building: the pool is shut down and the
+    collector restored before the error reaches the caller, not when the
+    traceback is dropped."""
+    parsed = parse_document(mixed_building(), "mixed.json")
+
+    def failing(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt("stopped by the user")
+
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        complete_building(parsed, jobs=2, memo=None, pool_min_cells=0, progress=failing)
+    assert gc.get_freeze_count() == 0
+    assert not multiprocessing.active_children()
+    del stopped

@@ -17,10 +17,12 @@ laid out in this process).
 from __future__ import annotations
 
 import copy
+import gc
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Generator, Hashable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -188,25 +190,28 @@ def complete_building(
     todo = [rooms[indices[0]] for key, indices in groups.items() if remembered.get(key) is None]
     if sum(room.cells.size for room in todo) < pool_min_cells:
         jobs = 1
-    computed = iter(_lay_out(todo, config, jobs))
     documents: list[dict[str, Any] | None] = [None] * len(rooms)
     done = 0
-    for key, indices in groups.items():
-        layout = remembered.get(key)
-        if layout is None:
-            layout = next(computed)
-            results[indices[0]] = layout
-            if memo is not None:
-                memo.put(config, key, layout)
-        for index in indices:
-            result = results[index]
-            if result is None:
-                result = results[index] = deliver(rooms[index], carried_over(layout, rooms[index]))
-            # Written while workers still lay out later rooms.
-            documents[index] = room_output(result, parsed.room_documents[index])
-            done += 1
-            if progress is not None:
-                progress(done, len(rooms))
+    # Closed on the way out, also on an error: a pool never outlives the building.
+    with closing(_lay_out(todo, config, jobs)) as computed:
+        for key, indices in groups.items():
+            layout = remembered.get(key)
+            if layout is None:
+                layout = next(computed)
+                results[indices[0]] = layout
+                if memo is not None:
+                    memo.put(config, key, layout)
+            for index in indices:
+                result = results[index]
+                if result is None:
+                    result = results[index] = deliver(
+                        rooms[index], carried_over(layout, rooms[index])
+                    )
+                # Written while workers still lay out later rooms.
+                documents[index] = room_output(result, parsed.room_documents[index])
+                done += 1
+                if progress is not None:
+                    progress(done, len(rooms))
     completed = [result for result in results if result is not None]
     written = [document for document in documents if document is not None]
     if parsed.single_room and written:
@@ -218,7 +223,9 @@ def complete_building(
     return BuildingResult(parsed.building_id, document, completed, list(parsed.errors))
 
 
-def _lay_out(rooms: Sequence[Room], config: EngineConfig, jobs: int) -> Iterator[RoomResult]:
+def _lay_out(
+    rooms: Sequence[Room], config: EngineConfig, jobs: int
+) -> Generator[RoomResult, None, None]:
     """``complete_room`` of each room, in order: here, or over ``jobs`` worker processes."""
     workers = min(jobs, len(rooms))
     if workers <= 1:
@@ -239,6 +246,11 @@ def _lay_out(rooms: Sequence[Room], config: EngineConfig, jobs: int) -> Iterator
         context.set_forkserver_preload([__name__])
     # Small chunks balance rooms of very different cost; results come back in order.
     chunksize = max(1, len(rooms) // (workers * 48))
+    # What exists now (the parsed document above all: hundreds of thousands of
+    # objects) lives until the pool is done: kept out of the garbage collector's
+    # walks meanwhile, in the parent as results arrive and in forked workers, where
+    # a walk would also copy every page they share with the parent.
+    gc.freeze()
     pool = ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(config,)
     )
@@ -247,6 +259,7 @@ def _lay_out(rooms: Sequence[Room], config: EngineConfig, jobs: int) -> Iterator
             yield deliver(room, result)
     finally:  # on an error, rooms not yet started are dropped rather than waited for
         pool.shutdown(cancel_futures=True)
+        gc.unfreeze()
 
 
 _worker_config: EngineConfig | None = None
