@@ -43,7 +43,7 @@ def positive_int(text: str) -> int:
 
 def layout_command(args: argparse.Namespace) -> int:
     from ceilgrid_assets.core.engine.building import complete_building, default_jobs
-    from ceilgrid_assets.core.engine.io import dump_document, read_document, write_atomic
+    from ceilgrid_assets.core.engine.io import read_document, write_atomic
     from ceilgrid_assets.core.engine.pipeline import EngineConfig
     from ceilgrid_assets.observability import telemetry
 
@@ -71,7 +71,7 @@ def layout_command(args: argparse.Namespace) -> int:
     result = complete_building(
         parsed, config, progress=progress_printer(show_progress), jobs=args.jobs or default_jobs()
     )
-    write_atomic(args.output, dump_document(result.document))
+    write_atomic(args.output, result.dump())
     for room in result.rooms:
         if not room.compliant:
             rules = sorted({v["rule"] for v in room.compliance["violations"]})

@@ -51,9 +51,10 @@ def mixed_building(building_id: str = "mixed") -> str:
 
 
 def lay_out(text: str, **kwargs: Any) -> bytes:
-    """The output bytes; workers are used for any size of building when jobs > 1."""
+    """The output bytes; workers are used for any size of building when jobs > 1 (and
+    the rooms are then rendered as they arrive: ``BuildingResult.rooms_text``)."""
     parsed = parse_document(text, "mixed.json")
-    return dump_document(complete_building(parsed, pool_min_cells=0, **kwargs).document)
+    return complete_building(parsed, pool_min_cells=0, **kwargs).dump()
 
 
 @pytest.fixture(scope="module")

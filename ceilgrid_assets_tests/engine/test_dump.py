@@ -15,7 +15,7 @@ import pytest
 from helpers import building_document, room_document, to_json
 
 from ceilgrid_assets.core.engine.building import complete_building
-from ceilgrid_assets.core.engine.io import _cells_text, dump_document, parse_document
+from ceilgrid_assets.core.engine.io import _cells_text, dump_document, parse_document, room_text
 
 
 def reference(document: Any) -> bytes:
@@ -93,3 +93,43 @@ def test_cells_of_the_interchange_format_take_the_template_and_others_do_not():
     assert json.dumps({"cells": cells}, indent=1) == '{\n "cells": [\n' + text + "\n ]\n}"
     for name in ("bool x", "keys reordered", "name needing escape", "cell not a dict"):
         assert _cells_text(DOCUMENTS[name]["cells"], 2) is None, name
+
+
+def building_variant(room: dict[str, Any]) -> dict[str, Any]:
+    """A building holding the room of one of the documents above among its own rooms."""
+    return {**BUILDING, "rooms": [*BUILDING["rooms"][:2], room, BUILDING["rooms"][2]]}
+
+
+ROOM_VARIANTS = {
+    name: building_variant(document)
+    for name, document in DOCUMENTS.items()
+    if "rooms" not in document and "wrapper" not in document
+}
+ROOM_VARIANTS["room token in a value"] = variant(
+    BUILDING, lambda building: building["rooms"][0].__setitem__("note", "\x00ceilgrid-room\x001")
+)
+ROOM_VARIANTS["room token in the building"] = variant(
+    BUILDING, lambda building: building.__setitem__("z", "\x00ceilgrid-room\x000")
+)
+ROOM_VARIANTS["lone surrogate in a room"] = variant(
+    BUILDING, lambda building: building["rooms"][1].__setitem__("id", "a\ud800")
+)
+
+
+@pytest.mark.parametrize("name", list(ROOM_VARIANTS))
+def test_rooms_rendered_one_by_one_give_the_same_bytes(name):
+    """A building laid out by workers renders each room as it arrives
+    (``BuildingResult.rooms_text``); spliced together they must give the bytes of
+    the whole document, whatever its rooms hold."""
+    building = ROOM_VARIANTS[name]
+    texts = [room_text(room) for room in building["rooms"]]
+    assert dump_document(building, texts) == reference(building)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_building_result_dumps_the_bytes_of_its_document(jobs):
+    rooms = [room_document((6 + n, 4), grid_id=f"r{n}", note="naïve ✓") for n in range(4)]
+    parsed = parse_document(to_json(building_document(rooms, "dump")), "dump.json")
+    result = complete_building(parsed, jobs=jobs, memo=None, pool_min_cells=0)
+    assert (result.rooms_text is not None) == (jobs > 1)  # rendered as they arrived
+    assert result.dump() == reference(result.document)

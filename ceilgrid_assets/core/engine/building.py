@@ -30,7 +30,12 @@ from ceilgrid_assets.core.engine import hooks
 from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.grid import Room
 from ceilgrid_assets.core.engine.hooks import observed
-from ceilgrid_assets.core.engine.io import ParsedDocument, room_to_document
+from ceilgrid_assets.core.engine.io import (
+    ParsedDocument,
+    dump_document,
+    room_text,
+    room_to_document,
+)
 from ceilgrid_assets.core.engine.pipeline import EngineConfig, RoomResult, complete_room
 
 #: Below this many cells to lay out in all, rooms stay in this process: starting
@@ -50,6 +55,13 @@ class BuildingResult:
     document: dict[str, Any]
     rooms: list[RoomResult]
     errors: list[InputError]
+    #: The document's rooms as :func:`~.io.room_text` renders them, when they were
+    #: rendered as they arrived from workers; else None.
+    rooms_text: list[str] | None = None
+
+    def dump(self) -> bytes:
+        """The output file's bytes: :func:`~.io.dump_document` of :attr:`document`."""
+        return dump_document(self.document, self.rooms_text)
 
     @property
     def all_compliant(self) -> bool:
@@ -191,6 +203,9 @@ def complete_building(
     if sum(room.cells.size for room in todo) < pool_min_cells:
         jobs = 1
     documents: list[dict[str, Any] | None] = [None] * len(rooms)
+    # With workers, each room is also rendered as it arrives, while they lay out the
+    # rest, rather than the whole file once they are done.
+    texts: list[str] | None = [""] * len(rooms) if jobs > 1 and not parsed.single_room else None
     done = 0
     # Closed on the way out, also on an error: a pool never outlives the building.
     with closing(_lay_out(todo, config, jobs)) as computed:
@@ -208,7 +223,9 @@ def complete_building(
                         rooms[index], carried_over(layout, rooms[index])
                     )
                 # Written while workers still lay out later rooms.
-                documents[index] = room_output(result, parsed.room_documents[index])
+                documents[index] = output = room_output(result, parsed.room_documents[index])
+                if texts is not None:
+                    texts[index] = room_text(output)
                 done += 1
                 if progress is not None:
                     progress(done, len(rooms))
@@ -220,7 +237,7 @@ def complete_building(
         document = {"building_id": parsed.building_id, "rooms": written}
         if parsed.errors:
             document["rejected_rooms"] = [error.to_dict() for error in parsed.errors]
-    return BuildingResult(parsed.building_id, document, completed, list(parsed.errors))
+    return BuildingResult(parsed.building_id, document, completed, list(parsed.errors), texts)
 
 
 def _lay_out(

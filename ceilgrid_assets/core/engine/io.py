@@ -14,6 +14,7 @@ import math
 import operator
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -412,15 +413,38 @@ def room_to_document(room: Room, template: dict[str, Any] | None = None) -> dict
     return document
 
 
-def dump_document(document: dict[str, Any]) -> bytes:
+def dump_document(document: dict[str, Any], rooms_text: Sequence[str] | None = None) -> bytes:
     """Deterministic JSON bytes: one cell per line keeps diffs and files readable.
 
     The bytes are those of ``json.dumps(document, indent=1, ensure_ascii=False)``.
     With an indent, the standard library encodes in pure Python, and cells are
     nearly all of a document; so every cells list in the interchange format is
     rendered from one template (see :func:`_cells_text`) and spliced into the
-    encoding of the rest.
+    encoding of the rest. ``rooms_text``: the building's rooms already rendered by
+    :func:`room_text` (a building laid out by workers renders each room as it
+    arrives), spliced in the same way.
     """
+    rooms = document.get("rooms")
+    if rooms_text is not None and isinstance(rooms, list) and len(rooms_text) == len(rooms):
+        tokens = [f"{_ROOM_TOKEN}{index}" for index in range(len(rooms))]
+        spliced = _splice(_encode({**document, "rooms": tokens}), _ROOM_PATTERN, rooms_text)
+        if spliced is not None:
+            return spliced.encode("utf-8", "backslashreplace")
+    # A lone surrogate (legal as a JSON escape in the input) is written back as its escape.
+    return _dumps(document).encode("utf-8", "backslashreplace")
+
+
+def room_text(room: dict[str, Any]) -> str:
+    """One room of a building as :func:`dump_document` writes it among the rooms.
+
+    The room alone, indented two levels deeper: JSON strings never hold a raw
+    line break, so every line break is the encoder's own.
+    """
+    return _dumps(room).rstrip("\n").replace("\n", "\n  ")
+
+
+def _dumps(document: dict[str, Any]) -> str:
+    """:func:`dump_document` as text."""
     rooms = document.get("rooms")
     if isinstance(rooms, list) and all(type(room) is dict for room in rooms):
         # Elements of a room's cells list sit 4 levels deep in a building, 2 in a room.
@@ -434,15 +458,25 @@ def dump_document(document: dict[str, Any]) -> bytes:
             for index, (holder, text) in enumerate(zip(holders, rendered, strict=True))
         ]
         outer = {**document, "rooms": swapped} if depth == 4 else swapped[0]
-        pieces = _TOKEN_PATTERN.split(_encode(outer))
-        indices = [int(index) for index in pieces[1::2]]
-        if indices == [index for index, text in enumerate(rendered) if text is not None]:
-            closing = " " * (depth - 1)
-            for position, index in enumerate(indices, start=1):
-                pieces[2 * position - 1] = f"[\n{rendered[index]}\n{closing}]"
-            return "".join(pieces).encode("utf-8", "backslashreplace")
-    # A lone surrogate (legal as a JSON escape in the input) is written back as its escape.
-    return _encode(document).encode("utf-8", "backslashreplace")
+        closing = " " * (depth - 1)
+        lists = [None if text is None else f"[\n{text}\n{closing}]" for text in rendered]
+        spliced = _splice(_encode(outer), _CELLS_PATTERN, lists)
+        if spliced is not None:
+            return spliced
+    return _encode(document)
+
+
+def _splice(encoded: str, pattern: re.Pattern[str], texts: Sequence[str | None]) -> str | None:
+    """``encoded`` with each token ``pattern`` finds replaced by its text, or None when
+    the tokens found are not exactly those of the texts given, in order (the
+    document itself held such a string)."""
+    pieces = pattern.split(encoded)
+    indices = [int(index) for index in pieces[1::2]]
+    if indices != [index for index, text in enumerate(texts) if text is not None]:
+        return None
+    for position, index in enumerate(indices, start=1):
+        pieces[2 * position - 1] = texts[index]
+    return "".join(pieces)
 
 
 def _encode(document: Any) -> str:
@@ -453,7 +487,9 @@ def _encode(document: Any) -> str:
 #: NUL characters, and a document that happens to hold the same text anyway is
 #: caught by the index check and encoded the plain way.
 _CELLS_TOKEN = "\x00ceilgrid-cells\x00"
-_TOKEN_PATTERN = re.compile(r'"\\u0000ceilgrid-cells\\u0000(\d+)"')
+_CELLS_PATTERN = re.compile(r'"\\u0000ceilgrid-cells\\u0000(\d+)"')
+_ROOM_TOKEN = "\x00ceilgrid-room\x00"
+_ROOM_PATTERN = re.compile(r'"\\u0000ceilgrid-room\\u0000(\d+)"')
 _CELL_KEYS = ["x", "y", "component"]
 _COMPONENT_NAMES = frozenset(COMPONENTS)
 

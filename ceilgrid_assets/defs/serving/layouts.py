@@ -9,7 +9,7 @@ import dagster as dg
 
 from ceilgrid_assets.contract import INPUT_HASH_METADATA_KEY, LAYOUT_METADATA_KEY
 from ceilgrid_assets.core.engine.building import BuildingResult, complete_building, default_jobs
-from ceilgrid_assets.core.engine.io import content_hash, dump_document, parse_document
+from ceilgrid_assets.core.engine.io import content_hash, parse_document
 from ceilgrid_assets.core.engine.pipeline import EngineConfig
 from ceilgrid_assets.core.engine.profile import DEFAULT_PROFILE
 from ceilgrid_assets.defs.observability import log_event, materialization_telemetry
@@ -146,7 +146,7 @@ def completed_layout(
             document = layout_storage.read(source)
             parsed = parse_document(document, blobs.describe(source))
             result = complete_building(parsed, engine, jobs=default_jobs())
-            data = dump_document(result.document)
+            data = result.dump()
             blobs.put_bytes(layout_storage.layout_key(key), data)
             # Per partition, also in batched runs: API clients poll for their building.
             per_building: dict[str, Any] = {INPUT_HASH_METADATA_KEY: content_hash(document)}
