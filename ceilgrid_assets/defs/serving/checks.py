@@ -1,5 +1,6 @@
 """Asset checks on served layouts: re-validated from what storage holds."""
 
+import functools
 from typing import Any
 
 import dagster as dg
@@ -22,7 +23,19 @@ def revalidate(
     trusting the run's memory is what this adds. It catches a layout written
     incompletely, altered afterwards or serialised wrongly, and rooms lost or
     invented between input and output.
+
+    Both checks of a run read the same two documents back: the second is answered
+    from the first's work when the bytes are equal (a second for 1,000 rooms).
+    Each caller gets rows of its own.
     """
+    rows = _revalidated(input_data, layout_data, input_source, layout_source)
+    return [{**row, "rules": list(row["rules"])} for row in rows]
+
+
+@functools.lru_cache(maxsize=2)
+def _revalidated(
+    input_data: bytes, layout_data: bytes, input_source: str, layout_source: str
+) -> list[dict[str, Any]]:
     original = {room.grid_id: room for room in parse_document(input_data, input_source).rooms}
     completed = parse_document(layout_data, layout_source)
     rows = []
@@ -52,6 +65,11 @@ def revalidate(
         for grid_id in missing
     )
     return rows
+
+
+def forget_validations() -> None:
+    """Drop the validations kept for the second check (benchmarks start each run cold)."""
+    _revalidated.cache_clear()
 
 
 def _rows(context: dg.AssetCheckExecutionContext, storage: LayoutStorage) -> list[dict[str, Any]]:

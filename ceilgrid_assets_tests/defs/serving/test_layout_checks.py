@@ -79,3 +79,32 @@ def test_an_input_device_removed_from_the_layout_breaks_placement(written):
     cell["component"] = "empty"
     rows = {row["grid_id"]: row for row in check(input_path, document)}
     assert "placement" in rows[original.grid_id]["rules"]
+
+
+def test_both_checks_of_a_run_validate_the_same_documents_once(written, monkeypatch):
+    """The two checks read the same input and layout back; the second reuses the
+    first's validation when the bytes are equal, and gets rows of its own."""
+    from ceilgrid_assets.defs.serving import checks
+
+    input_path, document = written
+    layout = json.dumps({**document, "note": "validated once"}).encode()
+    calls = []
+    real = checks.check_layout
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checks, "check_layout", counted)
+    data = input_path.read_bytes()
+    first = revalidate(data, layout, "input.json", "layout.json")
+    assert len(calls) == len(document["rooms"])
+    copies = bytes(bytearray(data)), bytes(bytearray(layout))  # read back anew: equal, not the same
+    second = revalidate(*copies, "input.json", "layout.json")
+    assert len(calls) == len(document["rooms"])  # answered from the first
+    assert second == first
+    second[0]["rules"].append("changed by a caller")
+    assert revalidate(data, layout, "input.json", "layout.json") == first
+    changed = layout.replace(b"validated once", b"validated twice")
+    revalidate(data, changed, "input.json", "layout.json")
+    assert len(calls) == 2 * len(document["rooms"])  # other bytes: validated afresh
