@@ -241,6 +241,17 @@ def test_the_rescue_keeping_the_series_lights_places_no_more_devices_than_the_fu
     assert devices <= sum(full.count(name) for name in DEVICE_COMPONENTS)
 
 
+def test_both_rescue_attempts_share_one_safety_net_and_each_stop_is_listed():
+    """A clock already spent: the attempt around the series' lights and the one from
+    the input room both stop at the safety net, and the room lists both stops."""
+    room = make_room((3, 10), invalid=[(0, 4)])  # needs the rescue (see above)
+    result = complete_room(room, EngineConfig(rescue_time_s=0.0))
+    assert result.compliance["rescue"].startswith(pipeline.SAFETY_NET)
+    net = result.compliance["safety_net"]
+    assert net[0].startswith(f"joint rescue with the series' lights: {pipeline.SAFETY_NET}")
+    assert net[1].startswith(f"joint rescue: {pipeline.SAFETY_NET}")
+
+
 #: 9 x 23 tiles of 1.2 m under 4.69 m with full-width bands out of use (144 cells): it
 #: came back not compliant while the rows were kept to rooms of at most 60 cells.
 BANDED = {

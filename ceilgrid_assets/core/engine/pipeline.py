@@ -443,8 +443,8 @@ def _rescue_series(
     except a wall-clock stop, which is listed in the room's safety net.
     """
     deadline = time.perf_counter() + config.rescue_time_s  # one safety net for both
-    lights = (series.room.cells == CODE["light"]) & (room.cells != CODE["light"])
-    if lights.any():
+    lights = series.room.cells == CODE["light"]
+    if (lights & (room.cells != CODE["light"])).any():  # the series placed lights
         with_lights = room.with_cells(np.where(lights, CODE["light"], room.cells).astype(np.uint8))
         rescued, rescue = _rescue(with_lights, profile, config, deadline)
         if rescued is not None:
