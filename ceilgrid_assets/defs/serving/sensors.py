@@ -45,6 +45,13 @@ INBOX_MAX_FILES_PER_TICK = env_int("CEILGRID_INBOX_MAX_FILES", 200)
 API_MAX_PER_TICK = env_int("CEILGRID_API_MAX_SUBMISSIONS", 50)
 API_MAX_BYTES_PER_TICK = env_int("CEILGRID_API_MAX_BYTES_PER_TICK", 4 * MAX_SUBMISSION_BYTES)
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
+#: Run tag naming the inputs a layout run lays out: the first ``INPUT_DIGEST_CHARS``
+#: hex digits of each building's content hash, comma-separated.
+INPUTS_TAG = "ceilgrid/inputs"
+INPUT_DIGEST_CHARS = 16
+#: Intake runs a recovering tick looks through for the inputs a dead tick launched:
+#: more than one tick can request.
+RECOVERY_RUN_LOOKBACK = 1000
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,8 @@ class InboxTick:
     quarantined: dict[str, str] = field(default_factory=dict)  # file name -> reason
     #: Storage id of each refused API submission -> its reason (one line).
     rejected_submissions: dict[int, str] = field(default_factory=dict)
+    #: Keys in ``accepted`` staged by an earlier tick that died before committing.
+    recovered: set[str] = field(default_factory=set)
 
 
 def load_cursor(raw: str | None) -> dict[str, str]:
@@ -277,6 +286,7 @@ def scan_inbox(
         digest = content_hash(data)
         if digest not in tick.cursor:
             tick.accepted[key] = digest
+            tick.recovered.add(key)
             recovered.add(digest)
     _stage_submissions(tick, storage, list(submissions), recovered, set(known_keys))
     for storage_id, reason in tick.rejected_submissions.items():
@@ -333,6 +343,24 @@ def scan_inbox(
     return tick
 
 
+def input_digest(digest: str) -> str:
+    """The short form of a content hash that :data:`INPUTS_TAG` lists."""
+    return digest[:INPUT_DIGEST_CHARS]
+
+
+def launched_inputs(instance: dg.DagsterInstance) -> set[str]:
+    """Short digests of the inputs of recent intake runs (:data:`INPUTS_TAG`).
+
+    The daemon stores a sensor's cursor only after submitting all of the tick's
+    runs; a daemon killed in between leaves runs launched and their files staged
+    but not in the cursor. The next tick must not launch them again.
+    """
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(tags={"ceilgrid/source": "intake"}), limit=RECOVERY_RUN_LOOKBACK
+    )
+    return {digest for run in runs for digest in run.tags.get(INPUTS_TAG, "").split(",") if digest}
+
+
 def run_requests(
     new_keys: list[str],
     existing_keys: list[str],
@@ -353,7 +381,11 @@ def run_requests(
             if len(batch) == 1
             else content_hash("".join(digests[key] for key in batch).encode())
         )
-        tags = {"ceilgrid/source": "intake", "ceilgrid/buildings": str(len(batch))}
+        tags = {
+            "ceilgrid/source": "intake",
+            "ceilgrid/buildings": str(len(batch)),
+            INPUTS_TAG: ",".join(input_digest(digests[key]) for key in batch),
+        }
         if len(batch) == 1:
             requests.append(dg.RunRequest(run_key=run_key, partition_key=batch[0], tags=tags))
         else:
@@ -372,7 +404,7 @@ def run_requests(
             dg.RunRequest(
                 run_key=f"inbox-{digests[key]}",
                 partition_key=key,
-                tags={"ceilgrid/source": "intake"},
+                tags={"ceilgrid/source": "intake", INPUTS_TAG: input_digest(digests[key])},
             )
         )
     return requests
@@ -413,8 +445,19 @@ def inbox_sensor(
                 cursor=dump_cursor(tick.cursor, tick.api_after),
             )
         return dg.SkipReason(f"no new files in {inbox_folders.inbox} and no API submissions")
-    new_keys = [key for key in tick.accepted if key not in known]
-    existing = [key for key in tick.accepted if key in known]
+    launched = launched_inputs(context.instance) if tick.recovered else set()
+    to_run = [
+        key
+        for key in tick.accepted
+        if key not in tick.recovered or input_digest(tick.accepted[key]) not in launched
+    ]
+    if len(to_run) < len(tick.accepted):
+        context.log.info(
+            f"{len(tick.accepted) - len(to_run)} staged building(s) already have a run "
+            "(launched by a tick that stopped before storing its cursor)"
+        )
+    new_keys = [key for key in to_run if key not in known]
+    existing = [key for key in to_run if key in known]
     cursor = dict(tick.cursor)
     cursor.update({digest: key for key, digest in tick.accepted.items()})
     return dg.SensorResult(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.utils import make_new_run_id
 from helpers import EXAMPLES_DIR, inbox_tick
 
 from ceilgrid_assets.defs.operations.alerts import run_failure_webhook
@@ -106,6 +107,29 @@ def test_tick_that_died_before_committing_is_recovered_once(postgres_instance, f
     again = inbox_tick(postgres_instance, None)
     assert [request.partition_key for request in again.run_requests] == ["annex"]
     assert again.run_requests[0].run_key == lost.run_requests[0].run_key  # deduplicated
+    assert isinstance(inbox_tick(postgres_instance, again.cursor), dg.SkipReason)
+
+
+def test_batch_launched_by_a_tick_that_died_before_committing_is_not_launched_again(
+    postgres_instance, folders
+):
+    """The daemon stores the cursor after submitting the tick's runs: killed in between."""
+    for name in ("wing-a", "wing-b", "wing-c"):
+        drop(folders["inbox"], f"{name}.json", building(name))
+    lost = inbox_tick(postgres_instance, None)
+    [batch] = lost.run_requests
+    postgres_instance.add_run(
+        dg.DagsterRun(
+            job_name="layout_job",
+            run_id=make_new_run_id(),
+            tags={**batch.tags, "dagster/run_key": batch.run_key},
+        )
+    )
+    drop(folders["inbox"], "wing-d.json", building("wing-d"))
+    again = inbox_tick(postgres_instance, None)
+    # Only the new file gets a run; the three staged ones are remembered as submitted.
+    assert [request.partition_key for request in again.run_requests] == ["wing-d"]
+    assert sorted(load_cursor(again.cursor).values()) == ["wing-a", "wing-b", "wing-c", "wing-d"]
     assert isinstance(inbox_tick(postgres_instance, again.cursor), dg.SkipReason)
 
 
