@@ -232,6 +232,8 @@ def test_the_refinement_searches_around_its_first_answer(monkeypatch):
     # its devices, the search around the answer can also move them. Never more
     # devices, and fewer on some of these rooms.
     rooms = [room for room in generate_rooms(CorpusSpec(SEED, 60)) if room.usable.sum() >= 400]
+    # The search alone: no staggered pattern in the shortlist (tested below).
+    monkeypatch.setattr(learned_module, "staggered_candidates", lambda context, added: None)
     counts = {}
     for rounds in (1, learned_module.REFINE_ROUNDS):
         monkeypatch.setattr(learned_module, "REFINE_ROUNDS", rounds)
@@ -245,6 +247,32 @@ def test_the_refinement_searches_around_its_first_answer(monkeypatch):
     searched, first = counts[learned_module.REFINE_ROUNDS], counts[1]
     assert all(s <= f for s, f in zip(searched, first, strict=True))
     assert sum(searched) < sum(first)
+
+
+@pytest.mark.parametrize("component", ["smoke_detector", "air_supply"])
+def test_the_refinement_shortlist_holds_the_staggered_pattern(component, monkeypatch):
+    # From a square array and an uninformative ranking, the refinement with the engine's
+    # staggered pattern among its cells never leaves more devices than without it, nor
+    # more than the best pattern it was given; fewer than without it in total.
+    rooms = [room for room in generate_rooms(CorpusSpec(SEED, 60)) if room.usable.sum() >= 400]
+    patterns, with_pattern, without = [], [], []
+    for room in rooms[:8]:
+        context = build_context(component, room, PROFILE)
+        proposal = ArrayModel().place(context)
+        flat = np.flatnonzero(context.allowed)
+
+        def devices(layout: np.ndarray, context=context) -> int:
+            return int(repair(context, layout & context.allowed).sum())
+
+        pattern = learned_module.staggered_candidates(context, devices(proposal))
+        patterns.append(devices(proposal) if pattern is None else devices(pattern))
+        with_pattern.append(devices(refine(context, flat, np.zeros(flat.size), proposal, 0.0)))
+        with monkeypatch.context() as patched:
+            patched.setattr(learned_module, "staggered_candidates", lambda context, added: None)
+            without.append(devices(refine(context, flat, np.zeros(flat.size), proposal, 0.0)))
+    assert all(w <= p for w, p in zip(with_pattern, patterns, strict=True))
+    assert all(w <= o for w, o in zip(with_pattern, without, strict=True))
+    assert sum(with_pattern) < sum(without)
 
 
 def test_the_promotion_evaluation_judges_the_learned_candidate_in_every_stage(models, small_rooms):

@@ -735,6 +735,35 @@ def _fewest_covering(context: StageContext, added: np.ndarray) -> np.ndarray:
     return np.where(reaches, counts[usable][:, None], never).min(axis=0)
 
 
+def best_staggered(
+    context: StageContext, layouts: list[np.ndarray], in_hand: int | None = None
+) -> np.ndarray | None:
+    """The polished staggered layout with the fewest devices (:func:`staggered_layouts`).
+
+    Fewest devices first, denser first among equals (fewer points left to the
+    repair). Moves and pruning never add devices, so a layout that starts with
+    no fewer than ``in_hand`` (devices, existing included, of a layout already
+    found) cannot win, nor can any after it: None when none starts below it.
+    """
+    existing = int(context.existing.sum())
+
+    def devices(added: np.ndarray) -> int:
+        """Devices after the repair at least: the count rule fills up to its minimum."""
+        return max(existing + int(np.count_nonzero(added)), context.required_count)
+
+    best = None
+    for layout in sorted(layouts, key=lambda layout: (devices(layout), -layout.sum())):
+        if in_hand is not None and devices(layout) >= in_hand:
+            break
+        added = polish(context, layout)
+        if best is None or devices(added) < devices(best):
+            best = added
+            in_hand = devices(added) if in_hand is None else min(in_hand, devices(added))
+        if context.is_optimal(devices(best)):
+            break  # nothing can have fewer
+    return best
+
+
 def polish(context: StageContext, layout: np.ndarray) -> np.ndarray:
     """A proposed layout made compliant and lean: the local moves every proposer shares.
 

@@ -24,9 +24,9 @@ from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.heuristics import (
     SPREAD_WALL_WEIGHT,
     array_layout,
+    best_staggered,
     fewer_by_swaps,
     greedy_cover,
-    polish,
     spread,
     staggered_layouts,
 )
@@ -143,33 +143,11 @@ class StaggeredModel:
         if usable > self.max_cells:
             context.notes[self.name] = f"not run: more than {self.max_cells} usable cells"
             return None
-        existing = int(context.existing.sum())
-
-        def devices(added: np.ndarray) -> int:
-            """Devices after the repair at least: the count rule fills up to its minimum."""
-            return max(existing + int(np.count_nonzero(added)), context.required_count)
-
-        # Fewest devices first, denser first among equals (fewer points left to
-        # the repair). Moves and pruning never add devices, so a layout that
-        # starts with no fewer than the best in hand (another model's or an
-        # earlier layout's) cannot win, nor can any after it.
-        layouts = sorted(
-            staggered_layouts(context), key=lambda layout: (devices(layout), -layout.sum())
-        )
-        in_hand = context.best_judged()
-        best = None
-        for layout in layouts:
-            if in_hand is not None and devices(layout) >= in_hand:
-                break
-            added = polish(context, layout)
-            if best is None or devices(added) < devices(best):
-                best = added
-                in_hand = devices(added) if in_hand is None else min(in_hand, devices(added))
-            if context.is_optimal(devices(best)):
-                break  # nothing can have fewer
+        layouts = staggered_layouts(context)
+        best = best_staggered(context, layouts, context.best_judged())
         if best is None and layouts:
             context.notes[self.name] = (
-                f"no staggered layout starts below the {in_hand} devices in hand"
+                f"no staggered layout starts below the {context.best_judged()} devices in hand"
             )
         return best
 

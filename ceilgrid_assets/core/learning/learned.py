@@ -35,8 +35,14 @@ from scipy import ndimage
 
 from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
-from ceilgrid_assets.core.engine.heuristics import polish, repair, take_disk_points
-from ceilgrid_assets.core.engine.models import SAFETY_NET, PlacementModel
+from ceilgrid_assets.core.engine.heuristics import (
+    best_staggered,
+    polish,
+    repair,
+    staggered_layouts,
+    take_disk_points,
+)
+from ceilgrid_assets.core.engine.models import SAFETY_NET, PlacementModel, StaggeredModel
 from ceilgrid_assets.core.engine.optimiser import BUDGET, TOO_LARGE, solve_stage
 from ceilgrid_assets.core.engine.stages import (
     StageContext,
@@ -262,8 +268,13 @@ def refine(
     ranked = flat[np.argsort(-probability, kind="stable")]
     candidates = base.copy()
     candidates.flat[ranked[: int(np.ceil(shortlist * max(int(base.sum()), 1)))]] = True
-    candidates &= context.allowed
     best, fewest = proposal, int(base.sum())
+    pattern = staggered_candidates(context, fewest)
+    if pattern is not None:
+        candidates |= pattern
+        if int(pattern.sum()) < fewest:
+            best, fewest = pattern, int(pattern.sum())
+    candidates &= context.allowed
     reach = np.ones((2 * REFINE_REACH + 1,) * 2, dtype=bool)
     deadline = time.perf_counter() + REFINE_SAFETY_NET_S
     for solves in range(1, REFINE_ROUNDS + 1):
@@ -286,6 +297,23 @@ def refine(
             break
         candidates = grown
     return best
+
+
+def staggered_candidates(context: StageContext, added: int) -> np.ndarray | None:
+    """The engine's best staggered layout that ties or beats ``added`` new devices, or None.
+
+    Where coverage sets the count (the staggered model's components), a
+    hexagonal array is often within a device of the minimum in large open
+    rooms, where the model's one-at-a-time ranking leaves a device or two too
+    many; its cells join the refinement's shortlist, so the restricted solve
+    can take the better of both or mix them. Not on stages the staggered
+    model leaves alone for their size.
+    """
+    usable = int(context.room.usable.sum())
+    if context.component not in StaggeredModel.components or usable > StaggeredModel.max_cells:
+        return None
+    in_hand = max(int(context.existing.sum()) + added, context.required_count)
+    return best_staggered(context, staggered_layouts(context), in_hand + 1)
 
 
 def _stamp(grid: np.ndarray, stencil: np.ndarray, y: int, x: int, value: Any) -> None:
