@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ceilgrid_assets.cli.submit import submit, wait_for_layout  # noqa: E402
+from ceilgrid_assets.cli.submit import launch_run, submit, wait_for_layout  # noqa: E402
 from ceilgrid_assets.core.engine.io import content_hash  # noqa: E402
 from ceilgrid_assets.dev.postgres import free_port, start_postgres  # noqa: E402
 from ceilgrid_assets.dev.server import (  # noqa: E402
@@ -89,12 +89,15 @@ def local_stack(stack: ExitStack) -> tuple[str, Path]:
     return url, dagster_home
 
 
-def one(url: str, document: dict, building_id: str) -> tuple[float, float, float]:
+def one(url: str, document: dict, building_id: str, own_run: bool) -> tuple[float, float, float]:
     """Seconds from submission to layout in hand, and both moments (epoch seconds)."""
     document = {**document, "building_id": building_id}
     started, submitted = time.monotonic(), time.time()
     text = json.dumps(document)
-    submit(url, text, building_id)
+    if own_run:
+        launch_run(url, text, building_id)
+    else:
+        submit(url, text, building_id)
     layout = json.loads(
         wait_for_layout(
             url, building_id, content_hash(text.encode()), since=0, timeout_s=600, poll_s=0.25
@@ -112,17 +115,22 @@ def main() -> int:
     parser.add_argument("--url", help="use this running webserver instead of starting one")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--building", type=Path, default=ROOT / "scripts" / "bench-5-rooms.json")
+    parser.add_argument(
+        "--batch",
+        action="store_true",
+        help="submit as `ceilgrid submit --batch --wait` does: join the inbox sensor's next batch",
+    )
     args = parser.parse_args()
     document = json.loads(args.building.read_bytes())
     with ExitStack() as stack:
         url, dagster_home = (args.url, None) if args.url else local_stack(stack)
         stamp = time.strftime("%H%M%S")
-        warm, _, _ = one(url, document, f"bench-{stamp}-warmup")
+        warm, _, _ = one(url, document, f"bench-{stamp}-warmup", not args.batch)
         print(f"warm-up: {warm:.2f} s", flush=True)
         times = []
         for index in range(args.runs):
             building_id = f"bench-{stamp}-{index}"
-            seconds, submitted, seen = one(url, document, building_id)
+            seconds, submitted, seen = one(url, document, building_id, not args.batch)
             times.append(seconds)
             where = (
                 ""

@@ -1,17 +1,18 @@
 """``ceilgrid submit``: lay out a building on a remote Dagster webserver.
 
-Only network access to the webserver is needed (no shared disk). The building
-JSON is reported as a materialization of the external asset
-``building_submission`` through GraphQL (``reportRunlessAssetEvents``, the
-document as the event's description): no run per building. The inbox
-sensor stages it like a dropped file and lays it out in a batched run with
-other buildings. ``--wait`` then polls the building's partition of
-``completed_layout`` through GraphQL until a materialization made from this
-document (metadata ``input_sha256``) carries the layout (``layout``, the
-file's exact bytes). With ``--run`` the building gets a run of its own instead,
-launched through GraphQL with dagster-graphql (``addDynamicPartition``, then
-``launchRun`` of ``layout_building_job``). The calls are documented in
-docs/platform.md.
+Only network access to the webserver is needed (no shared disk). Without
+``--wait`` (or with ``--batch``) the building JSON is reported as a
+materialization of the external asset ``building_submission`` through GraphQL
+(``reportRunlessAssetEvents``, the document as the event's description): no
+run per building. The inbox sensor stages it like a dropped file and lays it
+out in a batched run with other buildings. With ``--wait`` (or ``--run``) the
+building gets a run of its own, launched through GraphQL with dagster-graphql
+(``addDynamicPartition``, then ``launchRun`` of ``layout_building_job``): a
+client waiting for one building does not wait for the sensor's next tick too.
+``--wait`` then polls the building's partition of ``completed_layout`` through
+GraphQL until a materialization made from this document (metadata
+``input_sha256``) carries the layout (``layout``, the file's exact bytes). The
+calls are documented in docs/platform.md.
 
 Exit codes: 0 laid out and every room compliant (or submitted, without
 ``--wait``), 1 a room could not be made compliant, 2 bad input, 3 the server
@@ -300,20 +301,11 @@ def wait_for_layout(
     graphql = GraphQL(url)
     deadline = time.monotonic() + timeout_s
     while True:
-        for event in layout_events(graphql, key):
-            entries = {
-                entry["label"]: entry.get("text") for entry in event.get("metadataEntries", [])
-            }
-            if (
-                event["__typename"] == "MaterializationEvent"
-                and entries.get(INPUT_HASH_METADATA_KEY) == digest
-            ):
-                if entries.get(LAYOUT_METADATA_KEY) is None:
-                    raise ServerError(
-                        f"building {key} laid out but its layout is too large for "
-                        f"metadata: fetch it from the server's storage root"
-                    )
-                return entries[LAYOUT_METADATA_KEY].encode()
+        events = layout_events(graphql, key)
+        layout = layout_from(events, key, digest)
+        if layout is not None:
+            return layout
+        for event in events:
             if (
                 event["__typename"] == "FailedToMaterializeEvent"
                 and int(event["timestamp"]) > since
@@ -324,6 +316,23 @@ def wait_for_layout(
         if time.monotonic() > deadline:
             raise ServerError(f"building {key} not laid out after {timeout_s:.0f} s")
         time.sleep(poll_s)
+
+
+def layout_from(events: list[dict[str, Any]], key: str, digest: str) -> bytes | None:
+    """The layout of the newest of ``events`` made from the document ``digest``, if any."""
+    for event in events:
+        entries = {entry["label"]: entry.get("text") for entry in event.get("metadataEntries", [])}
+        if (
+            event["__typename"] == "MaterializationEvent"
+            and entries.get(INPUT_HASH_METADATA_KEY) == digest
+        ):
+            if entries.get(LAYOUT_METADATA_KEY) is None:
+                raise ServerError(
+                    f"building {key} laid out but its layout is too large for "
+                    f"metadata: fetch it from the server's storage root"
+                )
+            return entries[LAYOUT_METADATA_KEY].encode()
+    return None
 
 
 def step_failure(graphql: GraphQL, run_id: str) -> str | None:
@@ -366,9 +375,13 @@ def submit_command(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     key = building_partition_key(parsed.building_id, str(args.input))
     text = data.decode("utf-8-sig")
+    digest = content_hash(text.encode())
     try:
-        since = latest_timestamp(layout_events(GraphQL(args.url), key)) if args.wait else 0
-        if args.run:
+        events = layout_events(GraphQL(args.url), key) if args.wait else []
+        since = latest_timestamp(events)
+        if args.wait and not args.run and layout_from(events, key, digest) is not None:
+            print(f"building {key} was laid out from this document before", file=sys.stderr)
+        elif args.run or (args.wait and not args.batch):
             run_id = launch_run(args.url, text, key)
             print(f"launched run {run_id} for building {key}", file=sys.stderr)
         else:
@@ -377,7 +390,7 @@ def submit_command(args: argparse.Namespace) -> int:
         if not args.wait:
             print(key)
             return EXIT_OK
-        layout = wait_for_layout(args.url, key, content_hash(text.encode()), since, args.timeout)
+        layout = wait_for_layout(args.url, key, digest, since, args.timeout)
     except ServerError as error:  # server text may span lines: report it on one
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return EXIT_SERVER
@@ -403,11 +416,18 @@ def add_submit_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "https://user:password@host, or give the credentials as $CEILGRID_USER and "
         "$CEILGRID_PASSWORD",
     )
-    parser.add_argument(
+    path = parser.add_mutually_exclusive_group()
+    path.add_argument(
         "--run",
         action="store_true",
         help="lay the building out in a run of its own, launched through "
-        "GraphQL, instead of joining the sensor's next batch",
+        "GraphQL, instead of joining the sensor's next batch (the default with --wait)",
+    )
+    path.add_argument(
+        "--batch",
+        action="store_true",
+        help="with --wait: join the inbox sensor's next batch (the default without "
+        "--wait) instead of a run of its own; for many buildings at once",
     )
     parser.add_argument(
         "--wait", action="store_true", help="wait for the building's layout and fetch it"

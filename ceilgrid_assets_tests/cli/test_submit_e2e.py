@@ -38,33 +38,44 @@ def assert_valid_layout(input_path: Path, layout: bytes) -> None:
         assert document["compliance"]["compliant"] is True
 
 
-def test_submit_wait_returns_the_validated_layout(dagster_dev, tmp_path):
-    source = building("e2e-school", tmp_path)
-    output = tmp_path / "out" / "layout.json"
-    started = time.monotonic()
-    result = subprocess.run(
-        [
-            str(CEILGRID),
-            "submit",
-            str(source),
-            "--url",
-            dagster_dev.url,
-            "--wait",
-            "-o",
-            str(output),
-            "--timeout",
-            "300",
-        ],
+def submit(dagster_dev, source: Path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(CEILGRID), "submit", str(source), "--url", dagster_dev.url, *flags],
         capture_output=True,
         text=True,
         timeout=400,
     )
+
+
+def test_submit_wait_returns_the_validated_layout(dagster_dev, tmp_path):
+    """--wait: a run of its own (no wait for the sensor's tick); again: nothing new."""
+    source = building("e2e-school", tmp_path)
+    output = tmp_path / "out" / "layout.json"
+    started = time.monotonic()
+    result = submit(dagster_dev, source, "--wait", "-o", str(output), "--timeout", "300")
     assert result.returncode == 0, result.stderr
+    assert "launched run " in result.stderr
     assert "3/3 rooms compliant" in result.stderr
     assert time.monotonic() - started < 120
     assert_valid_layout(source, output.read_bytes())
     stored = dagster_dev.home / "storage" / "buildings" / "e2e-school" / "layout.json"
     assert output.read_bytes() == stored.read_bytes()  # the same bytes came through the API
+    again = submit(dagster_dev, source, "--wait", "-o", str(tmp_path / "again.json"))
+    assert again.returncode == 0, again.stderr
+    assert "laid out from this document before" in again.stderr
+    assert "launched run " not in again.stderr
+    assert (tmp_path / "again.json").read_bytes() == output.read_bytes()
+
+
+def test_submit_batch_wait_joins_the_sensors_batch(dagster_dev, tmp_path):
+    """--batch --wait: the submission event, staged and laid out by the inbox sensor."""
+    source = building("e2e-batched", tmp_path)
+    output = tmp_path / "batched.json"
+    result = submit(dagster_dev, source, "--batch", "--wait", "-o", str(output), "--timeout", "300")
+    assert result.returncode == 0, result.stderr
+    assert "submitted building e2e-batched" in result.stderr
+    assert_valid_layout(source, output.read_bytes())
+    assert submit(dagster_dev, source, "--batch", "--run").returncode == 2  # one or the other
 
 
 def test_submit_run_launches_its_own_run_through_graphql(dagster_dev, tmp_path):

@@ -480,10 +480,10 @@ def _graphql(stack: Stack, user: str, query: str, variables: dict[str, Any]) -> 
 def test_operator_submission_is_laid_out_by_the_inbox_sensor_in_a_run_container(
     stack: Stack,
 ) -> None:
-    """The default path of deploy/README.md's first install, step 6: the sensor's batch run."""
+    """The batch path of deploy/README.md's first install, step 6: the sensor's batch run."""
     path, building_id = example_building(stack.root, "stack-inbox", "office-floor.json")
     layout = stack.root / f"{building_id}-layout.json"
-    done = _submit(stack, "olga", path, "--wait", "-o", str(layout), "--timeout", "420")
+    done = _submit(stack, "olga", path, "--batch", "--wait", "-o", str(layout), "--timeout", "420")
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"submitted building {building_id}" in done.stderr
     _validate(layout)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -109,17 +108,12 @@ def inbox_cursor(instance) -> dict[str, str]:
     return load_cursor(state.instigator_data.cursor)
 
 
-def worker_pids(platform: Platform) -> list[int]:
-    """Run workers: children of the daemon's code server, started by multiprocessing spawn."""
-    listing = subprocess.run(
-        ["ps", "-eo", "pid=,pgid=,args="], capture_output=True, text=True, check=True
-    ).stdout
-    group = str(platform.processes["daemon"].pid)
-    return [
-        int(line.split()[0])
-        for line in listing.splitlines()
-        if line.split()[1] == group and "multiprocessing.spawn" in line
-    ]
+def worker_pid(instance, run_id: str) -> int | None:
+    """The run's worker: the process the launcher forked for it (its run tag)."""
+    from ceilgrid_assets.dev.launcher import PID_TAG
+
+    pid = instance.get_run_by_id(run_id).tags.get(PID_TAG)
+    return int(pid) if pid else None
 
 
 def run_status(instance, run_id: str) -> str:
@@ -231,9 +225,8 @@ def test_run_worker_killed_mid_run_is_failed_and_retried(platform: Platform) -> 
             key = f"killed-worker-{attempt}"
             data, run_id = launch_and_wait_for_start(platform, instance, key)
             assert run_status(instance, run_id) == "STARTED", "finished before it could be killed"
-            pids = wait_for(lambda: worker_pids(platform), 30, "the run worker")
-            for pid in pids:
-                os.kill(pid, signal.SIGKILL)
+            pid = wait_for(lambda run_id=run_id: worker_pid(instance, run_id), 30, "the run worker")
+            os.kill(pid, signal.SIGKILL)
             wait_for(
                 lambda run_id=run_id: run_status(instance, run_id) in TERMINAL,
                 120,
