@@ -184,16 +184,19 @@ def test_stop_leaves_no_process_after_runs(
         text = (PROJECT_ROOT / "ceilgrid_assets" / "examples" / "office-floor.json").read_text()
         launch_run(url, text, "orphan-check")
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (
-            worker := [
-                line
-                for line in instance_processes(dagster_home).values()
-                # the code server starts each run in a spawned multiprocessing child
-                if "spawn_main" in line or "execute_run" in line
-            ]
+        while time.monotonic() < deadline and (
+            len(
+                forked := [
+                    line
+                    for line in instance_processes(dagster_home).values()
+                    # the launcher's template and the run worker forked from it
+                    if "ceilgrid_assets.dev.launcher" in line
+                ]
+            )
+            < 2
         ):
-            time.sleep(0.2)
-        assert worker, "no run worker started"  # stopped while the run goes on
+            time.sleep(0.05)
+        assert len(forked) >= 2, "no run worker started"  # stopped while the run goes on
     finally:
         stop(process)
     assert process.lifeline.returncode == 0
