@@ -1,11 +1,13 @@
-"""Benchmark: GraphQL submit of a 5-room building to completed layout, on a warm dagster dev.
+"""Benchmark: `ceilgrid submit --wait` of a 5-room building to layout in hand, on a warm dagster dev.
 
     python scripts/bench_submit.py                 # starts Postgres + dagster dev in a temp dir
     python scripts/bench_submit.py --url http://127.0.0.1:3000   # an already running server
+    python scripts/bench_submit.py --batch         # the sensor path (submit --batch --wait)
 
 One warm-up submission (not counted), then ``--runs`` timed ones, each a new
 building partition: time from the first GraphQL call to the layout bytes in
-hand (the file is written on the server before the run succeeds). Target:
+hand (the file is written on the server before the run succeeds). By default
+the building gets a run of its own, as ``ceilgrid submit --wait`` does. Target:
 median <= 5 s over 10 runs (the speed issue's figure).
 """
 
