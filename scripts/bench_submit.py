@@ -1,4 +1,4 @@
-"""Benchmark: `ceilgrid submit --wait` of a 5-room building to layout in hand, on a warm dagster dev.
+"""Benchmark: `ceilgrid submit --wait` of a 5-room building on a warm dagster dev.
 
     python scripts/bench_submit.py                 # starts Postgres + dagster dev in a temp dir
     python scripts/bench_submit.py --url http://127.0.0.1:3000   # an already running server
