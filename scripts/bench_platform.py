@@ -12,9 +12,9 @@ medians and their ratio:
   come after the layout is stored and readable;
 - the command line: ``ceilgrid layout`` of the same file, a process of its own.
 
-Both use every core. A run launched through a code server adds a fresh run
-process (seconds, the same for any building): ``scripts/bench_submit.py``
-measures that path end to end.
+Both use every core. A run launched by the daemon adds its start (about 1-2 s
+with the local forking launcher, the same for any building):
+``scripts/bench_submit.py`` measures that path end to end.
 """
 
 from __future__ import annotations

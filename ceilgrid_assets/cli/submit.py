@@ -379,7 +379,8 @@ def submit_command(args: argparse.Namespace) -> int:
     try:
         events = layout_events(GraphQL(args.url), key) if args.wait else []
         since = latest_timestamp(events)
-        if args.wait and not args.run and layout_from(events, key, digest) is not None:
+        existing = layout_from(events, key, digest) if args.wait and not args.run else None
+        if existing is not None:
             print(f"building {key} was laid out from this document before", file=sys.stderr)
         elif args.run or (args.wait and not args.batch):
             run_id = launch_run(args.url, text, key)
@@ -390,7 +391,7 @@ def submit_command(args: argparse.Namespace) -> int:
         if not args.wait:
             print(key)
             return EXIT_OK
-        layout = wait_for_layout(args.url, key, digest, since, args.timeout)
+        layout = existing or wait_for_layout(args.url, key, digest, since, args.timeout)
     except ServerError as error:  # server text may span lines: report it on one
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return EXIT_SERVER

@@ -6,9 +6,9 @@ development machine about 9 s of imports and code loading before the first step,
 for a 5-room building that takes a second to lay out. :class:`ForkingRunLauncher`
 keeps one *template* process (``python -m ceilgrid_assets.dev.launcher``)
 that has imported Dagster and the run's code location and built its
-definitions, and forks it once per run: the child runs exactly what ``dagster
-api execute_run`` runs (:func:`dagster._cli.api.execute_run_command`), in the
-same process group as the daemon that launched it.
+definitions, and forks it once per run: the child runs what ``dagster api
+execute_run`` runs (the body of :func:`dagster._cli.api.execute_run_command`), in
+the same process group as the daemon that launched it.
 
 - **Fresh code.** The template is started again when a file of the package
   changed since it started (size and modification time of every ``*.py``), so a
@@ -193,18 +193,25 @@ class ForkingRunLauncher(RunLauncher, ConfigurableClass):
             self._stop_template()
 
 
-def _run_child(args: str) -> None:
-    """In the forked child: what ``dagster api execute_run`` runs (the function behind
-    the click command, without click's argument parsing)."""
-    from dagster._cli.api import execute_run_command
+def _run_child(args: str) -> int:
+    """In the forked child: what ``dagster api execute_run`` runs, on one instance that
+    also tags the run; the exit code."""
+    from dagster._cli.api import _execute_run_command_body
+    from dagster._cli.utils import get_instance_for_cli
+    from dagster._utils.interrupts import capture_interrupts
 
-    # The worker tags its run itself, before the run's own updates: a tag written by
-    # the launcher meanwhile could overwrite the run's status with an older one.
     parsed = deserialize_value(args, ExecuteRunArgs)
-    with DagsterInstance.from_ref(check.not_none(parsed.instance_ref)) as instance:
+    with capture_interrupts(), get_instance_for_cli(instance_ref=parsed.instance_ref) as instance:
+        # The worker tags its run itself, before the run's own updates: a tag written by
+        # the launcher meanwhile could overwrite the run's status with an older one.
         pid = os.getpid()
         instance.add_run_tags(parsed.run_id, {PID_TAG: str(pid), START_TAG: process_start(pid)})
-    execute_run_command.callback(input_json=args, compressed_input_json=None)
+        return _execute_run_command_body(
+            parsed.run_id,
+            instance,
+            lambda event: None,  # the events are in the event log; nobody reads a stream
+            set_exit_code_on_failure=parsed.set_exit_code_on_failure or False,
+        )
 
 
 def _warm_up(first: str) -> None:
@@ -242,8 +249,7 @@ def serve_template() -> None:
                 null = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(null, 0)
                 replies.close()
-                _run_child(line.strip())
-                code = 0
+                code = _run_child(line.strip())
             except SystemExit as stop:
                 code = stop.code if isinstance(stop.code, int) else 1
             except BaseException:  # the run is already marked failed in the event log

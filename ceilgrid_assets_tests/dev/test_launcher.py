@@ -96,6 +96,11 @@ def test_runs_fork_from_one_warm_template_restarted_when_the_code_changes(
         # The worker tagged its run: a child of the template, gone once the run ended.
         pid = int(done.tags[PID_TAG])
         assert done.tags[START_TAG]
+        # The run records SUCCESS just before its worker exits.
+        deadline = time.monotonic() + 30
+        while launcher.check_run_worker_health(done).status == WorkerStatus.RUNNING:
+            assert time.monotonic() < deadline, "the worker outlived its run"
+            time.sleep(0.05)
         assert launcher.check_run_worker_health(done).status == WorkerStatus.FAILED
         second = layout_run(postgres_instance, "forked-b", rooms=1, size=8)
         postgres_instance.launch_run(second.run_id, workspace=None)

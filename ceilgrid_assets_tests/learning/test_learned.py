@@ -10,10 +10,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from helpers import make_room
 
 from ceilgrid_assets.core.engine.grid import DEVICE_COMPONENTS
 from ceilgrid_assets.core.engine.heuristics import repair
-from ceilgrid_assets.core.engine.models import ArrayModel, PlacementModel
+from ceilgrid_assets.core.engine.models import ArrayModel, PlacementModel, StaggeredModel
 from ceilgrid_assets.core.engine.pipeline import RESCUE_MODEL, EngineConfig, complete_room
 from ceilgrid_assets.core.engine.profile import get_profile
 from ceilgrid_assets.core.engine.stages import build_context
@@ -273,6 +274,16 @@ def test_the_refinement_shortlist_holds_the_staggered_pattern(component, monkeyp
     assert all(w <= p for w, p in zip(with_pattern, patterns, strict=True))
     assert all(w <= o for w, o in zip(with_pattern, without, strict=True))
     assert sum(with_pattern) < sum(without)
+
+
+def test_no_staggered_pattern_for_lights_or_rooms_the_staggered_model_leaves_alone():
+    lights = build_context("light", make_room((20, 20)), PROFILE)
+    assert learned_module.staggered_candidates(lights, 10) is None
+    huge = build_context("smoke_detector", make_room((120, 110)), PROFILE)
+    assert huge.room.usable.sum() > StaggeredModel.max_cells
+    assert learned_module.staggered_candidates(huge, 10) is None
+    open_room = build_context("smoke_detector", make_room((40, 40)), PROFILE)
+    assert learned_module.staggered_candidates(open_room, 10**6) is not None
 
 
 def test_the_promotion_evaluation_judges_the_learned_candidate_in_every_stage(models, small_rooms):

@@ -45,6 +45,8 @@ INBOX_MAX_FILES_PER_TICK = env_int("CEILGRID_INBOX_MAX_FILES", 200)
 API_MAX_PER_TICK = env_int("CEILGRID_API_MAX_SUBMISSIONS", 50)
 API_MAX_BYTES_PER_TICK = env_int("CEILGRID_API_MAX_BYTES_PER_TICK", 4 * MAX_SUBMISSION_BYTES)
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
+#: The tag every run this sensor requests carries (recovery looks runs up by it).
+INTAKE_TAG = {"ceilgrid/source": "intake"}
 #: Run tag naming the inputs a layout run lays out: the first ``INPUT_DIGEST_CHARS``
 #: hex digits of each building's content hash, comma-separated.
 INPUTS_TAG = "ceilgrid/inputs"
@@ -277,7 +279,6 @@ def scan_inbox(
     inbox.mkdir(parents=True, exist_ok=True)
     tick = InboxTick(cursor=dict(cursor), api_after=api_after)
     blobs = storage.blobs()
-    recovered: set[str] = set()
     for staged in blobs.list("incoming"):
         key = staged.removeprefix("incoming/").removesuffix(".json")
         data = blobs.get_bytes(staged)
@@ -287,7 +288,7 @@ def scan_inbox(
         if digest not in tick.cursor:
             tick.accepted[key] = digest
             tick.recovered.add(key)
-            recovered.add(digest)
+    recovered = {tick.accepted[key] for key in tick.recovered}
     _stage_submissions(tick, storage, list(submissions), recovered, set(known_keys))
     for storage_id, reason in tick.rejected_submissions.items():
         write_atomic(
@@ -355,9 +356,7 @@ def launched_inputs(instance: dg.DagsterInstance) -> set[str]:
     runs; a daemon killed in between leaves runs launched and their files staged
     but not in the cursor. The next tick must not launch them again.
     """
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(tags={"ceilgrid/source": "intake"}), limit=RECOVERY_RUN_LOOKBACK
-    )
+    runs = instance.get_runs(filters=dg.RunsFilter(tags=INTAKE_TAG), limit=RECOVERY_RUN_LOOKBACK)
     return {digest for run in runs for digest in run.tags.get(INPUTS_TAG, "").split(",") if digest}
 
 
@@ -382,7 +381,7 @@ def run_requests(
             else content_hash("".join(digests[key] for key in batch).encode())
         )
         tags = {
-            "ceilgrid/source": "intake",
+            **INTAKE_TAG,
             "ceilgrid/buildings": str(len(batch)),
             INPUTS_TAG: ",".join(input_digest(digests[key]) for key in batch),
         }
@@ -404,7 +403,7 @@ def run_requests(
             dg.RunRequest(
                 run_key=f"inbox-{digests[key]}",
                 partition_key=key,
-                tags={"ceilgrid/source": "intake", INPUTS_TAG: input_digest(digests[key])},
+                tags={**INTAKE_TAG, INPUTS_TAG: input_digest(digests[key])},
             )
         )
     return requests
