@@ -24,6 +24,10 @@ HEAVY = (
     "requests",
     "ifcopenshell",
     "multiprocessing",  # only when a building is large enough for worker processes
+    # numpy's developer tools, which scipy's array-API layer imports: deferred
+    # (core/engine/startup.py), so their code never runs.
+    "numpy.f2py.crackfortran",
+    "numpy.testing._private.utils",
 )
 PROBE = """
 import json, sys
@@ -128,6 +132,23 @@ def test_telemetry_loads_the_sdk_when_the_environment_asks(room_file, tmp_path):
     )
     assert code == 0
     assert "opentelemetry.sdk" in loaded
+
+
+DEFERRED_TOOLS = """
+import json, sys
+import ceilgrid_assets.core.engine.rules
+import numpy
+before = "numpy.testing._private.utils" in sys.modules
+numpy.testing.assert_array_equal(numpy.arange(3), [0, 1, 2])
+from numpy.f2py import crackfortran
+print(json.dumps([before, "numpy.testing._private.utils" in sys.modules, crackfortran.__name__]))
+"""
+
+
+def test_deferred_numpy_tools_load_in_full_when_something_uses_them():
+    # The engine (and scipy with it) loaded, numpy.testing not run; then used: the real module.
+    before, after, name = json.loads(fresh_python(DEFERRED_TOOLS))
+    assert (before, after, name) == (False, True, "numpy.f2py.crackfortran")
 
 
 BLAS_THREADS = """
