@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from helpers import building_document, room_document, to_json
 
-from ceilgrid_assets.core.engine.building import complete_building
+from ceilgrid_assets.core.engine import io
+from ceilgrid_assets.core.engine.building import complete_building, room_output, room_output_text
 from ceilgrid_assets.core.engine.io import _cells_text, dump_document, parse_document, room_text
 
 
@@ -131,5 +132,48 @@ def test_a_building_result_dumps_the_bytes_of_its_document(jobs):
     rooms = [room_document((6 + n, 4), grid_id=f"r{n}", note="naïve ✓") for n in range(4)]
     parsed = parse_document(to_json(building_document(rooms, "dump")), "dump.json")
     result = complete_building(parsed, jobs=jobs, memo=None, pool_min_cells=0)
-    assert (result.rooms_text is not None) == (jobs > 1)  # rendered as they arrived
+    assert result.rooms_text is not None  # each room rendered as it was delivered
+    assert result.dump() == reference(result.document)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"note": "naïve ✓", "floor": 2},
+        {"note": "\x00ceilgrid-cells\x000"},  # the placeholder's own text in a value
+        {"note": "\x00ceilgrid-room\x000"},  # a room's placeholder text in a room
+        {"id": "a\ud800"},  # a lone surrogate
+    ],
+)
+def test_output_rooms_rendered_from_their_grids_give_the_bytes_of_the_document(extra):
+    """The engine renders its output rooms from the grid, without a dict per cell; the
+    file must hold the bytes of the document with the dicts."""
+    rooms = [room_document((5 + n, 4), grid_id=f"r{n}", **extra) for n in range(3)]
+    rooms[1]["cells"][3]["component"] = "invalid"
+    parsed = parse_document(to_json(building_document(rooms, "dump")), "dump.json")
+    result = complete_building(parsed, memo=None)
+    assert result.dump() == reference(result.document)
+    for room, template in zip(result.rooms, parsed.room_documents, strict=True):
+        with_dicts = room_text(room_output(room, template))
+        assert room_output_text(room, template) == with_dicts
+
+
+def test_output_rooms_are_rendered_without_a_dict_per_cell(monkeypatch):
+    """Without this the test above would pass with the grid never rendered directly."""
+    parsed = parse_document(to_json(room_document((6, 4), grid_id="r", note="naïve ✓")), "r.json")
+    result = complete_building(parsed, memo=None)
+    expected = room_text(room_output(result.rooms[0], parsed.room_documents[0]))
+
+    def no_dicts(grid):
+        raise AssertionError("a dict per cell was made")
+
+    monkeypatch.setattr(io, "cell_dicts", no_dicts)
+    assert room_output_text(result.rooms[0], parsed.room_documents[0]) == expected
+
+
+def test_a_single_room_result_dumps_the_bytes_of_the_room():
+    parsed = parse_document(to_json(room_document((6, 4), grid_id="one", note="x")), "one.json")
+    result = complete_building(parsed)
+    assert result.rooms_text is None and result.document["grid_id"] == "one"
     assert result.dump() == reference(result.document)

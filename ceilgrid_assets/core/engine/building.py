@@ -17,6 +17,7 @@ laid out in this process).
 from __future__ import annotations
 
 import copy
+import functools
 import gc
 import os
 import threading
@@ -31,10 +32,12 @@ from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.grid import Room
 from ceilgrid_assets.core.engine.hooks import observed
 from ceilgrid_assets.core.engine.io import (
+    CELLS_PLACEHOLDER,
     ParsedDocument,
     dump_document,
     room_text,
     room_to_document,
+    splice_rooms,
 )
 from ceilgrid_assets.core.engine.pipeline import EngineConfig, RoomResult, complete_room
 
@@ -49,19 +52,48 @@ MEMO_MAX_CELLS = 2_000_000
 
 @dataclass
 class BuildingResult:
-    """A completed building: the output document plus what was rejected and why."""
+    """A completed building: its rooms' results, what was rejected and why, and the output.
+
+    The output document is built only when asked for (:attr:`document`): writing
+    the file (:meth:`dump`) splices the rooms as they were rendered on arrival
+    (:attr:`rooms_text`) and never makes a dict per cell.
+    """
 
     building_id: str
-    document: dict[str, Any]
     rooms: list[RoomResult]
     errors: list[InputError]
-    #: The document's rooms as :func:`~.io.room_text` renders them, when they were
-    #: rendered as they arrived from workers; else None.
+    #: Each delivered room's input document, in the order of :attr:`rooms`: the
+    #: output keeps its key order and the keys ceilgrid does not interpret.
+    templates: list[dict[str, Any]]
+    #: Whether the input was one room rather than a building (the output is then that room).
+    single_room: bool = False
+    #: The building's rooms as :func:`~.io.room_text` renders them; None for a single room.
     rooms_text: list[str] | None = None
+
+    @functools.cached_property
+    def document(self) -> dict[str, Any]:
+        """The output document: the completed room, or the building with its rooms."""
+        outputs = [
+            room_output(result, template)
+            for result, template in zip(self.rooms, self.templates, strict=True)
+        ]
+        if self.single_room and outputs:
+            return outputs[0]
+        return self._building(outputs)
+
+    def _building(self, rooms: list[Any]) -> dict[str, Any]:
+        document: dict[str, Any] = {"building_id": self.building_id, "rooms": rooms}
+        if self.errors:
+            document["rejected_rooms"] = [error.to_dict() for error in self.errors]
+        return document
 
     def dump(self) -> bytes:
         """The output file's bytes: :func:`~.io.dump_document` of :attr:`document`."""
-        return dump_document(self.document, self.rooms_text)
+        if self.rooms_text is not None:
+            spliced = splice_rooms(self._building([]), self.rooms_text)
+            if spliced is not None:
+                return spliced
+        return dump_document(self.document)
 
     @property
     def all_compliant(self) -> bool:
@@ -75,14 +107,24 @@ class BuildingResult:
         return 0 if self.all_compliant else 1
 
 
-def room_output(result: RoomResult, template: dict[str, Any] | None) -> dict[str, Any]:
-    """One output room: the input's keys, the completed cells and the engine's verdicts."""
-    document = room_to_document(result.room, template)
+def room_output(
+    result: RoomResult, template: dict[str, Any] | None, cells: Any = None
+) -> dict[str, Any]:
+    """One output room: the input's keys, the completed cells and the engine's verdicts.
+
+    ``cells``: see :func:`~.io.room_to_document`.
+    """
+    document = room_to_document(result.room, template, cells=cells)
     document["compliance"] = result.compliance
     document["models"] = result.models
     document["metrics"] = result.metrics
     document["certificate"] = result.certificate
     return document
+
+
+def room_output_text(result: RoomResult, template: dict[str, Any] | None) -> str:
+    """:func:`~.io.room_text` of :func:`room_output`, the cells rendered from the grid."""
+    return room_text(room_output(result, template, CELLS_PLACEHOLDER), result.room.cells)
 
 
 def default_jobs() -> int:
@@ -202,10 +244,8 @@ def complete_building(
     todo = [rooms[indices[0]] for key, indices in groups.items() if remembered.get(key) is None]
     if sum(room.cells.size for room in todo) < pool_min_cells:
         jobs = 1
-    documents: list[dict[str, Any] | None] = [None] * len(rooms)
-    # With workers, each room is also rendered as it arrives, while they lay out the
-    # rest, rather than the whole file once they are done.
-    texts: list[str] | None = [""] * len(rooms) if jobs > 1 and not parsed.single_room else None
+    # Each room is rendered as it is delivered: with workers, while they lay out the rest.
+    texts: list[str] | None = None if parsed.single_room else [""] * len(rooms)
     done = 0
     # Closed on the way out, also on an error: a pool never outlives the building.
     with closing(_lay_out(todo, config, jobs)) as computed:
@@ -222,22 +262,19 @@ def complete_building(
                     result = results[index] = deliver(
                         rooms[index], carried_over(layout, rooms[index])
                     )
-                # Written while workers still lay out later rooms.
-                documents[index] = output = room_output(result, parsed.room_documents[index])
                 if texts is not None:
-                    texts[index] = room_text(output)
+                    texts[index] = room_output_text(result, parsed.room_documents[index])
                 done += 1
                 if progress is not None:
                     progress(done, len(rooms))
-    completed = [result for result in results if result is not None]
-    written = [document for document in documents if document is not None]
-    if parsed.single_room and written:
-        document = written[0]
-    else:
-        document = {"building_id": parsed.building_id, "rooms": written}
-        if parsed.errors:
-            document["rejected_rooms"] = [error.to_dict() for error in parsed.errors]
-    return BuildingResult(parsed.building_id, document, completed, list(parsed.errors), texts)
+    return BuildingResult(
+        parsed.building_id,
+        [result for result in results if result is not None],
+        list(parsed.errors),
+        list(parsed.room_documents),
+        parsed.single_room,
+        texts,
+    )
 
 
 def _lay_out(

@@ -383,15 +383,15 @@ def _first_bad_cell_shape(cells: list, err) -> InputError:
     return err("malformed cells", "cells")
 
 
-def room_to_document(room: Room, template: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A room as a JSON-ready dict, keeping the input's key order and unknown keys."""
+def room_to_document(
+    room: Room, template: dict[str, Any] | None = None, *, cells: Any = None
+) -> dict[str, Any]:
+    """A room as a JSON-ready dict, keeping the input's key order and unknown keys.
+
+    ``cells``: what the ``cells`` key holds instead of a dict per cell
+    (:data:`CELLS_PLACEHOLDER`, for :func:`room_text` to render from the grid).
+    """
     height, width = room.cells.shape
-    ys, xs = np.divmod(np.arange(height * width), width)
-    names = np.asarray(COMPONENTS, dtype=object)[room.cells.ravel()]
-    cells = [
-        {"x": x, "y": y, "component": name}
-        for x, y, name in zip(xs.tolist(), ys.tolist(), names.tolist(), strict=True)
-    ]
     document: dict[str, Any] = dict(template) if template else {}
     for key in OUTPUT_KEYS:
         document.pop(key, None)
@@ -400,7 +400,7 @@ def room_to_document(room: Room, template: dict[str, Any] | None = None) -> dict
             "grid_id": room.grid_id,
             "width": width,
             "height": height,
-            "cells": cells,
+            "cells": cell_dicts(room.cells) if cells is None else cells,
             "tile_size_m": room.tile_size_m,
             "ceiling_height_m": room.ceiling_height_m,
             "room_type": room.room_type,
@@ -413,6 +413,21 @@ def room_to_document(room: Room, template: dict[str, Any] | None = None) -> dict
     return document
 
 
+def _cell_columns(grid: np.ndarray) -> tuple[list[int], list[int], list[str]]:
+    """x, y and component name of every cell of ``grid``, in row-major order."""
+    height, width = grid.shape
+    ys, xs = np.divmod(np.arange(height * width), width)
+    names = np.asarray(COMPONENTS, dtype=object)[grid.ravel()]
+    return xs.tolist(), ys.tolist(), names.tolist()
+
+
+def cell_dicts(grid: np.ndarray) -> list[dict[str, Any]]:
+    """The interchange format's cells of ``grid``: ``{"x", "y", "component"}`` per cell."""
+    return [
+        {"x": x, "y": y, "component": name} for x, y, name in zip(*_cell_columns(grid), strict=True)
+    ]
+
+
 def dump_document(document: dict[str, Any], rooms_text: Sequence[str] | None = None) -> bytes:
     """Deterministic JSON bytes: one cell per line keeps diffs and files readable.
 
@@ -421,26 +436,42 @@ def dump_document(document: dict[str, Any], rooms_text: Sequence[str] | None = N
     nearly all of a document; so every cells list in the interchange format is
     rendered from one template (see :func:`_cells_text`) and spliced into the
     encoding of the rest. ``rooms_text``: the building's rooms already rendered by
-    :func:`room_text` (a building laid out by workers renders each room as it
-    arrives), spliced in the same way.
+    :func:`room_text`, spliced in the same way (:func:`splice_rooms`).
     """
     rooms = document.get("rooms")
     if rooms_text is not None and isinstance(rooms, list) and len(rooms_text) == len(rooms):
-        tokens = [f"{_ROOM_TOKEN}{index}" for index in range(len(rooms))]
-        spliced = _splice(_encode({**document, "rooms": tokens}), _ROOM_PATTERN, rooms_text)
+        spliced = splice_rooms(document, rooms_text)
         if spliced is not None:
-            return spliced.encode("utf-8", "backslashreplace")
+            return spliced
     # A lone surrogate (legal as a JSON escape in the input) is written back as its escape.
     return _dumps(document).encode("utf-8", "backslashreplace")
 
 
-def room_text(room: dict[str, Any]) -> str:
+def splice_rooms(document: dict[str, Any], rooms_text: Sequence[str]) -> bytes | None:
+    """:func:`dump_document` of ``document`` with its rooms, whatever it holds there, being
+    ``rooms_text`` (:func:`room_text` of each); None when a string of the document
+    itself reads like a room's placeholder (then dump the whole document)."""
+    tokens = [f"{_ROOM_TOKEN}{index}" for index in range(len(rooms_text))]
+    spliced = _splice(_encode({**document, "rooms": tokens}), _ROOM_PATTERN, rooms_text)
+    return None if spliced is None else spliced.encode("utf-8", "backslashreplace")
+
+
+def room_text(room: dict[str, Any], grid: np.ndarray | None = None) -> str:
     """One room of a building as :func:`dump_document` writes it among the rooms.
 
     The room alone, indented two levels deeper: JSON strings never hold a raw
-    line break, so every line break is the encoder's own.
+    line break, so every line break is the encoder's own. ``grid``: the room's
+    cells, when ``room["cells"]`` is :data:`CELLS_PLACEHOLDER`; they are rendered
+    straight from the array, the same text as from :func:`cell_dicts` without
+    making a dict per cell (the engine's own output rooms).
     """
-    return _dumps(room).rstrip("\n").replace("\n", "\n  ")
+    text = None
+    if grid is not None and grid.size and room.get("cells") == CELLS_PLACEHOLDER:
+        cells = f"[\n{_format_cells(*_cell_columns(grid), depth=2)}\n ]"
+        text = _splice(_encode(room), _CELLS_PATTERN, [cells])
+    if text is None:
+        text = _dumps(room if grid is None else {**room, "cells": cell_dicts(grid)})
+    return text.rstrip("\n").replace("\n", "\n  ")
 
 
 def _dumps(document: dict[str, Any]) -> str:
@@ -488,6 +519,8 @@ def _encode(document: Any) -> str:
 #: caught by the index check and encoded the plain way.
 _CELLS_TOKEN = "\x00ceilgrid-cells\x00"
 _CELLS_PATTERN = re.compile(r'"\\u0000ceilgrid-cells\\u0000(\d+)"')
+#: What an output room's ``cells`` holds when :func:`room_text` renders them from the grid.
+CELLS_PLACEHOLDER = f"{_CELLS_TOKEN}0"
 _ROOM_TOKEN = "\x00ceilgrid-room\x00"
 _ROOM_PATTERN = re.compile(r'"\\u0000ceilgrid-room\\u0000(\d+)"')
 _CELL_KEYS = ["x", "y", "component"]
@@ -512,6 +545,12 @@ def _cells_text(cells: Any, depth: int) -> str | None:
             return None
     except (TypeError, KeyError):  # not dicts, or unhashable names
         return None
+    return _format_cells(xs, ys, names, depth)
+
+
+def _format_cells(xs: list[int], ys: list[int], names: list[str], depth: int) -> str:
+    """Cells of the interchange format (names that need no escaping) as
+    ``json.dumps(indent=1)`` writes the elements of their list at ``depth``."""
     outer, inner = " " * depth, " " * (depth + 1)
     template = (
         f'{outer}{{{{\n{inner}"x": {{}},\n{inner}"y": {{}},\n'
