@@ -53,6 +53,38 @@ def test_exhaustive_search_declines_when_its_budget_runs_out():
     assert int(smallest_cover(cover, 1, 6, branches=10_000).sum()) == 6
 
 
+def pairs_one_by_one(cover: np.ndarray, order: np.ndarray, left: int) -> tuple[object, int]:
+    """The size-2 step as plain branching: each first site in turn (one branch each),
+    then the first site covering what it leaves; the answer and the branches left
+    (-1: the budget ran out)."""
+    for site in order.tolist():
+        left -= 1
+        if left < 0:
+            return None, -1
+        rest = cover[~cover[:, site]]
+        if rest.shape[0] == 0:
+            return [site], left
+        full = np.flatnonzero(rest.all(axis=0))
+        if full.size:
+            return [site, int(full[0])], left
+    return None, left
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_the_pair_step_answers_and_spends_as_branching_pair_by_pair(seed):
+    rng = np.random.default_rng(seed)
+    cover = rng.random((int(rng.integers(1, 30)), int(rng.integers(2, 30)))) < rng.uniform(0.1, 0.6)
+    order = rng.permutation(cover.shape[1])[: int(rng.integers(1, cover.shape[1] + 1))]
+    for branches in (1, 3, 10_000):
+        expected, left = pairs_one_by_one(cover, order, branches)
+        budget = optimiser._BranchBudget(branches)
+        try:
+            found = optimiser._pair_with(cover, order, budget)
+        except optimiser._BranchBudget.Spent:
+            found = None
+        assert (found, budget.left) == (expected, left)
+
+
 @pytest.mark.parametrize("radius_m", [1.2, 2.0, 3.46])
 def test_dense_and_offset_coverage_matrices_agree(monkeypatch, radius_m):
     rng = np.random.default_rng(7)

@@ -118,10 +118,13 @@ class _BranchBudget:
     def __init__(self, branches: int) -> None:
         self.left = branches
 
-    def spend(self) -> None:
-        self.left -= 1
-        if self.left < 0:
+    def spend(self, branches: int = 1) -> None:
+        """Spend ``branches``; raises when that is more than is left, as spending
+        them one at a time would on the first over the budget."""
+        if branches > self.left:
+            self.left = -1
             raise self.Spent
+        self.left -= branches
 
 
 def _cover_with(cover: np.ndarray, size: int, budget: _BranchBudget) -> list[int] | None:
@@ -130,7 +133,8 @@ def _cover_with(cover: np.ndarray, size: int, budget: _BranchBudget) -> list[int
     Branches on the row with the fewest covering sites (one of them must be
     taken), trying first the sites that cover most rows, so the first dive is
     a greedy cover; a branch is cut when even the best site could not cover
-    the remaining rows in time. The last device is found for all sites at once.
+    the remaining rows in time. The last two devices are found for all sites
+    at once (:func:`_pair_with`).
     """
     if cover.shape[0] == 0:
         return []
@@ -141,12 +145,36 @@ def _cover_with(cover: np.ndarray, size: int, budget: _BranchBudget) -> list[int
         return [int(np.argmax(gains))]  # the bound above left only a site covering all
     hardest = int(np.argmin(cover.sum(axis=1)))
     sites = np.flatnonzero(cover[hardest])
-    for site in sites[np.argsort(-gains[sites], kind="stable")].tolist():
+    order = sites[np.argsort(-gains[sites], kind="stable")]
+    if size == 2:
+        return _pair_with(cover, order, budget)
+    for site in order.tolist():
         budget.spend()
         rest = _cover_with(cover[~cover[:, site]], size - 1, budget)
         if rest is not None:
             return [site, *rest]
     return None
+
+
+def _pair_with(cover: np.ndarray, order: np.ndarray, budget: _BranchBudget) -> list[int] | None:
+    """:func:`_cover_with` of size 2 branching on the sites ``order`` lists, in one product.
+
+    Rows site a leaves to site b are those both miss: a pair covers every row
+    when the product of their "missed" columns is 0. The answer, and the
+    branches spent, are those of trying each first site in turn and then the
+    first site covering what it leaves (none when it leaves nothing).
+    """
+    missed = ~cover
+    left = missed[:, order].T.astype(np.float32) @ missed.astype(np.float32)
+    complete = (left == 0).any(axis=1)
+    first = int(np.argmax(complete)) if complete.any() else None
+    budget.spend(len(order) if first is None else first + 1)
+    if first is None:
+        return None
+    site = int(order[first])
+    if left[first, site] == 0:  # this site alone leaves no row
+        return [site]
+    return [site, int(np.argmax(left[first] == 0))]
 
 
 def smallest_cover(
