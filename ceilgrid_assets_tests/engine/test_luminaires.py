@@ -15,6 +15,7 @@ from eulumdat_ies import ldt_to_ies
 from helpers import building_document, make_room, room_document
 from pyldt import LdtReader
 
+from ceilgrid_assets.core.engine import photometry
 from ceilgrid_assets.core.engine.building import complete_building
 from ceilgrid_assets.core.engine.errors import InputError
 from ceilgrid_assets.core.engine.io import parse_document, read_document, room_to_document
@@ -274,3 +275,17 @@ def test_a_building_lays_out_each_room_with_its_own_luminaire():
     assert [room.luminaire for room in again.rooms] == [PANEL, DOWNLIGHT]
     for room, written in zip(again.rooms, result.document["rooms"], strict=True):
         assert layout_metrics(room, NFPA) == written["metrics"]
+
+
+@pytest.mark.parametrize("name", [None, *luminaire_names()])
+@pytest.mark.parametrize("shape", [(1, 1), (4, 17), (20, 9), (64, 64), (64, 1), (3, 65)])
+def test_a_small_grids_kernel_cut_from_the_shared_one_is_the_kernel_computed_for_it(name, shape):
+    """Up to SHARED_KERNEL_SIDE tiles a side, kernels are the middle of one larger kernel;
+    every value must be bit for bit the one computed for the grid itself."""
+    luminaire = lambertian(3200.0) if name is None else load_luminaire(name)
+    for tile, height in [(0.6, 1.95), (1.2, 3.7)]:
+        cut = point_kernel(shape, tile, height, luminaire, 0.8)
+        computed = photometry._offset_kernel(*shape, tile, height, luminaire, 0.8)
+        assert cut.shape == (2 * shape[0] - 1, 2 * shape[1] - 1)
+        assert cut.tobytes() == computed.tobytes()
+        assert not cut.flags.writeable

@@ -67,6 +67,10 @@ def _spectrum(kernel: np.ndarray, fast: tuple[int, int]) -> np.ndarray:
     return spectrum
 
 
+#: Kernels of grids up to this many tiles a side are cut from one kernel of this side.
+SHARED_KERNEL_SIDE = 64
+
+
 @functools.lru_cache(maxsize=16)
 def point_kernel(
     shape: tuple[int, int],
@@ -79,9 +83,31 @@ def point_kernel(
 
     Row ``dy``, column ``dx`` (cell minus fitting) lies in the plane
     C = atan2(dy, dx) at gamma = atan(r / h); ``factor`` scales the intensity
-    (the maintenance factor).
+    (the maintenance factor). Each value depends on its offset alone, so the
+    kernel of a grid of at most :data:`SHARED_KERNEL_SIDE` tiles a side is the
+    middle of that grid's, computed once: rooms of every size share it.
     """
     height, width = shape
+    side = SHARED_KERNEL_SIDE
+    if max(height, width) <= side:
+        shared = _offset_kernel(side, side, tile_size_m, mounting_height_m, luminaire, factor)
+        kernel = shared[side - height : side + height - 1, side - width : side + width - 1].copy()
+    else:
+        kernel = _offset_kernel(height, width, tile_size_m, mounting_height_m, luminaire, factor)
+    kernel.setflags(write=False)  # memoised: shared by every room of this size and height
+    return kernel
+
+
+@functools.lru_cache(maxsize=4)
+def _offset_kernel(
+    height: int,
+    width: int,
+    tile_size_m: float,
+    mounting_height_m: float,
+    luminaire: Luminaire,
+    factor: float,
+) -> np.ndarray:
+    """:func:`point_kernel` of a ``height`` x ``width`` grid, computed."""
     dy = np.arange(-(height - 1), height)[:, None] * tile_size_m
     dx = np.arange(-(width - 1), width)[None, :] * tile_size_m
     r = np.hypot(dy, dx)
@@ -90,7 +116,7 @@ def point_kernel(
     c_plane = np.degrees(np.arctan2(dy, dx))
     cos3 = (h / np.hypot(r, h)) ** 3
     kernel = factor * luminaire.intensity(c_plane, gamma) * cos3 / h**2
-    kernel.setflags(write=False)  # memoised: shared by every room of this size and height
+    kernel.setflags(write=False)
     return kernel
 
 
