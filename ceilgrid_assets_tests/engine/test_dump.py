@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from helpers import building_document, room_document, to_json
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ceilgrid_assets.core.engine import io
 from ceilgrid_assets.core.engine.building import complete_building, room_output, room_output_text
@@ -177,3 +179,50 @@ def test_a_single_room_result_dumps_the_bytes_of_the_room():
     result = complete_building(parsed)
     assert result.rooms_text is None and result.document["grid_id"] == "one"
     assert result.dump() == reference(result.document)
+
+
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()  # lone surrogates, quotes, control characters, non-ASCII
+)
+JSON_KEYS = st.text() | st.integers() | st.booleans() | st.none() | st.floats()
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(JSON_KEYS, inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_the_encoder_writes_what_the_standard_library_writes_or_raises_as_it_does(value):
+    """Keys that are not strings, tuples, NaN and infinities are left to the standard
+    library, so the text, or the error, is the same for any value."""
+    try:
+        expected = json.dumps(value, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    except ValueError as error:
+        with pytest.raises(type(error)):
+            io._encode(value)
+    else:
+        assert io._encode(value) == expected
+
+
+def test_the_encoder_leaves_deep_nesting_and_cycles_to_the_standard_library():
+    deep: Any = []
+    for _ in range(5_000):
+        deep = [deep]
+    with pytest.raises(RecursionError):
+        json.dumps(deep, indent=1)
+    with pytest.raises(RecursionError):
+        io._encode(deep)
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises(ValueError, match="Circular reference"):
+        io._encode(cycle)

@@ -511,7 +511,71 @@ def _splice(encoded: str, pattern: re.Pattern[str], texts: Sequence[str | None])
 
 
 def _encode(document: Any) -> str:
-    return json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    """``json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False)`` and a line
+    break: the same text, built without the standard library's pure-Python encoder
+    (its generators cost most of an output room's rendering) for documents of
+    dicts with string keys, lists, strings, integers, finite floats, booleans and
+    None; anything else is left to the standard library, which also raises."""
+    parts: list[str] = []
+    try:
+        _encode_into(parts, document, "\n")
+    except (_Unusual, RecursionError):  # RecursionError: deeply nested, or circular
+        return json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    parts.append("\n")
+    return "".join(parts)
+
+
+class _Unusual(Exception):
+    """A value :func:`_encode_into` leaves to the standard library."""
+
+
+_encode_string = json.encoder.encode_basestring  # the C function json.dumps uses here
+
+
+def _encode_into(parts: list[str], value: Any, newline: str) -> None:
+    """Append the text of ``value`` at the indent ``newline`` carries (a line break
+    and one space per level)."""
+    kind = type(value)
+    if kind is str:
+        parts.append(_encode_string(value))
+    elif kind is dict:
+        if not value:
+            parts.append("{}")
+            return
+        inner = newline + " "
+        separator = "{" + inner
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Unusual
+            parts.append(separator)
+            parts.append(_encode_string(key))
+            parts.append(": ")
+            _encode_into(parts, item, inner)
+            separator = "," + inner
+        parts.append(newline + "}")
+    elif kind is list:
+        if not value:
+            parts.append("[]")
+            return
+        inner = newline + " "
+        separator = "[" + inner
+        for item in value:
+            parts.append(separator)
+            _encode_into(parts, item, inner)
+            separator = "," + inner
+        parts.append(newline + "]")
+    elif kind is int:
+        parts.append(int.__repr__(value))
+    elif kind is float and math.isfinite(value):
+        parts.append(float.__repr__(value))
+    elif value is None:
+        parts.append("null")
+    elif value is True:
+        parts.append("true")
+    elif value is False:
+        parts.append("false")
+    else:  # tuples, subclasses, NaN and infinities (an error), other types
+        raise _Unusual
 
 
 #: Stands in for a rendered cells list while the rest is encoded; JSON escapes the
