@@ -274,3 +274,20 @@ def test_void_rooms_lay_out_the_same_with_and_without_the_memoised_reach():
     second = complete_room(room, config)
     assert np.array_equal(first.room.cells, second.room.cells)
     assert first.compliance == second.compliance
+
+
+def test_a_stage_applied_keeps_the_rooms_masks_as_computed_afresh():
+    """``StageContext.apply`` carries the room's usable mask, void flag and area over
+    to the room with the stage's devices (``Room.with_devices``): they must be what
+    that room would compute itself."""
+    cells = np.zeros((7, 9), dtype=np.uint8)
+    cells[0, :3] = VOID
+    cells[4, 4] = CODE["invalid"]
+    room = Room("apply", cells)
+    assert room.has_void and room.usable.sum() == 59  # computed, then carried over
+    context = build_context("light", room, get_profile("nfpa72"))
+    applied = context.apply(context.allowed & (np.indices(cells.shape).sum(axis=0) % 3 == 0))
+    afresh = Room("apply", applied.cells.copy())
+    assert applied.count("light") > 0
+    assert applied.usable.tobytes() == afresh.usable.tobytes()
+    assert (applied.has_void, applied.area_m2) == (afresh.has_void, afresh.area_m2)

@@ -99,8 +99,22 @@ class Room:
             self.luminaire,
         )
 
+    def with_devices(self, cells: np.ndarray) -> Room:
+        """:meth:`with_cells` for ``cells`` that only place devices on empty cells: what
+        is usable, void and the area stay the same, so they are carried over rather
+        than computed again for each candidate judged."""
+        room = self.with_cells(cells)
+        for name in _KEPT_WITH_DEVICES:
+            if name in self.__dict__:
+                room.__dict__[name] = self.__dict__[name]
+        return room
+
     def count(self, component: str) -> int:
         return int(np.count_nonzero(self.cells == CODE[component]))
+
+
+#: Cached properties of a room that placing devices on empty cells does not change.
+_KEPT_WITH_DEVICES = ("usable", "has_void", "area_m2")
 
 
 def cell_centres(shape: tuple[int, int], tile_size_m: float) -> np.ndarray:

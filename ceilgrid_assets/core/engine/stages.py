@@ -167,9 +167,10 @@ class StageContext:
         return (self.reach @ devices.ravel().astype(np.int32)).reshape(devices.shape)
 
     def apply(self, added: np.ndarray) -> Room:
+        """The room with this stage's devices on ``added``, cells of :attr:`allowed`."""
         cells = self.room.cells.copy()
         cells[added] = self.code
-        return self.room.with_cells(cells)
+        return self.room.with_devices(cells)
 
     def violations(self, added: np.ndarray) -> list[Violation]:
         """Violations of this stage's own rules once ``added`` is placed."""
