@@ -13,7 +13,9 @@ beside ceilgrid). Every figure is measured in this run, on this machine:
   per second in process (``complete_building``, one process) and end to end
   through ``ceilgrid layout`` (start-up, parsing and writing included) with
   ``--jobs 1`` and ``--jobs N``; the original pipeline's in-process rooms per
-  second on the same file, and the ratio;
+  second on the same file, and the ratio. Three rounds (``--building-rounds``),
+  each running every command once in turn, so that drift in the machine's speed
+  falls on all of them: medians, and each round's own ratio;
 - a 1,000-room building of 40 distinct rooms repeated (hotel floors), end to
   end: what laying out each distinct room once gives;
 - the largest room the format allows (500x500 tiles) end to end through
@@ -194,37 +196,39 @@ def buildings(args: argparse.Namespace, work: Path) -> None:
         f"({time.process_time() - cpu:.2f} s CPU), "
         f"{sum(room.compliant for room in result.rooms)}/{n} compliant"
     )
-    rates = {}
-    for jobs in sorted({1, args.jobs}):
-        out = work / f"offices-out-{jobs}.json"
-        command = [
-            CEILGRID,
-            "layout",
-            str(path),
-            "-o",
-            str(out),
-            "--jobs",
-            str(jobs),
-            "--no-models",
-        ]
-        finished = run(command)
-        rates[jobs] = n / finished.wall_s
-        good, total = compliant_rooms(out)
+    # Rounds, each running every command once in turn: the machine's speed drifts,
+    # so medians of interleaved runs, and each round's own ratio, are compared.
+    runs: dict[int, list[Finished]] = {jobs: [] for jobs in sorted({1, args.jobs})}
+    theirs: list[float] = []
+    for _ in range(args.building_rounds):
+        for jobs, finished in runs.items():
+            out = work / f"offices-out-{jobs}.json"
+            command = [CEILGRID, "layout", str(path), "-o", str(out), "--jobs", str(jobs)]
+            finished.append(run([*command, "--no-models"]))
+        if args.original:
+            count, seconds = original_rate(args.original, path)
+            theirs.append(count / seconds)
+    rates = {jobs: n / statistics.median(f.wall_s for f in done) for jobs, done in runs.items()}
+    for jobs, done in runs.items():
+        good, total = compliant_rooms(work / f"offices-out-{jobs}.json")
+        walls = ", ".join(f"{f.wall_s:.2f}" for f in done)
         print(
-            f"  end to end, ceilgrid layout --jobs {jobs}: {finished} = "
-            f"{rates[jobs]:.1f} rooms/s, {good}/{total} compliant"
+            f"  end to end, ceilgrid layout --jobs {jobs}: median {rates[jobs]:.1f} rooms/s "
+            f"(wall {walls} s; CPU median {statistics.median(f.cpu_s for f in done):.2f} s), "
+            f"{good}/{total} compliant"
         )
-    if len(rates) == 2:
+    if len(runs) == 2:
         same = (work / "offices-out-1.json").read_bytes() == (
             work / f"offices-out-{args.jobs}.json"
         ).read_bytes()
         print(f"  --jobs 1 and --jobs {args.jobs} wrote the same bytes: {same}")
-    if args.original:
-        count, seconds = original_rate(args.original, path)
-        theirs = count / seconds
+    if theirs:
+        paired = [n / f.wall_s / rate for f, rate in zip(runs[args.jobs], theirs, strict=True)]
         print(
-            f"  original pipeline, in process: {theirs:.1f} rooms/s; ceilgrid layout --jobs "
-            f"{args.jobs} end to end is {rates[args.jobs] / theirs:.2f}x that (target 2x)"
+            f"  original pipeline, in process: median {statistics.median(theirs):.1f} rooms/s "
+            f"({', '.join(f'{rate:.1f}' for rate in theirs)}); ceilgrid layout --jobs "
+            f"{args.jobs} end to end is {rates[args.jobs] / statistics.median(theirs):.2f}x "
+            f"that (target 2x; rounds {', '.join(f'{ratio:.2f}x' for ratio in paired)})"
         )
     distinct = small_offices(40)
     hotel = [
@@ -269,6 +273,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--building-rooms", type=int, default=1000)
+    parser.add_argument(
+        "--building-rounds",
+        type=int,
+        default=3,
+        help="rounds of the 1,000-room building: each runs every command once in turn",
+    )
     parser.add_argument(
         "--jobs", type=int, default=default_jobs(), help="processes (default: all cores)"
     )
