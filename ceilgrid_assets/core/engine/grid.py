@@ -80,7 +80,7 @@ class Room:
     @functools.cached_property
     def has_void(self) -> bool:
         """Whether part of the grid lies outside the room (distances then follow in-room paths)."""
-        return bool((self.cells == VOID).any())
+        return bool(np.count_nonzero(self.cells == VOID))
 
     @functools.cached_property
     def area_m2(self) -> float:

@@ -55,7 +55,7 @@ def greedy_cover(
     picked = np.zeros_like(candidates)
     open_sites = candidates.copy()
     counts = disk_counts(uncovered, disk, covers)
-    while uncovered.any():
+    while np.count_nonzero(uncovered):
         gains = np.where(open_sites, counts, 0)
         best = int(gains.max())
         if best == 0:
@@ -116,7 +116,7 @@ def swap_cover(cover: np.ndarray, chosen: np.ndarray, size: int) -> np.ndarray |
     weight = np.ones(cover.shape[0], dtype=np.float32)
     chosen = chosen.copy()
     times = columns @ chosen.astype(np.float32)
-    while int(chosen.sum()) > size:
+    while np.count_nonzero(chosen) > size:
         alone = (weight * (times == 1)) @ columns
         site = int(np.flatnonzero(chosen)[np.argmin(alone[chosen])])
         chosen[site] = False
@@ -124,7 +124,7 @@ def swap_cover(cover: np.ndarray, chosen: np.ndarray, size: int) -> np.ndarray |
     back_at = np.zeros(cover.shape[1], dtype=np.int64)  # a removed site may return from this move
     for move in range(SWAP_MAX_MOVES):
         uncovered = times == 0
-        if not uncovered.any():
+        if not np.count_nonzero(uncovered):
             return chosen
         inside = np.flatnonzero(chosen)
         # Weight each free site would cover, and for each chosen site the weight
@@ -133,14 +133,14 @@ def swap_cover(cover: np.ndarray, chosen: np.ndarray, size: int) -> np.ndarray |
         lone = columns[:, inside] * (weight * (times == 1))[:, None]
         net = gain[None, :] + lone.T @ columns - lone.sum(axis=0)[:, None]
         net[:, chosen | (back_at > move)] = -np.inf
-        if not np.isfinite(net).any():
+        if not np.count_nonzero(np.isfinite(net)):
             return None
         out, site = divmod(int(np.argmax(net)), cover.shape[1])
         chosen[inside[out]], chosen[site] = False, True
         times += columns[:, site] - columns[:, inside[out]]
         back_at[inside[out]] = move + 1 + SWAP_TABU_MOVES
         weight[times == 0] += 1
-    return chosen if not (times == 0).any() else None
+    return chosen if not np.count_nonzero(times == 0) else None
 
 
 def fewer_by_swaps(context: StageContext, added: np.ndarray) -> np.ndarray:
@@ -150,19 +150,19 @@ def fewer_by_swaps(context: StageContext, added: np.ndarray) -> np.ndarray:
     Stages whose coverage problem is larger than ``SWAP_MAX_PAIRS`` pairs, or
     with points no allowed cell reaches, are returned unchanged.
     """
-    existing = int(context.existing.sum())
-    n_open, n_sites = int(context.open_points.sum()), int(context.allowed.sum())
+    existing = np.count_nonzero(context.existing)
+    n_open, n_sites = np.count_nonzero(context.open_points), np.count_nonzero(context.allowed)
     if context.radius_m is None or not n_open or n_open * n_sites > SWAP_MAX_PAIRS:
         return added
-    if context.is_optimal(existing + int(added.sum())):  # the cheap bound first
+    if context.is_optimal(existing + np.count_nonzero(added)):  # the cheap bound first
         return added
     if not context.open_cover.any(axis=1).all():
         return added
     cover = context.open_cover.astype(np.float32)  # once for every size tried
     floor = context.lower_bound - existing
     chosen = added[context.allowed]
-    while int(chosen.sum()) > floor:
-        smaller = swap_cover(cover, chosen, int(chosen.sum()) - 1)
+    while np.count_nonzero(chosen) > floor:
+        smaller = swap_cover(cover, chosen, np.count_nonzero(chosen) - 1)
         if smaller is None:
             break
         chosen = smaller
@@ -190,7 +190,7 @@ def take_disk_points(
     stencil = disk[s_rows, s_cols]
     taken = uncovered[rows, cols] & stencil
     uncovered[rows, cols] &= ~stencil
-    if counts is None or not taken.any():
+    if counts is None or not np.count_nonzero(taken):
         return
     # Each taken point leaves the count of every cell within the disk around it:
     # a few are stamped one by one, more at once by one convolution (same counts).
@@ -302,7 +302,7 @@ def spread(
     column_xs, row_ys = xs_m[0], ys_m[:, 0]
     nearest = (
         ndimage.distance_transform_edt(~devices, sampling=t)
-        if devices.any()
+        if np.count_nonzero(devices)
         else np.full(devices.shape, np.inf)
     )
     wall = wall_weight * context.wall_distance + t  # + t: toward the middle in tiny rooms
@@ -327,7 +327,7 @@ def spread(
         )
         best_merit.refresh(*window)
 
-    for _ in range(max(0, count - int(devices.sum()))):
+    for _ in range(max(0, count - np.count_nonzero(devices))):
         flat = best_merit.argmax()
         best = float(merit.flat[flat])
         if not np.isfinite(best):
@@ -337,7 +337,7 @@ def spread(
         return added
     uncovered = room.usable & (nearest > radius + EPSILON_M)
     near_y = near_x = None
-    while uncovered.any() and open_cells.any():
+    while np.count_nonzero(uncovered) and np.count_nonzero(open_cells):
         flat = int(np.argmax(np.where(uncovered, np.minimum(nearest, wall), -np.inf)))
         py, px = divmod(flat, width)
         if near_y is None or not open_cells[near_y[py, px], near_x[py, px]]:
@@ -398,7 +398,7 @@ def array_layout(context: StageContext, count: int) -> np.ndarray:
     room = context.room
     usable, allowed = room.usable, context.allowed
     placed = np.zeros_like(allowed)
-    if not allowed.any() or not usable.any():
+    if not np.count_nonzero(allowed) or not np.count_nonzero(usable):
         return placed
     t = room.tile_size_m
     rows, cols = np.nonzero(usable)
@@ -784,12 +784,12 @@ def repair(context: StageContext, added: np.ndarray) -> np.ndarray:
     added = added & context.allowed
     if context.radius_m is not None:
         uncovered = context.uncovered(context.existing | added)
-        if uncovered.any():
+        if np.count_nonzero(uncovered):
             added = added | greedy_cover(
                 uncovered, context.allowed & ~added, context.disk, context.reach
             )
     devices = context.existing | added
-    if int(devices.sum()) < context.required_count:
+    if np.count_nonzero(devices) < context.required_count:
         added = added | spread(context, devices, context.allowed, context.required_count)
     if context.component == "light":
         added = brighten(context, added)
@@ -809,7 +809,7 @@ def brighten(context: StageContext, added: np.ndarray) -> np.ndarray:
     free = context.allowed & ~added
     lux = None
     nearest = None
-    while free.any():
+    while np.count_nonzero(free):
         if lux is None:
             lux = illuminance_map(room, profile, context.existing | added)
         dark = shortfall_of(room, profile, lux)

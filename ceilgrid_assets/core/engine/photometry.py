@@ -162,7 +162,7 @@ def illuminance_map(room: Room, profile: Profile, lights: np.ndarray | None = No
     """
     mask = room.cells == LIGHT if lights is None else lights
     usable = room.usable
-    if not mask.any():
+    if not np.count_nonzero(mask):
         return np.where(usable, 0.0, np.nan)
     kernel = room_kernel(room, profile)
     if mask.size > MEMOISED_MAP_CELLS:
@@ -222,6 +222,7 @@ def illuminance_summary(lux: np.ndarray, points: np.ndarray | None = None) -> Il
     values = lux[~np.isnan(lux)] if points is None else lux[points]
     if values.size == 0:
         return Illuminance(0.0, 0.0, 0.0)
-    average = float(values.mean())
-    minimum = float(values.min())
+    # The sum over the count and the minimum reduction are what mean() and min() compute.
+    average = float(values.sum()) / values.size
+    minimum = float(np.minimum.reduce(values))
     return Illuminance(average, minimum, minimum / average if average > 0 else 0.0)

@@ -150,12 +150,12 @@ def evaluate(
         return replace(context.judged[key], model=model, seconds=seconds)
     added = repair(context, proposal)
     violations = context.violations(added)
-    repaired = int(added.sum() - proposal.sum())
+    repaired = np.count_nonzero(added) - np.count_nonzero(proposal)
     context.judged[key] = outcome = CandidateOutcome(
         model=model,
         added=added,
         compliant=not violations,
-        devices=int((context.existing | added).sum()),
+        devices=np.count_nonzero(context.existing | added),
         score=quality_score(context, added),
         placed=context.existing | added,
         violations=len(violations),

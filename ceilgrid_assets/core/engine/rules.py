@@ -75,7 +75,7 @@ def distance_to(mask: np.ndarray, tile_size_m: float) -> np.ndarray:
     ask for the same device layers again and again, so small rooms' maps are
     memoised; they come back read-only, as every caller only compares them.
     """
-    if not mask.any():
+    if not np.count_nonzero(mask):
         return np.full(mask.shape, np.inf)
     key = (mask.astype(bool, copy=False).tobytes(), mask.shape, tile_size_m)
     if mask.size <= MEMOISED_DISTANCE_CELLS:
@@ -152,7 +152,7 @@ def coverage_violation(
 ) -> Violation | None:
     """Points farther than ``radius_m`` from every device, or None when all are covered."""
     uncovered = uncovered_points(room, devices, radius_m)
-    if not uncovered.any():
+    if not np.count_nonzero(uncovered):
         return None
     return _violation(
         rule,
@@ -172,7 +172,7 @@ NOUNS: dict[str, tuple[str, str]] = {
 
 def too_close(devices: np.ndarray, minimum_m: float, tile_size_m: float) -> np.ndarray:
     """Cells whose centre is strictly closer than ``minimum_m`` to a ``devices`` cell."""
-    if not devices.any():
+    if not np.count_nonzero(devices):
         return np.zeros(devices.shape, dtype=bool)
     return distance_to(devices, tile_size_m) < minimum_m - EPSILON_M
 
@@ -213,13 +213,13 @@ def clearance_violations(
     if not groups:
         return violations
     devices = cells == CODE[subject]
-    if not devices.any():
+    if not np.count_nonzero(devices):
         return violations
     for group in groups:
         others = cells == CODE[group.others[0]]
         for other in group.others[1:]:
             others |= cells == CODE[other]
-        if not others.any():
+        if not np.count_nonzero(others):
             continue
         if original is None:
             found = {None: devices & too_close(others, group.minimum_m, t)}
@@ -233,7 +233,7 @@ def clearance_violations(
                 | (old_devices & too_close(new_others, group.minimum_m, t)),
             }
         for cause, mask in found.items():
-            if mask.any():
+            if np.count_nonzero(mask):
                 nearest = " or ".join(NOUNS[other][0] for other in group.others)
                 article = "an" if nearest[0] in "aeiou" else "a"
                 message = (
@@ -303,7 +303,7 @@ def light_violations(room: Room, profile: Profile, original: Room | None = None)
             count_violation(
                 "light.count",
                 "lights",
-                int(lights.sum()),
+                np.count_nonzero(lights),
                 required_lights(room, profile),
                 f"lumen method, E = {profile.illuminance_lx[room.room_type]:g} lx",
             ),
@@ -426,7 +426,7 @@ def supply_violations(
             count_violation(
                 "supply.count",
                 "air supplies",
-                int(supplies.sum()),
+                np.count_nonzero(supplies),
                 profile.min_supplies(room.area_m2),
                 f"{profile.supply_rate_l_s_m2:g} L/s/m2",
             ),
@@ -450,8 +450,8 @@ def return_violations(
             count_violation(
                 "return.count",
                 "air returns",
-                int(returns.sum()),
-                profile.min_returns(room.area_m2, int(supplies.sum())),
+                np.count_nonzero(returns),
+                profile.min_returns(room.area_m2, np.count_nonzero(supplies)),
                 "half the supplies",
             )
         ],

@@ -123,10 +123,10 @@ class StageContext:
     @cached_property
     def cheap_bound(self) -> tuple[int, str]:
         """The count rule or a disk-packing bound, and which: milliseconds at any size."""
-        existing = int(self.existing.sum())
+        existing = np.count_nonzero(self.existing)
         bound, method = max(self.required_count, existing), "count rule"
-        n_open = int(self.open_points.sum())
-        if n_open and self.allowed.any():
+        n_open = np.count_nonzero(self.open_points)
+        if n_open and np.count_nonzero(self.allowed):
             gains = disk_counts(self.open_points, self.disk, self.reach)
             best = int(gains[self.allowed].max())
             if best > 0 and existing + -(-n_open // best) > bound:
@@ -138,7 +138,7 @@ class StageContext:
         """No layout of this stage has fewer devices, and why: :attr:`cheap_bound`, or
         on small problems a point-packing bound where it is stronger."""
         bound, method = self.cheap_bound
-        n_open, n_sites = int(self.open_points.sum()), int(self.allowed.sum())
+        n_open, n_sites = np.count_nonzero(self.open_points), np.count_nonzero(self.allowed)
         if n_open and n_sites and n_open * n_sites <= PACKING_MAX_PAIRS:
             packed = int(self.existing.sum()) + point_packing(self.open_cover)
             if packed > bound:
@@ -444,7 +444,7 @@ def build_context(
         radius = profile.smoke_radius_m
     else:
         raise ValueError(f"unknown component {component!r}")
-    if not room.usable.any():
+    if not np.count_nonzero(room.usable):
         required, radius = 0, None
     allowed = (cells == EMPTY) & ~forbidden_cells(component, layers, profile, room.tile_size_m)
     return StageContext(component, room, profile, allowed, required, radius)
@@ -455,7 +455,7 @@ def quality_score(context: StageContext, added: np.ndarray) -> float:
     room = context.room
     devices = context.existing | added
     usable = room.usable
-    if not usable.any() or not devices.any():
+    if not np.count_nonzero(usable) or not np.count_nonzero(devices):
         return 0.0
     if context.component == "light":
         lux = illuminance_map(room, context.profile, lights=devices)
@@ -463,7 +463,7 @@ def quality_score(context: StageContext, added: np.ndarray) -> float:
         return min(1.0, illuminance_summary(lux, area).uniformity_u0)
     if context.component == "air_return":
         supplies = room.cells == AIR_SUPPLY
-        if not supplies.any():
+        if not np.count_nonzero(supplies):
             return 1.0
         separation = distance_to(supplies, room.tile_size_m)[devices].min()
         return float(min(1.0, separation / (2 * context.profile.return_to_supply_m)))
