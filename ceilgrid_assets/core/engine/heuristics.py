@@ -150,11 +150,12 @@ def fewer_by_swaps(context: StageContext, added: np.ndarray) -> np.ndarray:
     Stages whose coverage problem is larger than ``SWAP_MAX_PAIRS`` pairs, or
     with points no allowed cell reaches, are returned unchanged.
     """
-    existing = np.count_nonzero(context.existing)
-    n_open, n_sites = np.count_nonzero(context.open_points), np.count_nonzero(context.allowed)
+    existing = int(np.count_nonzero(context.existing))
+    n_open = int(np.count_nonzero(context.open_points))
+    n_sites = int(np.count_nonzero(context.allowed))
     if context.radius_m is None or not n_open or n_open * n_sites > SWAP_MAX_PAIRS:
         return added
-    if context.is_optimal(existing + np.count_nonzero(added)):  # the cheap bound first
+    if context.is_optimal(existing + int(np.count_nonzero(added))):  # the cheap bound first
         return added
     if not context.open_cover.any(axis=1).all():
         return added
@@ -162,7 +163,7 @@ def fewer_by_swaps(context: StageContext, added: np.ndarray) -> np.ndarray:
     floor = context.lower_bound - existing
     chosen = added[context.allowed]
     while np.count_nonzero(chosen) > floor:
-        smaller = swap_cover(cover, chosen, np.count_nonzero(chosen) - 1)
+        smaller = swap_cover(cover, chosen, int(np.count_nonzero(chosen)) - 1)
         if smaller is None:
             break
         chosen = smaller
@@ -327,7 +328,7 @@ def spread(
         )
         best_merit.refresh(*window)
 
-    for _ in range(max(0, count - np.count_nonzero(devices))):
+    for _ in range(max(0, count - int(np.count_nonzero(devices)))):
         flat = best_merit.argmax()
         best = float(merit.flat[flat])
         if not np.isfinite(best):

@@ -150,12 +150,12 @@ def evaluate(
         return replace(context.judged[key], model=model, seconds=seconds)
     added = repair(context, proposal)
     violations = context.violations(added)
-    repaired = np.count_nonzero(added) - np.count_nonzero(proposal)
+    repaired = int(np.count_nonzero(added)) - int(np.count_nonzero(proposal))
     context.judged[key] = outcome = CandidateOutcome(
         model=model,
         added=added,
         compliant=not violations,
-        devices=np.count_nonzero(context.existing | added),
+        devices=int(np.count_nonzero(context.existing | added)),
         score=quality_score(context, added),
         placed=context.existing | added,
         violations=len(violations),

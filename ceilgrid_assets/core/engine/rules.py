@@ -303,7 +303,7 @@ def light_violations(room: Room, profile: Profile, original: Room | None = None)
             count_violation(
                 "light.count",
                 "lights",
-                np.count_nonzero(lights),
+                int(np.count_nonzero(lights)),
                 required_lights(room, profile),
                 f"lumen method, E = {profile.illuminance_lx[room.room_type]:g} lx",
             ),
@@ -426,7 +426,7 @@ def supply_violations(
             count_violation(
                 "supply.count",
                 "air supplies",
-                np.count_nonzero(supplies),
+                int(np.count_nonzero(supplies)),
                 profile.min_supplies(room.area_m2),
                 f"{profile.supply_rate_l_s_m2:g} L/s/m2",
             ),
@@ -450,8 +450,8 @@ def return_violations(
             count_violation(
                 "return.count",
                 "air returns",
-                np.count_nonzero(returns),
-                profile.min_returns(room.area_m2, np.count_nonzero(supplies)),
+                int(np.count_nonzero(returns)),
+                profile.min_returns(room.area_m2, int(np.count_nonzero(supplies))),
                 "half the supplies",
             )
         ],

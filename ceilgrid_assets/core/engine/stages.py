@@ -123,9 +123,9 @@ class StageContext:
     @cached_property
     def cheap_bound(self) -> tuple[int, str]:
         """The count rule or a disk-packing bound, and which: milliseconds at any size."""
-        existing = np.count_nonzero(self.existing)
+        existing = int(np.count_nonzero(self.existing))
         bound, method = max(self.required_count, existing), "count rule"
-        n_open = np.count_nonzero(self.open_points)
+        n_open = int(np.count_nonzero(self.open_points))
         if n_open and np.count_nonzero(self.allowed):
             gains = disk_counts(self.open_points, self.disk, self.reach)
             best = int(gains[self.allowed].max())
@@ -138,7 +138,8 @@ class StageContext:
         """No layout of this stage has fewer devices, and why: :attr:`cheap_bound`, or
         on small problems a point-packing bound where it is stronger."""
         bound, method = self.cheap_bound
-        n_open, n_sites = np.count_nonzero(self.open_points), np.count_nonzero(self.allowed)
+        n_open = int(np.count_nonzero(self.open_points))
+        n_sites = int(np.count_nonzero(self.allowed))
         if n_open and n_sites and n_open * n_sites <= PACKING_MAX_PAIRS:
             packed = int(self.existing.sum()) + point_packing(self.open_cover)
             if packed > bound:
