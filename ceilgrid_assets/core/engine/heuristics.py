@@ -52,17 +52,17 @@ def greedy_cover(
     reach = disk.shape[0] // 2
     height, width = uncovered.shape
     uncovered = uncovered.copy()
-    picked = np.zeros_like(candidates)
+    picked = np.zeros(candidates.shape, dtype=bool)
     open_sites = candidates.copy()
     counts = disk_counts(uncovered, disk, covers)
     while np.count_nonzero(uncovered):
         gains = np.where(open_sites, counts, 0)
-        best = int(gains.max())
+        best = int(np.maximum.reduce(gains, axis=None))
         if best == 0:
             return picked
-        sites = np.flatnonzero(gains >= max(1, math.ceil(GREEDY_ROUND_SHARE * best)))
-        sites = sites[np.argsort(-gains.ravel()[sites], kind="stable")]
-        blocked = np.zeros_like(candidates)
+        sites = (gains >= max(1, math.ceil(GREEDY_ROUND_SHARE * best))).ravel().nonzero()[0]
+        sites = sites[(-gains.ravel()[sites]).argsort(kind="stable")]
+        blocked = np.zeros(candidates.shape, dtype=bool)
         picks: list[tuple[int, int]] = []
         for flat in sites.tolist():
             y, x = divmod(flat, width)
@@ -269,7 +269,7 @@ class BlockArgmax:
     def argmax(self) -> int:
         """Flat index of the first maximum of ``values``."""
         if self.values.size <= self.SCAN_CELLS:
-            return int(np.argmax(self.values))
+            return int(self.values.argmax())
         return int(self.block_first[self.block_max == self.block_max.max()].min())
 
 
@@ -816,7 +816,8 @@ def brighten(context: StageContext, added: np.ndarray) -> np.ndarray:
         dark = shortfall_of(room, profile, lux)
         if dark is None:
             break
-        darkest = np.unravel_index(int(np.nanargmin(dark)), dark.shape)
+        # np.nanargmin, without its wrapper (dark has points of the calculation area)
+        darkest = np.unravel_index(int(np.where(np.isnan(dark), np.inf, dark).argmin()), dark.shape)
         if nearest is None or not free[nearest[0][darkest], nearest[1][darkest]]:
             _, nearest = ndimage.distance_transform_edt(~free, return_indices=True)
         y, x = int(nearest[0][darkest]), int(nearest[1][darkest])

@@ -188,7 +188,7 @@ def _illuminance(kernel: np.ndarray, mask: np.ndarray, usable: np.ndarray) -> np
         # Kernel index of (cell - fitting) offsets, one plane per fitting, summed.
         rows = (height - 1) + np.arange(height)[:, None, None] - ly
         cols = (width - 1) + np.arange(width)[None, :, None] - lx
-        lux = kernel[rows, cols].sum(axis=-1)
+        lux = np.add.reduce(kernel[rows, cols], axis=-1)  # sum(axis=-1)
     else:
         # The kernel spans every offset, so the "valid" part is exactly the room.
         lux = fft_convolve(mask.astype(np.float64), kernel)[
@@ -223,6 +223,6 @@ def illuminance_summary(lux: np.ndarray, points: np.ndarray | None = None) -> Il
     if values.size == 0:
         return Illuminance(0.0, 0.0, 0.0)
     # The sum over the count and the minimum reduction are what mean() and min() compute.
-    average = float(values.sum()) / values.size
+    average = float(np.add.reduce(values)) / values.size
     minimum = float(np.minimum.reduce(values))
     return Illuminance(average, minimum, minimum / average if average > 0 else 0.0)

@@ -321,7 +321,8 @@ def light_violations(room: Room, profile: Profile, original: Room | None = None)
 
 def wall_distance(usable: np.ndarray, tile_size_m: float) -> np.ndarray:
     """Distance (m) from each cell centre to the nearest wall: the grid edge or an unusable tile."""
-    padded = np.pad(usable, 1, constant_values=False)
+    padded = np.zeros((usable.shape[0] + 2, usable.shape[1] + 2), dtype=bool)  # np.pad's result
+    padded[1:-1, 1:-1] = usable
     edt = distance_to(~padded, tile_size_m)[1:-1, 1:-1]
     return np.maximum(edt - tile_size_m / 2, 0.0)
 

@@ -128,7 +128,7 @@ class StageContext:
         n_open = int(np.count_nonzero(self.open_points))
         if n_open and np.count_nonzero(self.allowed):
             gains = disk_counts(self.open_points, self.disk, self.reach)
-            best = int(gains[self.allowed].max())
+            best = int(np.maximum.reduce(gains[self.allowed]))
             if best > 0 and existing + -(-n_open // best) > bound:
                 bound, method = existing + -(-n_open // best), "disk packing"
         return bound, method
@@ -158,7 +158,7 @@ class StageContext:
     def uncovered(self, devices: np.ndarray) -> np.ndarray:
         """Coverage points out of reach of ``devices`` (all False without a radius)."""
         if self.radius_m is None:
-            return np.zeros_like(devices)
+            return np.zeros(devices.shape, dtype=bool)
         return uncovered_by(self.room, devices, self.radius_m, self.reach)
 
     def coverage_counts(self, devices: np.ndarray) -> np.ndarray:
@@ -468,5 +468,6 @@ def quality_score(context: StageContext, added: np.ndarray) -> float:
             return 1.0
         separation = distance_to(supplies, room.tile_size_m)[devices].min()
         return float(min(1.0, separation / (2 * context.profile.return_to_supply_m)))
-    reach = distance_to(devices, room.tile_size_m)[usable].mean()
+    near = distance_to(devices, room.tile_size_m)[usable]
+    reach = float(np.add.reduce(near)) / near.size  # its mean()
     return float(max(0.0, 1.0 - reach / (context.radius_m or 1.0)))
