@@ -118,7 +118,7 @@ def swap_cover(cover: np.ndarray, chosen: np.ndarray, size: int) -> np.ndarray |
     times = columns @ chosen.astype(np.float32)
     while np.count_nonzero(chosen) > size:
         alone = (weight * (times == 1)) @ columns
-        site = int(np.flatnonzero(chosen)[np.argmin(alone[chosen])])
+        site = int(chosen.nonzero()[0][alone[chosen].argmin()])
         chosen[site] = False
         times -= columns[:, site]
     back_at = np.zeros(cover.shape[1], dtype=np.int64)  # a removed site may return from this move
@@ -126,16 +126,16 @@ def swap_cover(cover: np.ndarray, chosen: np.ndarray, size: int) -> np.ndarray |
         uncovered = times == 0
         if not np.count_nonzero(uncovered):
             return chosen
-        inside = np.flatnonzero(chosen)
+        inside = chosen.nonzero()[0]
         # Weight each free site would cover, and for each chosen site the weight
         # only it covers and how much of that each free site would take over.
         gain = (weight * uncovered) @ columns
         lone = columns[:, inside] * (weight * (times == 1))[:, None]
-        net = gain[None, :] + lone.T @ columns - lone.sum(axis=0)[:, None]
+        net = gain[None, :] + lone.T @ columns - np.add.reduce(lone, axis=0)[:, None]
         net[:, chosen | (back_at > move)] = -np.inf
         if not np.count_nonzero(np.isfinite(net)):
             return None
-        out, site = divmod(int(np.argmax(net)), cover.shape[1])
+        out, site = divmod(int(net.argmax()), cover.shape[1])
         chosen[inside[out]], chosen[site] = False, True
         times += columns[:, site] - columns[:, inside[out]]
         back_at[inside[out]] = move + 1 + SWAP_TABU_MOVES
@@ -317,21 +317,22 @@ def spread(
         added[y, x] = True
         open_cells[y, x] = False
         reach = int(min(max(height, width), math.ceil(reach_m / t))) + 1
-        window = (slice(max(0, y - reach), y + reach + 1), slice(max(0, x - reach), x + reach + 1))
+        rows, cols = (
+            slice(max(0, y - reach), y + reach + 1),
+            slice(max(0, x - reach), x + reach + 1),
+        )
         # Centres along one row and one column, broadcast: the same values as the grids'.
-        step = np.hypot(
-            column_xs[window[1]] - column_xs[x], (row_ys[window[0]] - row_ys[y])[:, None]
-        )
-        nearest[window] = np.minimum(nearest[window], step)
-        merit[window] = np.where(
-            open_cells[window], np.minimum(nearest[window], wall[window]), -np.inf
-        )
-        best_merit.refresh(*window)
+        step = np.hypot(column_xs[cols] - column_xs[x], (row_ys[rows] - row_ys[y])[:, None])
+        near, window_merit = nearest[rows, cols], merit[rows, cols]  # views, updated in place
+        np.minimum(near, step, out=near)
+        np.minimum(near, wall[rows, cols], out=window_merit)
+        window_merit[~open_cells[rows, cols]] = -np.inf
+        best_merit.refresh(rows, cols)
 
     for _ in range(max(0, count - int(np.count_nonzero(devices)))):
         flat = best_merit.argmax()
         best = float(merit.flat[flat])
-        if not np.isfinite(best):
+        if not math.isfinite(best):
             break
         place(*divmod(flat, width), max(best, radius or 0.0))
     if radius is None:
