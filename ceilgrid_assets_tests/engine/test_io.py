@@ -549,6 +549,20 @@ def test_dump_document_round_trips_and_is_deterministic():
     assert again.extra == {"designer": "Ada"}
 
 
+def test_parsed_rooms_keep_their_keys_in_order_but_not_their_cells():
+    """The cell objects of a parsed file are freed (the Room holds the cells), the
+    key order and unknown keys stay for the output; the caller's object is unchanged."""
+    room = {"designer": "Ada", **good_room(), "floor": 3}
+    document = {"building_id": "b", "rooms": [room]}
+    parsed = io.parse_object(document)
+    assert (
+        list(parsed.room_documents[0]) == list(room) and parsed.room_documents[0]["cells"] is None
+    )
+    assert isinstance(room["cells"], list)
+    output = io.room_to_document(parsed.rooms[0], parsed.room_documents[0])
+    assert list(output)[: len(room)] == list(room) and output["cells"] == room["cells"]
+
+
 def test_a_lone_surrogate_escape_survives_parse_and_dump():
     # "\ud800" is a legal JSON escape; the parser accepts it, so writing must not crash
     text = to_json(good_room()).replace('"r1"', '"r\\ud8001"')

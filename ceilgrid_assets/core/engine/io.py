@@ -48,7 +48,8 @@ class ParsedDocument:
     """A building as read: the good rooms and one error per bad room.
 
     ``room_documents`` holds each good room's JSON object (same order as
-    ``rooms``) so that the output can keep keys ceilgrid does not interpret.
+    ``rooms``; its ``cells`` left out, as ``None``) so that the output can keep
+    keys ceilgrid does not interpret.
     """
 
     source: str
@@ -135,6 +136,13 @@ def load_json(data: bytes | str, source: str = "<input>") -> Any:
         raise InputError(f"invalid JSON value: {exc}", source=source) from None
 
 
+def _template(room_document: dict[str, Any]) -> dict[str, Any]:
+    """A good room's JSON object without its cells, which its :class:`Room` holds: the
+    output keeps the object's key order and unknown keys, and a building's cell
+    objects (nearly all of a parsed file) are freed once parsed."""
+    return {**room_document, "cells": None}
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
@@ -185,7 +193,7 @@ def parse_object(document: Any, source: str = "<input>") -> ParsedDocument:
                 continue
             seen[room.grid_id] = index
             parsed.rooms.append(room)
-            parsed.room_documents.append(room_document)
+            parsed.room_documents.append(_template(room_document))
         return parsed
     if "cells" in document:
         room = parse_room(document, source, None)
@@ -193,7 +201,7 @@ def parse_object(document: Any, source: str = "<input>") -> ParsedDocument:
             source=source,
             building_id=room.grid_id,
             rooms=[room],
-            room_documents=[document],
+            room_documents=[_template(document)],
             single_room=True,
         )
     raise InputError("neither a room (needs 'cells') nor a building (needs 'rooms')", source=source)
