@@ -546,32 +546,22 @@ def _encode_into(parts: list[str], value: Any, newline: str) -> None:
     kind = type(value)
     if kind is str:
         parts.append(_encode_string(value))
-    elif kind is dict:
+    elif kind is dict or kind is list:
+        opening, closing = ("{", "}") if kind is dict else ("[", "]")
         if not value:
-            parts.append("{}")
+            parts.append(opening + closing)
             return
         inner = newline + " "
-        separator = "{" + inner
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _Unusual
+        separator = opening + inner
+        for key, item in value.items() if kind is dict else enumerate(value):
             parts.append(separator)
-            parts.append(_encode_string(key))
-            parts.append(": ")
+            if kind is dict:
+                if type(key) is not str:
+                    raise _Unusual
+                parts.append(_encode_string(key) + ": ")
             _encode_into(parts, item, inner)
             separator = "," + inner
-        parts.append(newline + "}")
-    elif kind is list:
-        if not value:
-            parts.append("[]")
-            return
-        inner = newline + " "
-        separator = "[" + inner
-        for item in value:
-            parts.append(separator)
-            _encode_into(parts, item, inner)
-            separator = "," + inner
-        parts.append(newline + "]")
+        parts.append(newline + closing)
     elif kind is int:
         parts.append(int.__repr__(value))
     elif kind is float and math.isfinite(value):
