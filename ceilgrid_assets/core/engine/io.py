@@ -475,7 +475,7 @@ def room_text(room: dict[str, Any], grid: np.ndarray | None = None) -> str:
     """
     text = None
     if grid is not None and grid.size and room.get("cells") == CELLS_PLACEHOLDER:
-        cells = f"[\n{_format_cells(*_cell_columns(grid), depth=2)}\n ]"
+        cells = _cells_list(_format_cells(*_cell_columns(grid), depth=2), depth=2)
         text = _splice(_encode(room), _CELLS_PATTERN, [cells])
     if text is None:
         text = _dumps(room if grid is None else {**room, "cells": cell_dicts(grid)})
@@ -497,8 +497,7 @@ def _dumps(document: dict[str, Any]) -> str:
             for index, (holder, text) in enumerate(zip(holders, rendered, strict=True))
         ]
         outer = {**document, "rooms": swapped} if depth == 4 else swapped[0]
-        closing = " " * (depth - 1)
-        lists = [None if text is None else f"[\n{text}\n{closing}]" for text in rendered]
+        lists = [None if text is None else _cells_list(text, depth) for text in rendered]
         spliced = _splice(_encode(outer), _CELLS_PATTERN, lists)
         if spliced is not None:
             return spliced
@@ -608,6 +607,11 @@ def _cells_text(cells: Any, depth: int) -> str | None:
     except (TypeError, KeyError):  # not dicts, or unhashable names
         return None
     return _format_cells(xs, ys, names, depth)
+
+
+def _cells_list(elements: str, depth: int) -> str:
+    """A cells list around its elements rendered at ``depth`` (:func:`_format_cells`)."""
+    return f"[\n{elements}\n{' ' * (depth - 1)}]"
 
 
 def _format_cells(xs: list[int], ys: list[int], names: list[str], depth: int) -> str:

@@ -151,13 +151,14 @@ def evaluate(
     added = repair(context, proposal)
     violations = context.violations(added)
     repaired = int(np.count_nonzero(added)) - int(np.count_nonzero(proposal))
+    placed = context.existing | added
     context.judged[key] = outcome = CandidateOutcome(
         model=model,
         added=added,
         compliant=not violations,
-        devices=int(np.count_nonzero(context.existing | added)),
+        devices=int(np.count_nonzero(placed)),
         score=quality_score(context, added),
-        placed=context.existing | added,
+        placed=placed,
         violations=len(violations),
         # The repair adds a device only for an uncovered point, a missing count or a
         # U0 shortfall, each a violation of the proposal as it came.

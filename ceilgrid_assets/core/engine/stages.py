@@ -141,7 +141,7 @@ class StageContext:
         n_open = int(np.count_nonzero(self.open_points))
         n_sites = int(np.count_nonzero(self.allowed))
         if n_open and n_sites and n_open * n_sites <= PACKING_MAX_PAIRS:
-            packed = int(self.existing.sum()) + point_packing(self.open_cover)
+            packed = int(np.count_nonzero(self.existing)) + point_packing(self.open_cover)
             if packed > bound:
                 bound, method = packed, "point packing"
         return bound, method
